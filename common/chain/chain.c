@@ -1,0 +1,363 @@
+/* diskfarm — layer chains (see chain.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/chain.h"
+#include "cleanup.h"
+#include "error.h"
+#include "util.h"
+
+#define IDX_ZERO 0xff           /* no layer holds the block: zeros */
+
+struct chain {
+  struct df_bdev bdev;
+  struct df_layer **layers;
+  size_t n;
+  uint32_t block_size;
+  uint64_t nblocks;
+  uint8_t *idx;                 /* per block: layer index or IDX_ZERO */
+  pthread_mutex_t rmw_lock;     /* partial-block writes */
+};
+
+static inline uint8_t
+idx_get (const struct chain *c, uint64_t b)
+{
+  return __atomic_load_n (&c->idx[b], __ATOMIC_RELAXED);
+}
+
+static inline void
+idx_set (struct chain *c, uint64_t b, uint64_t count, uint8_t v)
+{
+  uint64_t i;
+
+  for (i = b; i < b + count; i++)
+    __atomic_store_n (&c->idx[i], v, __ATOMIC_RELAXED);
+}
+
+static int
+chain_pread (struct df_bdev *bdev, void *buf, uint32_t count, uint64_t offset)
+{
+  struct chain *c = (struct chain *) bdev;
+  const uint32_t bs = c->block_size;
+  char *p = buf;
+
+  while (count > 0) {
+    uint64_t b = offset / bs, end_b = b + 1;
+    uint8_t v = idx_get (c, b);
+    uint64_t run_end;
+    uint32_t len;
+
+    /* Extend the run while the same layer holds the next block. */
+    while (end_b * bs < offset + count && idx_get (c, end_b) == v)
+      end_b++;
+    run_end = end_b * bs;
+    len = run_end - offset < count ? run_end - offset : count;
+    if (v == IDX_ZERO)
+      memset (p, 0, len);
+    else if (df_layer_pread (c->layers[v], p, len, offset) == -1)
+      return -1;
+    p += len;
+    offset += len;
+    count -= len;
+  }
+  return 0;
+}
+
+/* True if [offset, offset+len) covers block b whole (the short last
+ * block of the disk counts as whole when the range reaches the end).
+ */
+static bool
+covers_block (const struct chain *c, uint64_t b, uint64_t offset, uint64_t len)
+{
+  uint64_t start = b * c->block_size;
+  uint64_t end = start + c->block_size;
+
+  if (end > c->bdev.size)
+    end = c->bdev.size;
+  return offset <= start && offset + len >= end;
+}
+
+/* Writes part of one block: read it through the chain, patch, write it
+ * whole into the top layer.  data == NULL writes zeros.
+ */
+static int
+write_partial (struct chain *c, uint64_t b, const char *data, uint32_t len,
+               uint64_t offset)
+{
+  const uint32_t bs = c->block_size;
+  uint64_t start = b * bs;
+  uint32_t blen = start + bs > c->bdev.size ? c->bdev.size - start : bs;
+  CLEANUP_FREE char *tmp = malloc (bs);
+  SCOPED_LOCK (&c->rmw_lock);
+
+  if (tmp == NULL)
+    return df_error_errno ("chain write");
+  if (chain_pread (&c->bdev, tmp, blen, start) == -1)
+    return -1;
+  if (data)
+    memcpy (tmp + (offset - start), data, len);
+  else
+    memset (tmp + (offset - start), 0, len);
+  if (df_layer_write_blocks (c->layers[c->n - 1], tmp, b, 1) == -1)
+    return -1;
+  idx_set (c, b, 1, c->n - 1);
+  return 0;
+}
+
+/* Splits [offset, offset+count) into whole blocks, which go to whole(),
+ * and partial ones, which are read-modify-written.
+ */
+static int
+for_blocks (struct chain *c, const char *data, uint32_t count, uint64_t offset,
+            int (*whole) (struct chain *, const char *, uint64_t, uint64_t))
+{
+  const uint32_t bs = c->block_size;
+
+  while (count > 0) {
+    uint64_t b = offset / bs;
+    uint64_t n = 0;
+    uint32_t len;
+
+    while (covers_block (c, b + n, offset, count) &&
+           (b + n) * bs < offset + count)
+      n++;
+    if (n > 0) {
+      uint64_t end = (b + n) * bs;
+      len = (end > c->bdev.size ? c->bdev.size : end) - offset;
+      if (whole (c, data, b, n) == -1)
+        return -1;
+    }
+    else {
+      uint64_t block_end = (b + 1) * bs;
+      len = block_end - offset < count ? block_end - offset : count;
+      if (write_partial (c, b, data, len, offset) == -1)
+        return -1;
+    }
+    if (data)
+      data += len;
+    offset += len;
+    count -= len;
+  }
+  return 0;
+}
+
+static int
+write_whole (struct chain *c, const char *data, uint64_t b, uint64_t n)
+{
+  if (df_layer_write_blocks (c->layers[c->n - 1], data, b, n) == -1)
+    return -1;
+  idx_set (c, b, n, c->n - 1);
+  return 0;
+}
+
+static int
+zero_whole (struct chain *c, const char *data, uint64_t b, uint64_t n)
+{
+  (void) data;
+  if (df_layer_set_blocks (c->layers[c->n - 1], b, n, DF_BLOCK_ZERO) == -1)
+    return -1;
+  idx_set (c, b, n, IDX_ZERO);
+  return 0;
+}
+
+static int
+chain_flush (struct df_bdev *bdev)
+{
+  struct chain *c = (struct chain *) bdev;
+
+  return df_layer_flush (c->layers[c->n - 1]);
+}
+
+static int
+chain_pwrite (struct df_bdev *bdev, const void *buf, uint32_t count,
+              uint64_t offset, uint32_t flags)
+{
+  struct chain *c = (struct chain *) bdev;
+
+  if (for_blocks (c, buf, count, offset, write_whole) == -1)
+    return -1;
+  return (flags & DF_FUA) ? chain_flush (bdev) : 0;
+}
+
+static int
+chain_zero (struct df_bdev *bdev, uint32_t count, uint64_t offset,
+            uint32_t flags)
+{
+  struct chain *c = (struct chain *) bdev;
+
+  if (for_blocks (c, NULL, count, offset, zero_whole) == -1)
+    return -1;
+  return (flags & DF_FUA) ? chain_flush (bdev) : 0;
+}
+
+static int
+chain_trim (struct df_bdev *bdev, uint32_t count, uint64_t offset,
+            uint32_t flags)
+{
+  struct chain *c = (struct chain *) bdev;
+  const uint32_t bs = c->block_size;
+  uint64_t b = (offset + bs - 1) / bs;
+  uint64_t n = 0;
+
+  /* Only whole blocks are dropped; a trim is advice. */
+  while (covers_block (c, b + n, offset, count) && (b + n) * bs < offset + count)
+    n++;
+  if (n > 0 && zero_whole (c, NULL, b, n) == -1)
+    return -1;
+  return (flags & DF_FUA) ? chain_flush (bdev) : 0;
+}
+
+static int
+chain_extents (struct df_bdev *bdev, uint32_t count, uint64_t offset,
+               df_extent_fn fn, void *opaque)
+{
+  struct chain *c = (struct chain *) bdev;
+  const uint32_t bs = c->block_size;
+  uint64_t end = offset + count;
+
+  while (offset < end) {
+    uint64_t b = offset / bs, e = b + 1, run_end;
+    bool zero = idx_get (c, b) == IDX_ZERO;
+
+    while (e * bs < end && (idx_get (c, e) == IDX_ZERO) == zero)
+      e++;
+    run_end = e * bs < end ? e * bs : end;
+    if (fn (opaque, offset, run_end - offset,
+            zero ? DF_EXTENT_HOLE | DF_EXTENT_ZERO : 0) == -1)
+      return -1;
+    offset = run_end;
+  }
+  return 0;
+}
+
+static void
+chain_close (struct df_bdev *bdev)
+{
+  struct chain *c = (struct chain *) bdev;
+  size_t i;
+
+  for (i = 0; i < c->n; i++)
+    df_layer_close (c->layers[i]);
+  free (c->layers);
+  free (c->idx);
+  pthread_mutex_destroy (&c->rmw_lock);
+  free (c);
+}
+
+static const struct df_bdev_ops chain_ops = {
+  .name = "chain",
+  .pread = chain_pread,
+  .pwrite = chain_pwrite,
+  .flush = chain_flush,
+  .zero = chain_zero,
+  .trim = chain_trim,
+  .extents = chain_extents,
+  .close = chain_close,
+};
+
+static int
+check_links (struct df_layer **layers, size_t n)
+{
+  const struct df_layer_info *base = df_layer_info (layers[0]);
+  char a[33], b[33];
+  size_t k;
+
+  if (!df_is_zero (base->parent_id, DF_LAYER_ID_LEN))
+    return df_error (EINVAL, "%s: the base of a chain has a parent (%s)",
+                     df_layer_path (layers[0]),
+                     df_hex (base->parent_id, DF_LAYER_ID_LEN, a));
+  for (k = 1; k < n; k++) {
+    const struct df_layer_info *li = df_layer_info (layers[k]);
+    const struct df_layer_info *below = df_layer_info (layers[k - 1]);
+
+    if (li->size != base->size || li->block_size != base->block_size)
+      return df_error (EINVAL, "%s: size or block size differs from %s",
+                       df_layer_path (layers[k]), df_layer_path (layers[0]));
+    if (memcmp (li->parent_id, below->id, DF_LAYER_ID_LEN) != 0)
+      return df_error (EINVAL, "%s: parent id %s is not the id %s of %s",
+                       df_layer_path (layers[k]),
+                       df_hex (li->parent_id, DF_LAYER_ID_LEN, a),
+                       df_hex (below->id, DF_LAYER_ID_LEN, b),
+                       df_layer_path (layers[k - 1]));
+    if (df_layer_writable (layers[k - 1]))
+      return df_error (EINVAL, "%s: only the top of a chain may be writable",
+                       df_layer_path (layers[k - 1]));
+  }
+  return 0;
+}
+
+struct df_bdev *
+df_chain_open (struct df_layer **layers, size_t n)
+{
+  struct chain *c = NULL;
+  const struct df_layer_info *base;
+  uint64_t b;
+  size_t k;
+
+  if (n == 0 || n > DF_CHAIN_MAX) {
+    df_error (EINVAL, "a chain has 1 to %d layers, not %zu", DF_CHAIN_MAX, n);
+    goto fail;
+  }
+  if (check_links (layers, n) == -1)
+    goto fail;
+  base = df_layer_info (layers[0]);
+  c = calloc (1, sizeof *c);
+  if (c == NULL)
+    goto fail_errno;
+  c->layers = calloc (n, sizeof *c->layers);
+  c->idx = malloc (base->nblocks);
+  if (c->layers == NULL || c->idx == NULL)
+    goto fail_errno;
+  memcpy (c->layers, layers, n * sizeof *layers);
+  c->n = n;
+  c->block_size = base->block_size;
+  c->nblocks = base->nblocks;
+  pthread_mutex_init (&c->rmw_lock, NULL);
+
+  memset (c->idx, IDX_ZERO, c->nblocks);
+  for (k = 0; k < n; k++)
+    for (b = 0; b < c->nblocks; b++)
+      switch (df_layer_block (layers[k], b)) {
+      case DF_BLOCK_PRESENT: c->idx[b] = k; break;
+      case DF_BLOCK_ZERO: c->idx[b] = IDX_ZERO; break;
+      case DF_BLOCK_ABSENT: break;
+      }
+
+  c->bdev.ops = &chain_ops;
+  c->bdev.size = base->size;
+  c->bdev.flags = df_layer_writable (layers[n - 1]) ? 0 : DF_BDEV_RDONLY;
+  return &c->bdev;
+
+ fail_errno:
+  df_error_errno ("open chain");
+ fail:
+  for (k = 0; k < n; k++)
+    df_layer_close (layers[k]);
+  if (c) {
+    free (c->layers);
+    free (c->idx);
+    free (c);
+  }
+  return NULL;
+}
+
+struct df_layer *
+df_chain_top (struct df_bdev *bdev)
+{
+  struct chain *c = (struct chain *) bdev;
+
+  return c->layers[c->n - 1];
+}
+
+size_t
+df_chain_length (struct df_bdev *bdev)
+{
+  struct chain *c = (struct chain *) bdev;
+
+  return c->n;
+}

@@ -1,0 +1,644 @@
+/* diskfarm — layer files (see layer.h and docs/layer-format.md). */
+#include <config.h>
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "crc32c.h"
+#include "error.h"
+#include "util.h"
+#include "layer/layer.h"
+
+#define MAGIC "DFLAYER"         /* 8 bytes with the NUL */
+#define FLAG_SEALED 1u
+#define FLAGS_KNOWN FLAG_SEALED
+
+/* Header field offsets. */
+enum {
+  H_MAGIC = 0, H_VERSION = 8, H_HEADER_SIZE = 12, H_SIZE = 16,
+  H_BLOCK_SIZE = 24, H_FLAGS = 28, H_ID = 32, H_PARENT_ID = 48,
+  H_PARENT_HASH = 64, H_MAP_OFFSET = 96, H_MAP_LENGTH = 104,
+  H_DATA_OFFSET = 112, H_CREATED = 120, H_RESERVED = 128,
+  H_CRC = DF_LAYER_HEADER_SIZE - 4,
+};
+
+struct df_layer {
+  char *path;
+  int fd;
+  bool writable;
+  bool sequential;
+  struct df_layer_info info;
+  uint8_t *map;                 /* map_length bytes, as on disk */
+  pthread_mutex_t map_lock;     /* map and its on-disk copy */
+  /* DF_LAYER_SEQUENTIAL: running content hash and next block expected. */
+  struct df_hash *hash;
+  uint64_t hash_next;
+};
+
+static uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
+static uint64_t get64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return le64toh (v); }
+static void put32 (uint8_t *p, uint32_t v) { v = htole32 (v); memcpy (p, &v, 4); }
+static void put64 (uint8_t *p, uint64_t v) { v = htole64 (v); memcpy (p, &v, 8); }
+
+static int
+pread_all (int fd, void *buf, size_t len, uint64_t off)
+{
+  char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = pread (fd, p, len, off);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1)
+      return -1;
+    if (r == 0) {
+      errno = EIO;
+      return -1;
+    }
+    p += r;
+    len -= r;
+    off += r;
+  }
+  return 0;
+}
+
+static int
+pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
+{
+  const char *p = buf;
+
+  while (len > 0) {
+    ssize_t r = pwrite (fd, p, len, off);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1)
+      return -1;
+    p += r;
+    len -= r;
+    off += r;
+  }
+  return 0;
+}
+
+static void
+encode_header (const struct df_layer_info *info, uint8_t h[DF_LAYER_HEADER_SIZE])
+{
+  memset (h, 0, DF_LAYER_HEADER_SIZE);
+  memcpy (h + H_MAGIC, MAGIC, 8);
+  put32 (h + H_VERSION, info->format_version);
+  put32 (h + H_HEADER_SIZE, DF_LAYER_HEADER_SIZE);
+  put64 (h + H_SIZE, info->size);
+  put32 (h + H_BLOCK_SIZE, info->block_size);
+  put32 (h + H_FLAGS, info->sealed ? FLAG_SEALED : 0);
+  memcpy (h + H_ID, info->id, DF_LAYER_ID_LEN);
+  memcpy (h + H_PARENT_ID, info->parent_id, DF_LAYER_ID_LEN);
+  memcpy (h + H_PARENT_HASH, info->parent_hash, DF_HASH_LEN);
+  put64 (h + H_MAP_OFFSET, info->map_offset);
+  put64 (h + H_MAP_LENGTH, info->map_length);
+  put64 (h + H_DATA_OFFSET, info->data_offset);
+  put64 (h + H_CREATED, info->created_ns);
+  put32 (h + H_CRC, df_crc32c (0, h, H_CRC));
+}
+
+static uint64_t
+map_length_for (uint64_t nblocks)
+{
+  return (nblocks + 3) / 4;
+}
+
+/* Decodes and checks a header.  Messages have no file name; callers
+ * prefix it.
+ */
+static int
+decode_header (const uint8_t *h, struct df_layer_info *info)
+{
+  uint32_t crc, flags;
+  uint64_t map_end;
+
+  if (memcmp (h + H_MAGIC, MAGIC, 8) != 0)
+    return df_error (EINVAL, "not a diskfarm layer (bad magic)");
+  info->format_version = get32 (h + H_VERSION);
+  if (info->format_version != DF_LAYER_FORMAT_VERSION)
+    return df_error (EINVAL, "layer format version %" PRIu32 " is not supported "
+                     "(this diskfarm reads version %d)",
+                     info->format_version, DF_LAYER_FORMAT_VERSION);
+  crc = df_crc32c (0, h, H_CRC);
+  if (crc != get32 (h + H_CRC))
+    return df_error (EINVAL, "header checksum mismatch (stored %08" PRIx32
+                     ", computed %08" PRIx32 ")", get32 (h + H_CRC), crc);
+  if (get32 (h + H_HEADER_SIZE) != DF_LAYER_HEADER_SIZE)
+    return df_error (EINVAL, "header size %" PRIu32 " is not %d",
+                     get32 (h + H_HEADER_SIZE), DF_LAYER_HEADER_SIZE);
+  info->size = get64 (h + H_SIZE);
+  info->block_size = get32 (h + H_BLOCK_SIZE);
+  flags = get32 (h + H_FLAGS);
+  if (info->block_size < DF_LAYER_MIN_BLOCK ||
+      info->block_size > DF_LAYER_MAX_BLOCK ||
+      !df_is_power_of_2 (info->block_size))
+    return df_error (EINVAL, "block size %" PRIu32 " is not a power of two "
+                     "from %d to %d", info->block_size, DF_LAYER_MIN_BLOCK,
+                     DF_LAYER_MAX_BLOCK);
+  if (info->size == 0 || info->size > DF_LAYER_MAX_SIZE || info->size % 512)
+    return df_error (EINVAL, "virtual size %" PRIu64 " is not a non-zero "
+                     "multiple of 512 up to 2^56", info->size);
+  if (flags & ~FLAGS_KNOWN)
+    return df_error (EINVAL, "unknown header flags %#" PRIx32, flags);
+  info->sealed = flags & FLAG_SEALED;
+  memcpy (info->id, h + H_ID, DF_LAYER_ID_LEN);
+  memcpy (info->parent_id, h + H_PARENT_ID, DF_LAYER_ID_LEN);
+  memcpy (info->parent_hash, h + H_PARENT_HASH, DF_HASH_LEN);
+  if (df_is_zero (info->id, DF_LAYER_ID_LEN))
+    return df_error (EINVAL, "layer id is zero");
+  if (df_is_zero (info->parent_id, DF_LAYER_ID_LEN) !=
+      df_is_zero (info->parent_hash, DF_HASH_LEN))
+    return df_error (EINVAL, "parent id and parent hash disagree "
+                     "(one is zero, the other not)");
+  info->nblocks = (info->size + info->block_size - 1) / info->block_size;
+  info->map_offset = get64 (h + H_MAP_OFFSET);
+  info->map_length = get64 (h + H_MAP_LENGTH);
+  info->data_offset = get64 (h + H_DATA_OFFSET);
+  info->created_ns = get64 (h + H_CREATED);
+  if (info->map_offset != DF_LAYER_HEADER_SIZE)
+    return df_error (EINVAL, "map offset %" PRIu64 " is not %d",
+                     info->map_offset, DF_LAYER_HEADER_SIZE);
+  if (info->map_length != map_length_for (info->nblocks))
+    return df_error (EINVAL, "map length %" PRIu64 " does not match %" PRIu64
+                     " blocks", info->map_length, info->nblocks);
+  map_end = df_round_up (info->map_offset + info->map_length, 4096);
+  if (info->data_offset < map_end ||
+      info->data_offset % info->block_size != 0)
+    return df_error (EINVAL, "data offset %" PRIu64 " is not block aligned "
+                     "after the map", info->data_offset);
+  if (!df_is_zero (h + H_RESERVED, H_CRC - H_RESERVED))
+    return df_error (EINVAL, "reserved header bytes are not zero");
+  return 0;
+}
+
+static int
+check_map (const struct df_layer_info *info, const uint8_t *map)
+{
+  uint64_t i, full = info->nblocks / 4;
+  unsigned b;
+
+  for (i = 0; i < full; i++) {
+    uint8_t v = map[i];
+    /* 0b11 in any of the four 2-bit fields is invalid. */
+    if (v & (v >> 1) & 0x55)
+      for (b = 0; b < 4; b++)
+        if (((v >> (b * 2)) & 3) == 3)
+          return df_error (EINVAL, "allocation map entry of block %" PRIu64
+                           " is invalid (3)", i * 4 + b);
+  }
+  for (b = 0; b < 4 && full < info->map_length; b++) {
+    unsigned v = (map[full] >> (b * 2)) & 3;
+    uint64_t block = full * 4 + b;
+    if (block >= info->nblocks && v != 0)
+      return df_error (EINVAL, "allocation map has bits set past the last "
+                       "block");
+    if (v == 3)
+      return df_error (EINVAL, "allocation map entry of block %" PRIu64
+                       " is invalid (3)", block);
+  }
+  return 0;
+}
+
+int
+df_layer_check_image (const void *data, size_t len)
+{
+  struct df_layer_info info;
+
+  if (len < DF_LAYER_HEADER_SIZE)
+    return df_error (EINVAL, "truncated: %zu bytes, the header alone is %d",
+                     len, DF_LAYER_HEADER_SIZE);
+  if (decode_header (data, &info) == -1)
+    return -1;
+  if (len < info.map_offset + info.map_length)
+    return df_error (EINVAL, "truncated inside the allocation map");
+  return check_map (&info, (const uint8_t *) data + info.map_offset);
+}
+
+static struct df_layer *
+layer_alloc (const char *path)
+{
+  struct df_layer *l = calloc (1, sizeof *l);
+
+  if (l == NULL || (l->path = strdup (path)) == NULL) {
+    free (l);
+    df_error_errno ("%s", path);
+    return NULL;
+  }
+  l->fd = -1;
+  pthread_mutex_init (&l->map_lock, NULL);
+  return l;
+}
+
+void
+df_layer_close (struct df_layer *l)
+{
+  if (l == NULL)
+    return;
+  if (l->fd >= 0)
+    close (l->fd);
+  df_hash_free (l->hash);
+  pthread_mutex_destroy (&l->map_lock);
+  free (l->map);
+  free (l->path);
+  free (l);
+}
+
+/* One writer at a time: the lock goes with the open file description,
+ * so a second writable open fails even within the same process.
+ */
+static int
+lock_writer (struct df_layer *l)
+{
+  if (flock (l->fd, LOCK_EX | LOCK_NB) == -1) {
+    if (errno == EWOULDBLOCK)
+      return df_error (EBUSY, "%s: layer is open for writing elsewhere",
+                       l->path);
+    return df_error_errno ("lock %s", l->path);
+  }
+  return 0;
+}
+
+struct df_layer *
+df_layer_create (const char *path, uint64_t size, uint32_t block_size,
+                 const uint8_t *parent_id, const uint8_t *parent_hash,
+                 int flags)
+{
+  struct df_layer *l = layer_alloc (path);
+  struct df_layer_info *info;
+  uint8_t header[DF_LAYER_HEADER_SIZE];
+
+  if (l == NULL)
+    return NULL;
+  info = &l->info;
+  info->format_version = DF_LAYER_FORMAT_VERSION;
+  info->size = size;
+  info->block_size = block_size;
+  if (block_size < DF_LAYER_MIN_BLOCK || block_size > DF_LAYER_MAX_BLOCK ||
+      !df_is_power_of_2 (block_size)) {
+    df_error (EINVAL, "%s: block size %" PRIu32 " is not a power of two "
+              "from %d to %d", path, block_size, DF_LAYER_MIN_BLOCK,
+              DF_LAYER_MAX_BLOCK);
+    goto fail;
+  }
+  if (size == 0 || size % 512 || size > DF_LAYER_MAX_SIZE) {
+    df_error (EINVAL, "%s: size %" PRIu64 " is not a non-zero multiple of 512",
+              path, size);
+    goto fail;
+  }
+  info->nblocks = (size + block_size - 1) / block_size;
+  info->map_offset = DF_LAYER_HEADER_SIZE;
+  info->map_length = map_length_for (info->nblocks);
+  info->data_offset = df_round_up (df_round_up (info->map_offset +
+                                                info->map_length, 4096),
+                                   block_size);
+  info->created_ns = df_now_real_ns ();
+  if (df_random_bytes (info->id, DF_LAYER_ID_LEN) == -1)
+    goto fail;
+  if (parent_id) {
+    memcpy (info->parent_id, parent_id, DF_LAYER_ID_LEN);
+    memcpy (info->parent_hash, parent_hash, DF_HASH_LEN);
+  }
+  l->map = calloc (1, info->map_length);
+  if (l->map == NULL) {
+    df_error_errno ("%s", path);
+    goto fail;
+  }
+  l->writable = true;
+  l->sequential = flags & DF_LAYER_SEQUENTIAL;
+  if (l->sequential) {
+    /* The content hash starts with the header as it will be once sealed. */
+    info->sealed = true;
+    encode_header (info, header);
+    info->sealed = false;
+    l->hash = df_hash_new ();
+    if (l->hash == NULL || df_hash_update (l->hash, header, sizeof header) == -1)
+      goto fail;
+  }
+
+  l->fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (l->fd == -1) {
+    df_error_errno ("create %s", path);
+    goto fail;
+  }
+  if (lock_writer (l) == -1) {
+    unlink (path);
+    goto fail;
+  }
+  encode_header (info, header);
+  if (ftruncate (l->fd, info->data_offset + size) == -1 ||
+      pwrite_all (l->fd, header, sizeof header, 0) == -1 ||
+      pwrite_all (l->fd, l->map, info->map_length, info->map_offset) == -1) {
+    df_error_errno ("write %s", path);
+    unlink (path);
+    goto fail;
+  }
+  return l;
+
+ fail:
+  df_layer_close (l);
+  return NULL;
+}
+
+struct df_layer *
+df_layer_open (const char *path, bool writable)
+{
+  struct df_layer *l = layer_alloc (path);
+  uint8_t header[DF_LAYER_HEADER_SIZE];
+  struct stat st;
+
+  if (l == NULL)
+    return NULL;
+  l->fd = open (path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  if (l->fd == -1) {
+    df_error_errno ("%s", path);
+    goto fail;
+  }
+  if (fstat (l->fd, &st) == -1) {
+    df_error_errno ("%s", path);
+    goto fail;
+  }
+  if (!S_ISREG (st.st_mode)) {
+    df_error (EINVAL, "%s: not a regular file", path);
+    goto fail;
+  }
+  if (st.st_size < DF_LAYER_HEADER_SIZE) {
+    df_error (EINVAL, "%s: truncated: %jd bytes, the header alone is %d",
+              path, (intmax_t) st.st_size, DF_LAYER_HEADER_SIZE);
+    goto fail;
+  }
+  if (pread_all (l->fd, header, sizeof header, 0) == -1) {
+    df_error_errno ("read %s", path);
+    goto fail;
+  }
+  if (decode_header (header, &l->info) == -1) {
+    df_error_prefix ("%s", path);
+    goto fail;
+  }
+  if ((uint64_t) st.st_size < l->info.data_offset + l->info.size) {
+    df_error (EINVAL, "%s: truncated: %jd bytes, a layer of this size has "
+              "%" PRIu64, path, (intmax_t) st.st_size,
+              l->info.data_offset + l->info.size);
+    goto fail;
+  }
+  if (writable && l->info.sealed) {
+    df_error (EROFS, "%s: layer is sealed and cannot be written", path);
+    goto fail;
+  }
+  if (writable && lock_writer (l) == -1)
+    goto fail;
+  l->map = malloc (l->info.map_length);
+  if (l->map == NULL) {
+    df_error_errno ("%s", path);
+    goto fail;
+  }
+  if (pread_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1) {
+    df_error_errno ("read map of %s", path);
+    goto fail;
+  }
+  if (check_map (&l->info, l->map) == -1) {
+    df_error_prefix ("%s", path);
+    goto fail;
+  }
+  l->writable = writable;
+  return l;
+
+ fail:
+  df_layer_close (l);
+  return NULL;
+}
+
+const struct df_layer_info *
+df_layer_info (const struct df_layer *l)
+{
+  return &l->info;
+}
+
+const char *
+df_layer_path (const struct df_layer *l)
+{
+  return l->path;
+}
+
+bool
+df_layer_writable (const struct df_layer *l)
+{
+  return l->writable;
+}
+
+static inline enum df_block_state
+map_get (const uint8_t *map, uint64_t block)
+{
+  return (map[block / 4] >> ((block % 4) * 2)) & 3;
+}
+
+static inline void
+map_put (uint8_t *map, uint64_t block, enum df_block_state s)
+{
+  unsigned shift = (block % 4) * 2;
+
+  map[block / 4] = (map[block / 4] & ~(3u << shift)) | (unsigned) s << shift;
+}
+
+enum df_block_state
+df_layer_block (const struct df_layer *l, uint64_t block)
+{
+  return map_get (l->map, block);
+}
+
+uint64_t
+df_layer_count (const struct df_layer *l, enum df_block_state s)
+{
+  uint64_t i, n = 0;
+
+  for (i = 0; i < l->info.nblocks; i++)
+    n += map_get (l->map, i) == s;
+  return n;
+}
+
+int
+df_layer_pread (const struct df_layer *l, void *buf, size_t len,
+                uint64_t offset)
+{
+  if (pread_all (l->fd, buf, len, l->info.data_offset + offset) == -1)
+    return df_error_errno ("read %s at %" PRIu64, l->path, offset);
+  return 0;
+}
+
+/* Sets map entries and, unless the layer is sequential, writes the map
+ * bytes that changed.  Called with map_lock held.
+ */
+static int
+map_update (struct df_layer *l, uint64_t first, uint64_t count,
+            enum df_block_state s)
+{
+  uint64_t i, lo, hi;
+
+  for (i = first; i < first + count; i++)
+    map_put (l->map, i, s);
+  if (l->sequential)
+    return 0;
+  lo = first / 4;
+  hi = (first + count + 3) / 4;
+  if (pwrite_all (l->fd, l->map + lo, hi - lo, l->info.map_offset + lo) == -1)
+    return df_error_errno ("write map of %s", l->path);
+  return 0;
+}
+
+static size_t
+blocks_bytes (const struct df_layer *l, uint64_t first, uint64_t count)
+{
+  uint64_t start = first * l->info.block_size;
+  uint64_t end = (first + count) * l->info.block_size;
+
+  if (end > l->info.size)
+    end = l->info.size;
+  return end - start;
+}
+
+static int
+check_write (const struct df_layer *l, uint64_t first, uint64_t count)
+{
+  if (!l->writable)
+    return df_error (EROFS, "%s: layer is read-only", l->path);
+  if (first > l->info.nblocks || count > l->info.nblocks - first)
+    return df_error (EINVAL, "%s: blocks %" PRIu64 "+%" PRIu64
+                     " are past the end", l->path, first, count);
+  if (l->sequential && first < l->hash_next)
+    return df_error (EINVAL, "%s: sequential layer written out of order",
+                     l->path);
+  return 0;
+}
+
+int
+df_layer_write_blocks (struct df_layer *l, const void *buf, uint64_t first,
+                       uint64_t count)
+{
+  size_t len = blocks_bytes (l, first, count);
+
+  if (check_write (l, first, count) == -1)
+    return -1;
+  /* Data first: until the map says present, nobody reads it. */
+  if (pwrite_all (l->fd, buf, len,
+                  l->info.data_offset + first * l->info.block_size) == -1)
+    return df_error_errno ("write %s", l->path);
+  if (l->sequential) {
+    if (df_hash_update (l->hash, buf, len) == -1)
+      return -1;
+    l->hash_next = first + count;
+  }
+  SCOPED_LOCK (&l->map_lock);
+  return map_update (l, first, count, DF_BLOCK_PRESENT);
+}
+
+int
+df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
+                     enum df_block_state state)
+{
+  int r;
+
+  if (state == DF_BLOCK_PRESENT)
+    return df_error (EINVAL, "%s: use df_layer_write_blocks", l->path);
+  if (check_write (l, first, count) == -1)
+    return -1;
+  if (l->sequential)
+    l->hash_next = first + count;
+  {
+    SCOPED_LOCK (&l->map_lock);
+    r = map_update (l, first, count, state);
+  }
+  /* The map no longer points at the data, so it can go.  Not every file
+   * system can punch holes; the space is then reused on the next write.
+   */
+  if (r == 0 && !l->sequential)
+    fallocate (l->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+               l->info.data_offset + first * l->info.block_size,
+               blocks_bytes (l, first, count));
+  return r;
+}
+
+int
+df_layer_flush (struct df_layer *l)
+{
+  if (l->writable && fdatasync (l->fd) == -1)
+    return df_error_errno ("fdatasync %s", l->path);
+  return 0;
+}
+
+int
+df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
+{
+  uint8_t header[DF_LAYER_HEADER_SIZE];
+
+  if (!l->writable)
+    return df_error (EROFS, "%s: layer is not writable", l->path);
+  l->info.sealed = true;
+  encode_header (&l->info, header);
+  if (pwrite_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1 ||
+      pwrite_all (l->fd, header, sizeof header, 0) == -1)
+    return df_error_errno ("write %s", l->path);
+  if (fsync (l->fd) == -1)
+    return df_error_errno ("fsync %s", l->path);
+  l->writable = false;
+  if (l->sequential) {
+    struct df_hash *h = TAKE_PTR (l->hash);
+    if (df_hash_update (h, l->map, l->info.map_length) == -1) {
+      df_hash_free (h);
+      return -1;
+    }
+    return df_hash_final (h, hash);
+  }
+  return df_layer_hash (l, hash);
+}
+
+int
+df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN])
+{
+  const size_t bufsize = 4 * 1024 * 1024;
+  const uint32_t bs = l->info.block_size;
+  CLEANUP_FREE uint8_t *buf = malloc (bufsize);
+  struct df_hash *h = df_hash_new ();
+  uint64_t i = 0;
+
+  if (buf == NULL || h == NULL)
+    goto fail_errno;
+  if (pread_all (l->fd, buf, DF_LAYER_HEADER_SIZE, 0) == -1 ||
+      df_hash_update (h, buf, DF_LAYER_HEADER_SIZE) == -1)
+    goto fail_errno;
+  while (i < l->info.nblocks) {
+    uint64_t n = 0;
+    size_t len;
+
+    if (map_get (l->map, i) != DF_BLOCK_PRESENT) {
+      i++;
+      continue;
+    }
+    while (i + n < l->info.nblocks && (n + 1) * bs <= bufsize &&
+           map_get (l->map, i + n) == DF_BLOCK_PRESENT)
+      n++;
+    len = blocks_bytes (l, i, n);
+    if (pread_all (l->fd, buf, len, l->info.data_offset + i * bs) == -1 ||
+        df_hash_update (h, buf, len) == -1)
+      goto fail_errno;
+    i += n;
+  }
+  if (df_hash_update (h, l->map, l->info.map_length) == -1)
+    goto fail_errno;
+  return df_hash_final (h, hash);
+
+ fail_errno:
+  df_error_errno ("hash %s", l->path);
+  df_hash_free (h);
+  return -1;
+}

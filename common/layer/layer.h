@@ -1,0 +1,113 @@
+/* diskfarm — layer files: one version of a vDisk, or a disk write cache.
+ *
+ * The format is specified in docs/layer-format.md.  In short: a 4 KiB
+ * header with a CRC-32C, an allocation map of 2 bits per block (absent,
+ * present, zero) and block data at fixed offsets (block i at
+ * data_offset + i * block_size), the file sparse where blocks are not
+ * present.
+ *
+ * A layer is opened read-only or writable.  A sealed layer (flag in the
+ * header) is never opened writable again.  Writes put the data in place
+ * first and then the map entries, so a process killed at any point leaves
+ * each block with its old or its new content.  FLUSH (df_layer_flush)
+ * makes everything written so far durable.
+ *
+ * Thread safety: reads and writes of different blocks may run in
+ * parallel; map changes are serialised inside.
+ */
+#ifndef DISKFARM_LAYER_H
+#define DISKFARM_LAYER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash/hash.h"
+
+#define DF_LAYER_ID_LEN 16
+#define DF_LAYER_HEADER_SIZE 4096
+#define DF_LAYER_FORMAT_VERSION 1
+#define DF_LAYER_MIN_BLOCK 4096
+#define DF_LAYER_MAX_BLOCK (1024 * 1024)
+#define DF_LAYER_DEFAULT_BLOCK 4096
+#define DF_LAYER_MAX_SIZE (UINT64_C (1) << 56)
+
+enum df_block_state {
+  DF_BLOCK_ABSENT = 0,          /* read through to the parent */
+  DF_BLOCK_PRESENT = 1,         /* data stored in this layer */
+  DF_BLOCK_ZERO = 2,            /* reads as zeros, hides the parent */
+};
+
+struct df_layer_info {
+  uint32_t format_version;
+  uint32_t block_size;
+  uint64_t size;                /* virtual size in bytes */
+  uint64_t nblocks;
+  bool sealed;
+  uint8_t id[DF_LAYER_ID_LEN];
+  uint8_t parent_id[DF_LAYER_ID_LEN];   /* all zero for a base layer */
+  uint8_t parent_hash[DF_HASH_LEN];
+  uint64_t map_offset, map_length, data_offset;
+  uint64_t created_ns;
+};
+
+struct df_layer;
+
+/* Flags for df_layer_create. */
+#define DF_LAYER_SEQUENTIAL 1   /* blocks written once, in ascending order;
+                                   map and hash kept in memory until seal */
+
+/* Creates a new writable layer at path (which must not exist).
+ * parent_id/parent_hash may be NULL for a base layer.  Returns NULL with
+ * a message on error.  Caller closes.
+ */
+struct df_layer *df_layer_create (const char *path, uint64_t size,
+                                  uint32_t block_size,
+                                  const uint8_t *parent_id,
+                                  const uint8_t *parent_hash, int flags);
+
+/* Opens and checks a layer: header, checksum, map, file length.  A
+ * damaged file gives NULL with a message saying what is wrong.
+ */
+struct df_layer *df_layer_open (const char *path, bool writable);
+
+/* Same checks on a layer image in memory (for the fuzzer and for
+ * verify): header and map only.  Returns 0 or -1 with a message.
+ */
+int df_layer_check_image (const void *data, size_t len);
+
+void df_layer_close (struct df_layer *l);   /* NULL is fine */
+
+const struct df_layer_info *df_layer_info (const struct df_layer *l);
+const char *df_layer_path (const struct df_layer *l);
+bool df_layer_writable (const struct df_layer *l);
+
+enum df_block_state df_layer_block (const struct df_layer *l, uint64_t block);
+uint64_t df_layer_count (const struct df_layer *l, enum df_block_state s);
+
+/* Raw data of present blocks: len bytes at virtual offset. */
+int df_layer_pread (const struct df_layer *l, void *buf, size_t len,
+                    uint64_t offset);
+
+/* Writes count whole blocks from first (the last block of the disk may
+ * be short: only the bytes inside the virtual size are taken from buf)
+ * and marks them present.
+ */
+int df_layer_write_blocks (struct df_layer *l, const void *buf,
+                           uint64_t first, uint64_t count);
+
+/* Marks blocks zero or absent and frees their data. */
+int df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
+                         enum df_block_state state);
+
+int df_layer_flush (struct df_layer *l);
+
+/* Makes the layer immutable: sets the sealed flag, writes everything,
+ * fsyncs, and returns the content hash.  The layer stays open read-only.
+ */
+int df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
+
+/* Computes the content hash from the file (header, present data, map). */
+int df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
+
+#endif

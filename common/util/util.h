@@ -1,0 +1,89 @@
+/* diskfarm — small helpers shared by every program. */
+#ifndef DISKFARM_UTIL_H
+#define DISKFARM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define DF_NAME_MAX 64
+
+/* Names of vDisks, devices, servers, sites, stores, collections and
+ * sessions: [A-Za-z0-9._-]{1,64}, and not "." or "..".  A name that
+ * passes can be used as one path component.
+ */
+bool df_name_valid (const char *name);
+
+/* Like df_name_valid, but records "invalid WHAT name ..." with the
+ * offending name (quoted, non-printables escaped) and returns -1.
+ */
+int df_name_check (const char *what, const char *name);
+
+/* Copies s into buf (size n) with non-printable bytes as \xNN and the
+ * result cut at n - 1 bytes.  For quoting hostile input in messages.
+ */
+const char *df_quote (const char *s, char *buf, size_t n);
+
+/* "4096", "64K", "1M", "2G", "1T", with optional "iB"/"B" suffix
+ * (powers of 1024).  Returns -1 with a message on bad input or overflow.
+ */
+int df_parse_size (const char *s, uint64_t *out);
+/* "1.5 GiB" style, into buf of at least 32 bytes. */
+const char *df_format_size (uint64_t n, char *buf, size_t len);
+
+int df_parse_u64 (const char *s, uint64_t *out);
+int df_parse_bool (const char *s, bool *out);
+
+/* MAC address "52:54:00:12:34:56" (also '-' separators, any case). */
+int df_parse_mac (const char *s, uint8_t mac[6]);
+/* Lower case, ':' separated, into buf of at least 18 bytes. */
+const char *df_format_mac (const uint8_t mac[6], char *buf);
+
+/* Whole file into a NUL-terminated malloc'd buffer (caller frees).
+ * Refuses files over max bytes.
+ */
+int df_read_file (const char *path, size_t max, char **data, size_t *len);
+
+/* Replaces path atomically: a temporary file beside it is written,
+ * fsync'd and renamed over path, then the directory is fsync'd.
+ * A crash leaves either the old or the new file.
+ */
+int df_write_file_atomic (const char *path, const void *data, size_t len,
+                          mode_t mode);
+
+int df_fsync_dir (const char *dir);
+/* mkdir -p; existing directories are fine. */
+int df_mkdir_p (const char *path, mode_t mode);
+/* rm -r of a directory tree we created (never follows symlinks). */
+int df_remove_tree (const char *path);
+
+/* malloc'd "a/b" (caller frees); NULL with errno on failure. */
+char *df_path_join (const char *dir, const char *name);
+
+/* Monotonic and wall clock in nanoseconds. */
+uint64_t df_now_mono_ns (void);
+uint64_t df_now_real_ns (void);
+
+/* 16 random bytes, and their 32-character hex form (buf >= 33). */
+int df_random_bytes (void *buf, size_t len);
+const char *df_hex (const void *data, size_t len, char *buf);
+/* Parses exactly len bytes of hex; -1 on bad input. */
+int df_unhex (const char *s, void *out, size_t len);
+
+static inline bool
+df_is_power_of_2 (uint64_t v)
+{
+  return v && !(v & (v - 1));
+}
+
+static inline uint64_t
+df_round_up (uint64_t v, uint64_t align)
+{
+  return (v + align - 1) & ~(align - 1);
+}
+
+/* True if the len bytes at buf are all zero (fast, word-wise). */
+bool df_is_zero (const void *buf, size_t len);
+
+#endif
