@@ -17,6 +17,7 @@
 #include "error.h"
 #include "run.h"
 #include "util.h"
+#include "ini/ini.h"
 #include "layer/layer.h"
 #include "vdisk/copy.h"
 #include "vdisk/vdisk.h"
@@ -131,8 +132,13 @@ df_vdisk_import (const char *store, const char *name, const char *image,
   }
   layer = df_path_join (tmp, "0001.layer");
   conf = df_path_join (tmp, "vdisk.conf");
-  vd = df_vdisk_parse ("", 0, "vdisk.conf");
-  if (layer == NULL || conf == NULL || vd == NULL)
+  vd = calloc (1, sizeof *vd);
+  if (layer == NULL || conf == NULL || vd == NULL ||
+      (vd->ini = df_ini_new (conf)) == NULL) {
+    df_error_errno ("%s", tmp);
+    goto out;
+  }
+  if (df_ini_set (vd->ini, "vdisk", "size", "0") == -1)
     goto out;
   vd->name = strdup (name);
   vd->store = strdup (store);
