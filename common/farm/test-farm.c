@@ -1,0 +1,191 @@
+/* Unit tests: common/farm (farm.conf, devices.d, edits, checks). */
+#include <config.h>
+
+#include <sys/stat.h>
+
+#include "test-helpers.h"
+#include "farm/farm.h"
+
+static char *dir;
+
+static int
+setup (void **state)
+{
+  struct df_farm_init in = { .server = "alpha", .address = "10.0.0.1" };
+
+  (void) state;
+  dir = test_tmpdir ();
+  return df_farm_create (dir, &in);
+}
+
+static int
+teardown (void **state)
+{
+  (void) state;
+  test_tmpdir_free (dir);
+  return 0;
+}
+
+static void
+test_created (void **state)
+{
+  struct df_farm *farm = df_farm_open (dir);
+  struct df_server srv;
+  const char **names;
+  char *store;
+
+  (void) state;
+  assert_non_null (farm);
+  assert_int_equal (df_farm_check (farm), 0);
+  names = df_farm_names (farm, DF_KIND_SERVER);
+  assert_string_equal (names[0], "alpha");
+  assert_null (names[1]);
+  free (names);
+  assert_int_equal (df_farm_server (farm, "alpha", &srv), 0);
+  assert_string_equal (srv.address, "10.0.0.1");
+  assert_int_equal (srv.power, 1);
+  assert_string_equal (df_farm_local_server (farm, NULL), "alpha");
+  store = df_farm_store_path (farm, "store", "alpha");
+  assert_non_null (store);
+  assert_true (strncmp (store, dir, strlen (dir)) == 0);
+  free (store);
+  df_farm_free (farm);
+  assert_int_equal (df_farm_create (dir, &(struct df_farm_init) { 0 }), -1);
+  assert_error_contains ("already a farm");
+}
+
+static void
+test_edits_keep_hand_edits (void **state)
+{
+  char *conf = test_path (dir, "farm.conf"), *text = NULL;
+  struct df_farm *farm;
+  FILE *fp;
+  size_t len;
+
+  (void) state;
+  fp = fopen (conf, "a");
+  fputs ("\n# the lab upstairs\n[site upstairs]\nsubnets = 10.1.0.0/24\n"
+         "colour = green\n", fp);
+  fclose (fp);
+
+  farm = df_farm_open (dir);
+  assert_non_null (farm);
+  assert_int_equal (df_farm_add (farm, DF_KIND_SERVER, "beta"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_SERVER, "beta", "address",
+                                 "10.1.0.2"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_SERVER, "beta", "site",
+                                 "upstairs"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_SERVER, "beta", "store-paths",
+                                 "store:/srv/store"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_SERVER, "beta", "power", "x"), -1);
+  assert_error_contains ("power");
+  assert_int_equal (df_farm_check (farm), 0);
+  assert_int_equal (df_farm_save (farm), 0);
+  df_farm_free (farm);
+
+  assert_int_equal (df_read_file (conf, 1 << 20, &text, &len), 0);
+  assert_non_null (strstr (text, "# the lab upstairs\n[site upstairs]\n"));
+  assert_non_null (strstr (text, "colour = green"));
+  free (text);
+  farm = df_farm_open (dir);
+  assert_non_null (farm);
+  {
+    char *p = df_farm_store_path (farm, "store", "beta");
+    assert_string_equal (p, "/srv/store");
+    free (p);
+  }
+  /* The site is in use: removing it breaks the check. */
+  assert_int_equal (df_farm_remove (farm, DF_KIND_SITE, "upstairs"), 0);
+  assert_int_equal (df_farm_check (farm), -1);
+  assert_error_contains ("site \"upstairs\" does not exist");
+  df_farm_free (farm);
+  free (conf);
+}
+
+static void
+test_devices (void **state)
+{
+  struct df_farm *farm = df_farm_open (dir);
+  struct df_device dev;
+  uint8_t mac[6] = { 0x52, 0x54, 0, 0, 0, 1 };
+
+  (void) state;
+  assert_non_null (farm);
+  assert_int_equal (df_farm_add (farm, DF_KIND_DEVICE, "pc1"), 0);
+  assert_int_equal (df_farm_check (farm), -1);
+  assert_error_contains ("has no mac");
+  assert_int_equal (df_farm_set (farm, DF_KIND_DEVICE, "pc1", "mac",
+                                 "52:54:00:00:00:01"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_DEVICE, "pc1", "vdisk", "win"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_DEVICE, "pc1", "cache",
+                                 "ram+disk:2G"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_DEVICE, "pc1", "cache",
+                                 "floppy"), -1);
+  assert_int_equal (df_farm_set (farm, DF_KIND_DEVICE, "pc1", "type", "gold"), -1);
+  assert_int_equal (df_farm_set_personality (farm, "pc1", "room", "101"), 0);
+  assert_int_equal (df_farm_add (farm, DF_KIND_DEVICE, "pc2"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_DEVICE, "pc2", "mac",
+                                 "52-54-00-00-00-01"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_DEVICE, "pc2", "vdisk", "win"), 0);
+  assert_int_equal (df_farm_check (farm), -1);
+  assert_error_contains ("same MAC");
+  assert_int_equal (df_farm_remove (farm, DF_KIND_DEVICE, "pc2"), 0);
+  assert_int_equal (df_farm_add (farm, DF_KIND_DEVICE, "../x"), -1);
+  assert_int_equal (df_farm_check (farm), 0);
+  assert_int_equal (df_farm_save (farm), 0);
+  df_farm_free (farm);
+
+  farm = df_farm_open (dir);
+  assert_non_null (farm);
+  assert_int_equal (df_farm_device_by_mac (farm, mac, &dev), 0);
+  assert_string_equal (dev.name, "pc1");
+  assert_string_equal (dev.vdisk, "win");
+  assert_int_equal (dev.type, DF_TYPE_PRODUCTION);
+  mac[5] = 2;
+  assert_int_equal (df_farm_device_by_mac (farm, mac, &dev), -1);
+  df_farm_free (farm);
+}
+
+static void
+test_bad_files (void **state)
+{
+  char *d2 = test_tmpdir ();
+  char *devs = test_path (d2, "devices.d");
+
+  (void) state;
+  assert_null (df_farm_open (d2));
+  assert_error_contains ("not a farm");
+  test_write (d2, "farm.conf", "[farm]\nname = x\n[server a]\naddress = 1.2.3.4\n"
+              "power = many\n");
+  assert_null (df_farm_open (d2));
+  assert_error_contains ("power");
+  test_write (d2, "farm.conf", "[farm]\n[server bad/name]\naddress = x\n");
+  assert_null (df_farm_open (d2));
+  assert_error_contains ("invalid server name");
+  test_write (d2, "farm.conf", "[farm]\n[site s]\nsubnets = 10.0.0.0/33\n");
+  assert_null (df_farm_open (d2));
+  assert_error_contains ("subnets");
+  test_write (d2, "farm.conf", "[farm]\nname = x\n");
+  mkdir (devs, 0755);
+  test_write (devs, "pc.conf", "[device]\nmac = nonsense\n");
+  assert_null (df_farm_open (d2));
+  assert_error_contains ("mac");
+  test_write (devs, "pc.conf", "[device\n");
+  assert_null (df_farm_open (d2));
+  assert_error_contains ("line 1");
+  free (devs);
+  test_tmpdir_free (d2);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_created),
+    cmocka_unit_test (test_edits_keep_hand_edits),
+    cmocka_unit_test (test_devices),
+    cmocka_unit_test (test_bad_files),
+  };
+
+  return cmocka_run_group_tests (tests, setup, teardown);
+}

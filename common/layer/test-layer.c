@@ -1,0 +1,299 @@
+/* Unit tests: common/layer (format round trip, damage, crash safety). */
+#include <config.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "test-helpers.h"
+#include "layer/layer.h"
+
+#define BS 4096
+
+static char *tmpdir;
+
+static int
+setup (void **state)
+{
+  (void) state;
+  tmpdir = test_tmpdir ();
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  (void) state;
+  test_tmpdir_free (tmpdir);
+  return 0;
+}
+
+static void
+test_round_trip (void **state)
+{
+  char *p = test_path (tmpdir, "rt.layer");
+  uint8_t pid[DF_LAYER_ID_LEN] = { 1, 2, 3 }, phash[DF_HASH_LEN] = { 9 };
+  uint8_t h1[DF_HASH_LEN], h2[DF_HASH_LEN];
+  char buf[3 * BS], back[3 * BS];
+  uint64_t seed = 42;
+  struct df_layer *l;
+  const struct df_layer_info *li;
+
+  (void) state;
+  /* 10 blocks and a short last one: 10*4096 + 512 bytes. */
+  l = df_layer_create (p, 10 * BS + 512, BS, pid, phash, 0);
+  assert_non_null (l);
+  test_fill (buf, sizeof buf, &seed);
+  assert_int_equal (df_layer_write_blocks (l, buf, 2, 3), 0);
+  assert_int_equal (df_layer_write_blocks (l, buf, 10, 1), 0);   /* short */
+  assert_int_equal (df_layer_set_blocks (l, 7, 2, DF_BLOCK_ZERO), 0);
+  assert_int_equal (df_layer_flush (l), 0);
+  df_layer_close (l);
+
+  l = df_layer_open (p, true);
+  assert_non_null (l);
+  li = df_layer_info (l);
+  assert_int_equal (li->size, 10 * BS + 512);
+  assert_int_equal (li->nblocks, 11);
+  assert_false (li->sealed);
+  assert_memory_equal (li->parent_id, pid, DF_LAYER_ID_LEN);
+  assert_memory_equal (li->parent_hash, phash, DF_HASH_LEN);
+  assert_int_equal (df_layer_block (l, 1), DF_BLOCK_ABSENT);
+  assert_int_equal (df_layer_block (l, 2), DF_BLOCK_PRESENT);
+  assert_int_equal (df_layer_block (l, 4), DF_BLOCK_PRESENT);
+  assert_int_equal (df_layer_block (l, 7), DF_BLOCK_ZERO);
+  assert_int_equal (df_layer_block (l, 10), DF_BLOCK_PRESENT);
+  assert_int_equal (df_layer_count (l, DF_BLOCK_PRESENT), 4);
+  assert_int_equal (df_layer_pread (l, back, 3 * BS, 2 * BS), 0);
+  assert_memory_equal (back, buf, 3 * BS);
+  assert_int_equal (df_layer_pread (l, back, 512, 10 * BS), 0);
+  assert_memory_equal (back, buf, 512);
+  assert_int_equal (df_layer_seal (l, h1), 0);
+  assert_false (df_layer_writable (l));
+  assert_int_equal (df_layer_write_blocks (l, buf, 0, 1), -1);
+  df_layer_close (l);
+
+  /* Sealed: read-only forever, and the hash is reproducible. */
+  assert_null (df_layer_open (p, true));
+  assert_error_contains ("sealed");
+  l = df_layer_open (p, false);
+  assert_non_null (l);
+  assert_true (df_layer_info (l)->sealed);
+  assert_int_equal (df_layer_hash (l, h2), 0);
+  assert_memory_equal (h1, h2, DF_HASH_LEN);
+  df_layer_close (l);
+  free (p);
+}
+
+static void
+test_sequential_hash (void **state)
+{
+  char *p = test_path (tmpdir, "seq.layer");
+  uint8_t h1[DF_HASH_LEN], h2[DF_HASH_LEN];
+  char buf[4 * BS];
+  uint64_t seed = 7;
+  struct df_layer *l;
+
+  (void) state;
+  l = df_layer_create (p, 64 * BS, BS, NULL, NULL, DF_LAYER_SEQUENTIAL);
+  assert_non_null (l);
+  test_fill (buf, sizeof buf, &seed);
+  assert_int_equal (df_layer_write_blocks (l, buf, 1, 2), 0);
+  assert_int_equal (df_layer_write_blocks (l, buf, 30, 4), 0);
+  /* Out of order is refused in a sequential layer. */
+  assert_int_equal (df_layer_write_blocks (l, buf, 5, 1), -1);
+  assert_int_equal (df_layer_seal (l, h1), 0);
+  df_layer_close (l);
+  l = df_layer_open (p, false);
+  assert_non_null (l);
+  assert_int_equal (df_layer_hash (l, h2), 0);
+  assert_memory_equal (h1, h2, DF_HASH_LEN);
+  df_layer_close (l);
+  free (p);
+}
+
+/* Creates a small valid layer and returns its path. */
+static char *
+make_layer (const char *name)
+{
+  char *p = test_path (tmpdir, name);
+  char buf[BS];
+  struct df_layer *l = df_layer_create (p, 16 * BS, BS, NULL, NULL, 0);
+
+  assert_non_null (l);
+  memset (buf, 0xab, sizeof buf);
+  assert_int_equal (df_layer_write_blocks (l, buf, 3, 1), 0);
+  df_layer_close (l);
+  return p;
+}
+
+static void
+poke (const char *path, off_t off, const void *data, size_t len)
+{
+  int fd = open (path, O_WRONLY);
+
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, data, len, off), (ssize_t) len);
+  close (fd);
+}
+
+static void
+test_damage (void **state)
+{
+  struct df_layer *l;
+  char *p;
+  uint8_t b;
+
+  (void) state;
+  p = make_layer ("magic.layer");
+  poke (p, 0, "X", 1);
+  assert_null (df_layer_open (p, false));
+  assert_error_contains ("bad magic");
+  free (p);
+
+  p = make_layer ("crc.layer");
+  poke (p, 20, "\x01", 1);          /* inside the size field */
+  assert_null (df_layer_open (p, false));
+  assert_error_contains ("header checksum mismatch");
+  free (p);
+
+  p = make_layer ("map.layer");
+  b = 0xff;                         /* 3 = invalid in every slot */
+  poke (p, DF_LAYER_HEADER_SIZE, &b, 1);
+  assert_null (df_layer_open (p, false));
+  assert_error_contains ("allocation map entry of block 0 is invalid");
+  free (p);
+
+  p = make_layer ("trunc.layer");
+  assert_int_equal (truncate (p, 5000), 0);
+  assert_null (df_layer_open (p, false));
+  assert_error_contains ("truncated");
+  assert_int_equal (truncate (p, 100), 0);
+  assert_null (df_layer_open (p, false));
+  assert_error_contains ("truncated");
+  free (p);
+
+  /* A second writer is refused while the first holds the layer. */
+  p = make_layer ("busy.layer");
+  l = df_layer_open (p, true);
+  assert_non_null (l);
+  assert_null (df_layer_open (p, true));
+  assert_error_contains ("open for writing elsewhere");
+  df_layer_close (l);
+  free (p);
+}
+
+static void
+test_check_image (void **state)
+{
+  char *p = make_layer ("img.layer");
+  char *data = NULL;
+  size_t len;
+
+  (void) state;
+  assert_int_equal (df_read_file (p, 1 << 20, &data, &len), 0);
+  assert_int_equal (df_layer_check_image (data, len), 0);
+  assert_int_equal (df_layer_check_image (data, 100), -1);
+  assert_int_equal (df_layer_check_image (data, DF_LAYER_HEADER_SIZE), -1);
+  data[9] = 7;                      /* format version */
+  assert_int_equal (df_layer_check_image (data, len), -1);
+  assert_error_contains ("not supported");
+  free (data);
+  free (p);
+}
+
+/* Block content for generation gen: every 8-byte word is (gen<<32|block). */
+static void
+pattern (char *buf, uint64_t gen, uint64_t block)
+{
+  uint64_t v = gen << 32 | block;
+  size_t i;
+
+  for (i = 0; i < BS; i += 8)
+    memcpy (buf + i, &v, 8);
+}
+
+#define CRASH_BLOCKS 256
+
+static void
+crash_writer (const char *path)
+{
+  struct df_layer *l = df_layer_open (path, true);
+  uint64_t seed = getpid (), gen;
+  char buf[8 * BS];
+
+  if (l == NULL)
+    _exit (2);
+  for (gen = 1; ; gen++) {
+    uint64_t b = test_rand (&seed) % (CRASH_BLOCKS - 8), n = 1 + test_rand (&seed) % 8, i;
+    for (i = 0; i < n; i++)
+      pattern (buf + i * BS, gen, b + i);
+    if (test_rand (&seed) % 5 == 0)
+      df_layer_set_blocks (l, b, n, DF_BLOCK_ZERO);
+    else
+      df_layer_write_blocks (l, buf, b, n);
+  }
+}
+
+static void
+test_crash (void **state)
+{
+  char *p = test_path (tmpdir, "crash.layer");
+  struct df_layer *l = df_layer_create (p, CRASH_BLOCKS * BS, BS, NULL, NULL, 0);
+  char buf[BS];
+  int round;
+
+  (void) state;
+  assert_non_null (l);
+  df_layer_close (l);
+  for (round = 0; round < 20; round++) {
+    struct timespec ts = { 0, (1 + round % 7) * 3000000 };
+    pid_t pid = fork ();
+    int status;
+    uint64_t b;
+
+    assert_true (pid >= 0);
+    if (pid == 0)
+      crash_writer (p);
+    nanosleep (&ts, NULL);
+    kill (pid, SIGKILL);
+    assert_int_equal (waitpid (pid, &status, 0), pid);
+    assert_true (WIFSIGNALED (status));
+
+    /* The map is whole and every present block is one write's data. */
+    l = df_layer_open (p, false);
+    assert_non_null (l);
+    for (b = 0; b < CRASH_BLOCKS; b++) {
+      uint64_t first, i;
+      if (df_layer_block (l, b) != DF_BLOCK_PRESENT)
+        continue;
+      assert_int_equal (df_layer_pread (l, buf, BS, b * BS), 0);
+      memcpy (&first, buf, 8);
+      if ((first & 0xffffffff) != b)
+        fail_msg ("round %d block %ju holds block %ju's data", round,
+                  (uintmax_t) b, (uintmax_t) (first & 0xffffffff));
+      for (i = 8; i < BS; i += 8)
+        if (memcmp (buf + i, &first, 8) != 0)
+          fail_msg ("round %d block %ju is torn at byte %ju", round,
+                    (uintmax_t) b, (uintmax_t) i);
+    }
+    df_layer_close (l);
+  }
+  free (p);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_round_trip),
+    cmocka_unit_test (test_sequential_hash),
+    cmocka_unit_test (test_damage),
+    cmocka_unit_test (test_check_image),
+    cmocka_unit_test (test_crash),
+  };
+
+  return cmocka_run_group_tests (tests, setup, teardown);
+}
