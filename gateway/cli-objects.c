@@ -125,16 +125,17 @@ check_device (struct df_farm *farm, struct cli *cli, const char *name)
   uint8_t m[6];
   char buf[18];
 
+  if (vdisk) {
+    server = df_farm_local_server (farm, cli->server);
+    store = df_farm_find_vdisk (farm, server, vdisk, NULL);
+    if (store == NULL)
+      return -1;
+    free (store);
+  }
+  /* Last: an edit invalidates the strings read above. */
   if (mac && df_parse_mac (mac, m) == 0 &&
       df_farm_set (farm, DF_KIND_DEVICE, name, "mac", df_format_mac (m, buf)) == -1)
     return -1;
-  if (vdisk == NULL)
-    return 0;
-  server = df_farm_local_server (farm, cli->server);
-  store = df_farm_find_vdisk (farm, server, vdisk, NULL);
-  if (store == NULL)
-    return -1;
-  free (store);
   return 0;
 }
 
