@@ -35,13 +35,10 @@ struct df_layer {
   char *path;
   int fd;
   bool writable;
-  bool sequential;
+  bool bulk;                    /* DF_LAYER_BULK: map written at seal */
   struct df_layer_info info;
   uint8_t *map;                 /* map_length bytes, as on disk */
   pthread_mutex_t map_lock;     /* map and its on-disk copy */
-  /* DF_LAYER_SEQUENTIAL: running content hash and next block expected. */
-  struct df_hash *hash;
-  uint64_t hash_next;
 };
 
 static uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
@@ -248,7 +245,6 @@ df_layer_close (struct df_layer *l)
     return;
   if (l->fd >= 0)
     close (l->fd);
-  df_hash_free (l->hash);
   pthread_mutex_destroy (&l->map_lock);
   free (l->map);
   free (l->path);
@@ -316,16 +312,7 @@ df_layer_create (const char *path, uint64_t size, uint32_t block_size,
     goto fail;
   }
   l->writable = true;
-  l->sequential = flags & DF_LAYER_SEQUENTIAL;
-  if (l->sequential) {
-    /* The content hash starts with the header as it will be once sealed. */
-    info->sealed = true;
-    encode_header (info, header);
-    info->sealed = false;
-    l->hash = df_hash_new ();
-    if (l->hash == NULL || df_hash_update (l->hash, header, sizeof header) == -1)
-      goto fail;
-  }
+  l->bulk = flags & DF_LAYER_BULK;
 
   l->fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (l->fd == -1) {
@@ -476,8 +463,8 @@ df_layer_pread (const struct df_layer *l, void *buf, size_t len,
   return 0;
 }
 
-/* Sets map entries and, unless the layer is sequential, writes the map
- * bytes that changed.  Called with map_lock held.
+/* Sets map entries and, unless the layer is bulk, writes the map bytes
+ * that changed.  Called with map_lock held.
  */
 static int
 map_update (struct df_layer *l, uint64_t first, uint64_t count,
@@ -487,7 +474,7 @@ map_update (struct df_layer *l, uint64_t first, uint64_t count,
 
   for (i = first; i < first + count; i++)
     map_put (l->map, i, s);
-  if (l->sequential)
+  if (l->bulk)
     return 0;
   lo = first / 4;
   hi = (first + count + 3) / 4;
@@ -515,9 +502,6 @@ check_write (const struct df_layer *l, uint64_t first, uint64_t count)
   if (first > l->info.nblocks || count > l->info.nblocks - first)
     return df_error (EINVAL, "%s: blocks %" PRIu64 "+%" PRIu64
                      " are past the end", l->path, first, count);
-  if (l->sequential && first < l->hash_next)
-    return df_error (EINVAL, "%s: sequential layer written out of order",
-                     l->path);
   return 0;
 }
 
@@ -533,11 +517,13 @@ df_layer_write_blocks (struct df_layer *l, const void *buf, uint64_t first,
   if (pwrite_all (l->fd, buf, len,
                   l->info.data_offset + first * l->info.block_size) == -1)
     return df_error_errno ("write %s", l->path);
-  if (l->sequential) {
-    if (df_hash_update (l->hash, buf, len) == -1)
-      return -1;
-    l->hash_next = first + count;
-  }
+  /* A bulk writer (import, merge) fills the page cache much faster than
+   * the disk drains it: start writeback now so that the fsync at seal
+   * has little left to do.
+   */
+  if (l->bulk)
+    sync_file_range (l->fd, l->info.data_offset + first * l->info.block_size,
+                     len, SYNC_FILE_RANGE_WRITE);
   SCOPED_LOCK (&l->map_lock);
   return map_update (l, first, count, DF_BLOCK_PRESENT);
 }
@@ -552,8 +538,6 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
     return df_error (EINVAL, "%s: use df_layer_write_blocks", l->path);
   if (check_write (l, first, count) == -1)
     return -1;
-  if (l->sequential)
-    l->hash_next = first + count;
   {
     SCOPED_LOCK (&l->map_lock);
     r = map_update (l, first, count, state);
@@ -561,7 +545,7 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
   /* The map no longer points at the data, so it can go.  Not every file
    * system can punch holes; the space is then reused on the next write.
    */
-  if (r == 0 && !l->sequential)
+  if (r == 0 && !l->bulk)
     fallocate (l->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                l->info.data_offset + first * l->info.block_size,
                blocks_bytes (l, first, count));
@@ -591,50 +575,164 @@ df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
   if (fsync (l->fd) == -1)
     return df_error_errno ("fsync %s", l->path);
   l->writable = false;
-  if (l->sequential) {
-    struct df_hash *h = TAKE_PTR (l->hash);
-    if (df_hash_update (h, l->map, l->info.map_length) == -1) {
+  return df_layer_hash (l, hash);
+}
+
+/* ---- content hash ----
+ *
+ * SHA-256 over the header as stored, the map, and for each 4 MiB region of
+ * the virtual disk that has present blocks: the region's index (u64 LE)
+ * and the SHA-256 of those blocks' data in order.  Regions hash in
+ * parallel, so sealing and verifying use every core.
+ */
+
+struct hash_job {
+  const struct df_layer *l;
+  const uint64_t *regions;      /* indexes of regions with present blocks */
+  uint8_t (*leaves)[DF_HASH_LEN];
+  size_t nregions;
+  size_t next;                  /* next region to take (atomic) */
+  int err;                      /* first errno seen (atomic) */
+};
+
+static int
+hash_region (const struct df_layer *l, uint64_t region, uint8_t *buf,
+             uint8_t leaf[DF_HASH_LEN])
+{
+  const uint32_t bs = l->info.block_size;
+  const uint64_t per = DF_HASH_REGION / bs;
+  uint64_t b = region * per, end = b + per;
+  struct df_hash *h = df_hash_new ();
+
+  if (h == NULL)
+    return -1;
+  if (end > l->info.nblocks)
+    end = l->info.nblocks;
+  while (b < end) {
+    uint64_t n = 0;
+    size_t len;
+
+    if (map_get (l->map, b) != DF_BLOCK_PRESENT) {
+      b++;
+      continue;
+    }
+    while (b + n < end && map_get (l->map, b + n) == DF_BLOCK_PRESENT)
+      n++;
+    len = blocks_bytes (l, b, n);
+    if (pread_all (l->fd, buf, len, l->info.data_offset + b * bs) == -1 ||
+        df_hash_update (h, buf, len) == -1) {
       df_hash_free (h);
       return -1;
     }
-    return df_hash_final (h, hash);
+    b += n;
   }
-  return df_layer_hash (l, hash);
+  return df_hash_final (h, leaf);
+}
+
+static void *
+hash_worker (void *opaque)
+{
+  struct hash_job *job = opaque;
+  uint8_t *buf = malloc (DF_HASH_REGION);
+  size_t i;
+
+  if (buf == NULL) {
+    __atomic_store_n (&job->err, ENOMEM, __ATOMIC_RELAXED);
+    return NULL;
+  }
+  while ((i = __atomic_fetch_add (&job->next, 1, __ATOMIC_RELAXED)) < job->nregions &&
+         __atomic_load_n (&job->err, __ATOMIC_RELAXED) == 0)
+    if (hash_region (job->l, job->regions[i], buf, job->leaves[i]) == -1)
+      __atomic_store_n (&job->err, errno ? errno : EIO, __ATOMIC_RELAXED);
+  free (buf);
+  return NULL;
+}
+
+/* Regions that hold present blocks (caller frees). */
+static uint64_t *
+present_regions (const struct df_layer *l, size_t *n)
+{
+  const uint64_t per = DF_HASH_REGION / l->info.block_size;
+  uint64_t nregions = (l->info.nblocks + per - 1) / per, r, b;
+  uint64_t *v = NULL;
+  size_t count = 0, cap = 0;
+
+  for (r = 0; r < nregions; r++) {
+    uint64_t end = (r + 1) * per < l->info.nblocks ? (r + 1) * per : l->info.nblocks;
+    for (b = r * per; b < end; b++)
+      if (map_get (l->map, b) == DF_BLOCK_PRESENT)
+        break;
+    if (b == end)
+      continue;
+    if (count == cap) {
+      uint64_t *nv = realloc (v, (cap = cap ? cap * 2 : 256) * sizeof *v);
+      if (nv == NULL) {
+        free (v);
+        return NULL;
+      }
+      v = nv;
+    }
+    v[count++] = r;
+  }
+  *n = count;
+  return v ? v : calloc (1, sizeof *v);
+}
+
+static int
+hash_leaves (struct hash_job *job)
+{
+  long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+  size_t nthreads = cpus > 1 ? (cpus > 8 ? 8 : (size_t) cpus) : 1, i, started = 0;
+  pthread_t threads[8];
+
+  if (nthreads > job->nregions)
+    nthreads = job->nregions ? job->nregions : 1;
+  for (i = 1; i < nthreads; i++)
+    if (pthread_create (&threads[i], NULL, hash_worker, job) == 0)
+      started = i;
+    else
+      break;
+  hash_worker (job);
+  for (i = 1; i <= started; i++)
+    pthread_join (threads[i], NULL);
+  if (job->err) {
+    errno = job->err;
+    return -1;
+  }
+  return 0;
 }
 
 int
 df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN])
 {
-  const size_t bufsize = 4 * 1024 * 1024;
-  const uint32_t bs = l->info.block_size;
-  CLEANUP_FREE uint8_t *buf = malloc (bufsize);
-  struct df_hash *h = df_hash_new ();
-  uint64_t i = 0;
+  struct hash_job job = { .l = l };
+  CLEANUP_FREE uint64_t *regions = present_regions (l, &job.nregions);
+  CLEANUP_FREE uint8_t (*leaves)[DF_HASH_LEN] = NULL;
+  uint8_t header[DF_LAYER_HEADER_SIZE], idx[8];
+  struct df_hash *h = NULL;
+  size_t i;
 
-  if (buf == NULL || h == NULL)
+  if (regions == NULL)
     goto fail_errno;
-  if (pread_all (l->fd, buf, DF_LAYER_HEADER_SIZE, 0) == -1 ||
-      df_hash_update (h, buf, DF_LAYER_HEADER_SIZE) == -1)
+  leaves = calloc (job.nregions ? job.nregions : 1, sizeof *leaves);
+  if (leaves == NULL)
     goto fail_errno;
-  while (i < l->info.nblocks) {
-    uint64_t n = 0;
-    size_t len;
-
-    if (map_get (l->map, i) != DF_BLOCK_PRESENT) {
-      i++;
-      continue;
-    }
-    while (i + n < l->info.nblocks && (n + 1) * bs <= bufsize &&
-           map_get (l->map, i + n) == DF_BLOCK_PRESENT)
-      n++;
-    len = blocks_bytes (l, i, n);
-    if (pread_all (l->fd, buf, len, l->info.data_offset + i * bs) == -1 ||
-        df_hash_update (h, buf, len) == -1)
+  job.regions = regions;
+  job.leaves = leaves;
+  if (hash_leaves (&job) == -1)
+    goto fail_errno;
+  h = df_hash_new ();
+  if (h == NULL ||
+      pread_all (l->fd, header, sizeof header, 0) == -1 ||
+      df_hash_update (h, header, sizeof header) == -1 ||
+      df_hash_update (h, l->map, l->info.map_length) == -1)
+    goto fail_errno;
+  for (i = 0; i < job.nregions; i++) {
+    put64 (idx, regions[i]);
+    if (df_hash_update (h, idx, sizeof idx) == -1 ||
+        df_hash_update (h, leaves[i], DF_HASH_LEN) == -1)
       goto fail_errno;
-    i += n;
   }
-  if (df_hash_update (h, l->map, l->info.map_length) == -1)
-    goto fail_errno;
   return df_hash_final (h, hash);
 
  fail_errno:

@@ -54,8 +54,14 @@ struct df_layer_info {
 struct df_layer;
 
 /* Flags for df_layer_create. */
-#define DF_LAYER_SEQUENTIAL 1   /* blocks written once, in ascending order;
-                                   map and hash kept in memory until seal */
+#define DF_LAYER_BULK 1         /* a writer that fills the layer and seals
+                                   it (import, merge): the map is kept in
+                                   memory and written at seal */
+
+/* The content hash covers 4 MiB regions of the virtual disk separately
+ * (see docs/layer-format.md), so it can be computed in parallel.
+ */
+#define DF_HASH_REGION (4 * 1024 * 1024)
 
 /* Creates a new writable layer at path (which must not exist).
  * parent_id/parent_hash may be NULL for a base layer.  Returns NULL with
@@ -107,7 +113,7 @@ int df_layer_flush (struct df_layer *l);
  */
 int df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
 
-/* Computes the content hash from the file (header, present data, map). */
+/* Computes the content hash from the file (header, map, present data). */
 int df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
 
 #endif

@@ -36,7 +36,7 @@ write_base (struct copy_src *src, const char *path, uint64_t size,
   int r;
 
   l = df_layer_create (path, size, block_size, NULL, NULL,
-                       DF_LAYER_SEQUENTIAL);
+                       DF_LAYER_BULK);
   if (l == NULL)
     return -1;
   {
@@ -238,10 +238,13 @@ export_raw (struct df_bdev *chain, const char *out, df_progress_fn progress,
     return df_error_errno ("%s", out);
   copy_src_bdev (&src, chain);
   copy_dst_fd (&dst, fd);
+  /* Like cp and qemu-img convert, an export is not fsync'd: the copy is
+   * the user's file, and sync(1) is theirs to run.
+   */
   if (copy_image (&src, &dst, progress, opaque) == -1)
     return -1;
-  if (fsync (fd) == -1)
-    return df_error_errno ("fsync %s", out);
+  if (close (TAKE_FD (fd)) == -1)
+    return df_error_errno ("close %s", out);
   return 0;
 }
 
