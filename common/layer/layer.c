@@ -37,8 +37,10 @@ struct df_layer {
   bool writable;
   bool bulk;                    /* DF_LAYER_BULK: map written at seal */
   struct df_layer_info info;
-  uint8_t *map;                 /* map_length bytes, as on disk */
-  pthread_mutex_t map_lock;     /* map and its on-disk copy */
+  uint8_t *map;                 /* map_length bytes */
+  uint8_t *dirty;               /* 1 bit per 4 KiB page of the map */
+  bool any_dirty;
+  pthread_mutex_t map_lock;     /* map, dirty bits and map writes */
 };
 
 static uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
@@ -243,10 +245,14 @@ df_layer_close (struct df_layer *l)
 {
   if (l == NULL)
     return;
+  /* Errors cannot be returned here; callers that care flush first. */
+  if (l->writable && l->any_dirty)
+    df_layer_flush (l);
   if (l->fd >= 0)
     close (l->fd);
   pthread_mutex_destroy (&l->map_lock);
   free (l->map);
+  free (l->dirty);
   free (l->path);
   free (l);
 }
@@ -307,7 +313,8 @@ df_layer_create (const char *path, uint64_t size, uint32_t block_size,
     memcpy (info->parent_hash, parent_hash, DF_HASH_LEN);
   }
   l->map = calloc (1, info->map_length);
-  if (l->map == NULL) {
+  l->dirty = calloc (1, (info->map_length + 4095) / 4096 / 8 + 1);
+  if (l->map == NULL || l->dirty == NULL) {
     df_error_errno ("%s", path);
     goto fail;
   }
@@ -386,7 +393,8 @@ df_layer_open (const char *path, bool writable)
   if (writable && lock_writer (l) == -1)
     goto fail;
   l->map = malloc (l->info.map_length);
-  if (l->map == NULL) {
+  l->dirty = calloc (1, (l->info.map_length + 4095) / 4096 / 8 + 1);
+  if (l->map == NULL || l->dirty == NULL) {
     df_error_errno ("%s", path);
     goto fail;
   }
@@ -463,23 +471,47 @@ df_layer_pread (const struct df_layer *l, void *buf, size_t len,
   return 0;
 }
 
-/* Sets map entries and, unless the layer is bulk, writes the map bytes
- * that changed.  Called with map_lock held.
+/* Sets map entries and marks their map pages dirty; df_layer_flush
+ * writes them after the data is durable.  Called with map_lock held.
  */
 static int
 map_update (struct df_layer *l, uint64_t first, uint64_t count,
             enum df_block_state s)
 {
-  uint64_t i, lo, hi;
+  uint64_t i, page;
 
   for (i = first; i < first + count; i++)
     map_put (l->map, i, s);
   if (l->bulk)
     return 0;
-  lo = first / 4;
-  hi = (first + count + 3) / 4;
-  if (pwrite_all (l->fd, l->map + lo, hi - lo, l->info.map_offset + lo) == -1)
-    return df_error_errno ("write map of %s", l->path);
+  for (page = first / 4 / 4096; page <= (first + count - 1) / 4 / 4096; page++)
+    l->dirty[page / 8] |= 1 << (page % 8);
+  l->any_dirty = true;
+  return 0;
+}
+
+/* Writes the dirty map pages.  Called with map_lock held. */
+static int
+write_dirty_map (struct df_layer *l)
+{
+  uint64_t pages = (l->info.map_length + 4095) / 4096, p = 0;
+
+  while (p < pages) {
+    uint64_t n = 0, off, len;
+    if (!(l->dirty[p / 8] & (1 << (p % 8)))) {
+      p++;
+      continue;
+    }
+    while (p + n < pages && (l->dirty[(p + n) / 8] & (1 << ((p + n) % 8))))
+      n++;
+    off = p * 4096;
+    len = (p + n) * 4096 < l->info.map_length ? n * 4096 : l->info.map_length - off;
+    if (pwrite_all (l->fd, l->map + off, len, l->info.map_offset + off) == -1)
+      return df_error_errno ("write map of %s", l->path);
+    for (; n > 0; n--, p++)
+      l->dirty[p / 8] &= ~(1 << (p % 8));
+  }
+  l->any_dirty = false;
   return 0;
 }
 
@@ -555,7 +587,19 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
 int
 df_layer_flush (struct df_layer *l)
 {
-  if (l->writable && fdatasync (l->fd) == -1)
+  if (!l->writable)
+    return 0;
+  /* Data first, then the map that points at it, then the map itself. */
+  if (fdatasync (l->fd) == -1)
+    return df_error_errno ("fdatasync %s", l->path);
+  {
+    SCOPED_LOCK (&l->map_lock);
+    if (!l->any_dirty)
+      return 0;
+    if (write_dirty_map (l) == -1)
+      return -1;
+  }
+  if (fdatasync (l->fd) == -1)
     return df_error_errno ("fdatasync %s", l->path);
   return 0;
 }
@@ -567,14 +611,21 @@ df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
 
   if (!l->writable)
     return df_error (EROFS, "%s: layer is not writable", l->path);
+  /* Data and map durable before the header says sealed: a crash in
+   * between leaves an unsealed layer, which promote seals again.
+   */
+  if (pwrite_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1)
+    return df_error_errno ("write %s", l->path);
+  if (fdatasync (l->fd) == -1)
+    return df_error_errno ("fdatasync %s", l->path);
   l->info.sealed = true;
   encode_header (&l->info, header);
-  if (pwrite_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1 ||
-      pwrite_all (l->fd, header, sizeof header, 0) == -1)
+  if (pwrite_all (l->fd, header, sizeof header, 0) == -1)
     return df_error_errno ("write %s", l->path);
   if (fsync (l->fd) == -1)
     return df_error_errno ("fsync %s", l->path);
   l->writable = false;
+  l->any_dirty = false;
   return df_layer_hash (l, hash);
 }
 

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -218,8 +219,18 @@ pattern (char *buf, uint64_t gen, uint64_t block)
 
 #define CRASH_BLOCKS 256
 
+/* What the writer has done, shared with the test across fork. */
+struct crash_state {
+  uint64_t cur_gen[CRASH_BLOCKS];     /* last acknowledged op per block */
+  uint8_t cur_zero[CRASH_BLOCKS];
+  uint64_t last_zero[CRASH_BLOCKS];   /* newest zero op started */
+  uint64_t flushed_gen[CRASH_BLOCKS]; /* state at the last completed flush */
+  uint8_t flushed_zero[CRASH_BLOCKS];
+  uint64_t flushes;
+};
+
 static void
-crash_writer (const char *path)
+crash_writer (const char *path, struct crash_state *cs)
 {
   struct df_layer *l = df_layer_open (path, true);
   uint64_t seed = getpid (), gen;
@@ -229,13 +240,63 @@ crash_writer (const char *path)
     _exit (2);
   for (gen = 1; ; gen++) {
     uint64_t b = test_rand (&seed) % (CRASH_BLOCKS - 8), n = 1 + test_rand (&seed) % 8, i;
+    bool zero = test_rand (&seed) % 5 == 0;
+
+    if (gen % 16 == 0) {
+      if (df_layer_flush (l) == -1)
+        _exit (3);
+      memcpy (cs->flushed_gen, cs->cur_gen, sizeof cs->flushed_gen);
+      memcpy (cs->flushed_zero, cs->cur_zero, sizeof cs->flushed_zero);
+      cs->flushes++;
+      continue;
+    }
     for (i = 0; i < n; i++)
       pattern (buf + i * BS, gen, b + i);
-    if (test_rand (&seed) % 5 == 0)
+    if (zero) {
+      for (i = 0; i < n; i++)
+        cs->last_zero[b + i] = gen;
       df_layer_set_blocks (l, b, n, DF_BLOCK_ZERO);
+    }
     else
       df_layer_write_blocks (l, buf, b, n);
+    for (i = 0; i < n; i++) {
+      cs->cur_gen[b + i] = gen;
+      cs->cur_zero[b + i] = zero;
+    }
   }
+}
+
+/* Checks block b after the kill: whole, its own, and not older than what
+ * was flushed.
+ */
+static void
+check_crashed_block (struct df_layer *l, const struct crash_state *cs,
+                     uint64_t b, int round)
+{
+  uint64_t fg = cs->flushed_gen[b], first = 0, i;
+  bool fz = cs->flushed_zero[b] || fg == 0;
+  char buf[BS];
+
+  if (df_layer_block (l, b) == DF_BLOCK_PRESENT) {
+    assert_int_equal (df_layer_pread (l, buf, BS, b * BS), 0);
+    memcpy (&first, buf, 8);
+  }
+  if (first == 0) {             /* reads as zeros */
+    if (!fz && cs->last_zero[b] <= fg)
+      fail_msg ("round %d block %ju: flushed data (gen %ju) lost", round,
+                (uintmax_t) b, (uintmax_t) fg);
+    return;
+  }
+  if ((first & 0xffffffff) != b)
+    fail_msg ("round %d block %ju holds block %ju's data", round,
+              (uintmax_t) b, (uintmax_t) (first & 0xffffffff));
+  for (i = 8; i < BS; i += 8)
+    if (memcmp (buf + i, &first, 8) != 0)
+      fail_msg ("round %d block %ju is torn at byte %ju", round,
+                (uintmax_t) b, (uintmax_t) i);
+  if ((first >> 32) < fg || ((first >> 32) == fg && fz))
+    fail_msg ("round %d block %ju: gen %ju is older than flushed gen %ju",
+              round, (uintmax_t) b, (uintmax_t) (first >> 32), (uintmax_t) fg);
 }
 
 static void
@@ -243,45 +304,50 @@ test_crash (void **state)
 {
   char *p = test_path (tmpdir, "crash.layer");
   struct df_layer *l = df_layer_create (p, CRASH_BLOCKS * BS, BS, NULL, NULL, 0);
-  char buf[BS];
+  struct crash_state *cs = mmap (NULL, sizeof *cs, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  uint64_t flushes = 0;
   int round;
 
   (void) state;
   assert_non_null (l);
+  assert_true (cs != MAP_FAILED);
   df_layer_close (l);
   for (round = 0; round < 20; round++) {
     struct timespec ts = { 0, (1 + round % 7) * 3000000 };
-    pid_t pid = fork ();
+    pid_t pid;
     int status;
     uint64_t b;
 
+    /* Each round continues the same file: its flushed state carries on. */
+    memset (cs->cur_gen, 0, sizeof cs->cur_gen);
+    memset (cs->last_zero, 0, sizeof cs->last_zero);
+    pid = fork ();
     assert_true (pid >= 0);
     if (pid == 0)
-      crash_writer (p);
+      crash_writer (p, cs);
     nanosleep (&ts, NULL);
     kill (pid, SIGKILL);
     assert_int_equal (waitpid (pid, &status, 0), pid);
     assert_true (WIFSIGNALED (status));
 
-    /* The map is whole and every present block is one write's data. */
     l = df_layer_open (p, false);
     assert_non_null (l);
-    for (b = 0; b < CRASH_BLOCKS; b++) {
-      uint64_t first, i;
-      if (df_layer_block (l, b) != DF_BLOCK_PRESENT)
-        continue;
-      assert_int_equal (df_layer_pread (l, buf, BS, b * BS), 0);
-      memcpy (&first, buf, 8);
-      if ((first & 0xffffffff) != b)
-        fail_msg ("round %d block %ju holds block %ju's data", round,
-                  (uintmax_t) b, (uintmax_t) (first & 0xffffffff));
-      for (i = 8; i < BS; i += 8)
-        if (memcmp (buf + i, &first, 8) != 0)
-          fail_msg ("round %d block %ju is torn at byte %ju", round,
-                    (uintmax_t) b, (uintmax_t) i);
-    }
+    for (b = 0; b < CRASH_BLOCKS; b++)
+      check_crashed_block (l, cs, b, round);
+    df_layer_close (l);
+    flushes = cs->flushes;
+    /* Rounds start with fresh generations: only compare within a round. */
+    memset (cs->flushed_gen, 0, sizeof cs->flushed_gen);
+    memset (cs->flushed_zero, 0, sizeof cs->flushed_zero);
+    assert_int_equal (truncate (p, 0), 0);
+    unlink (p);
+    l = df_layer_create (p, CRASH_BLOCKS * BS, BS, NULL, NULL, 0);
+    assert_non_null (l);
     df_layer_close (l);
   }
+  assert_true (flushes > 0);
+  munmap (cs, sizeof *cs);
   free (p);
 }
 

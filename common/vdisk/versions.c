@@ -268,10 +268,17 @@ df_version_promote (const char *store, const char *name, unsigned num,
      * plugin's edit/ exports, which lock the layer).
      */
     l = df_layer_open (path, true);
-    if (l == NULL)
+    if (l) {
+      r = df_layer_seal (l, hash);
+      df_layer_close (l);
+    }
+    else if (errno == EROFS && (l = df_layer_open (path, false)) != NULL) {
+      /* Sealed, but the manifest was not updated: finish that seal. */
+      r = df_layer_hash (l, hash);
+      df_layer_close (l);
+    }
+    else
       goto out;
-    r = df_layer_seal (l, hash);
-    df_layer_close (l);
     if (r == -1 || (r = record_seal (v, path, hash)) == -1)
       goto out;
     r = -1;
