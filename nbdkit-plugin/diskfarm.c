@@ -1,0 +1,432 @@
+/* nbdkit-diskfarm-plugin — serves vDisks and device sessions over NBD.
+ *
+ *   nbdkit diskfarm farm=DIR [server=NAME] [cache-dir=DIR]
+ *                  [cache-limit=SIZE] [device-limit=SIZE] [ram-limit=SIZE]
+ *                  [session-linger=SECONDS]
+ *
+ * See nbdkit-diskfarm-plugin(1).  This file holds the nbdkit callbacks;
+ * sessions.c the device sessions, exports.c img/ and edit/, farmstate.c
+ * the farm and the shared chains.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "error.h"
+#include "plugin.h"
+#include "util.h"
+
+struct plugin_config cfg = {
+  .device_limit = UINT64_C (8) << 30,
+  .ram_limit = UINT64_C (64) << 20,
+  .linger = 60,
+};
+struct df_cache_budget budget;
+
+struct handle {
+  struct df_export_name en;
+  struct df_bdev *bdev;
+  bool readonly;
+  struct session *session;
+  struct chain_ref *image;
+  struct editor *editor;
+  char *description;
+};
+
+static int
+parse_size (const char *key, const char *value, uint64_t *out)
+{
+  if (df_parse_size (value, out) == -1) {
+    nbdkit_error ("%s: %s", key, df_error_get ());
+    return -1;
+  }
+  return 0;
+}
+
+static int
+diskfarm_config (const char *key, const char *value)
+{
+  uint64_t v;
+
+  if (strcmp (key, "farm") == 0) {
+    free (cfg.farm_dir);
+    cfg.farm_dir = nbdkit_absolute_path (value);
+    return cfg.farm_dir ? 0 : -1;
+  }
+  if (strcmp (key, "server") == 0) {
+    if (df_name_check ("server", value) == -1) {
+      nbdkit_error ("%s", df_error_get ());
+      return -1;
+    }
+    free (cfg.server);
+    cfg.server = strdup (value);
+    return cfg.server ? 0 : -1;
+  }
+  if (strcmp (key, "cache-dir") == 0) {
+    free (cfg.cache_dir);
+    cfg.cache_dir = nbdkit_absolute_path (value);
+    return cfg.cache_dir ? 0 : -1;
+  }
+  if (strcmp (key, "cache-limit") == 0)
+    return parse_size (key, value, &budget.limit);
+  if (strcmp (key, "device-limit") == 0)
+    return parse_size (key, value, &cfg.device_limit);
+  if (strcmp (key, "ram-limit") == 0)
+    return parse_size (key, value, &cfg.ram_limit);
+  if (strcmp (key, "session-linger") == 0) {
+    if (df_parse_u64 (value, &v) == -1 || v > 86400) {
+      nbdkit_error ("session-linger: \"%s\" is not 0 to 86400 seconds", value);
+      return -1;
+    }
+    cfg.linger = v;
+    return 0;
+  }
+  nbdkit_error ("unknown parameter \"%s\" (see nbdkit diskfarm --help)", key);
+  return -1;
+}
+
+static int
+diskfarm_config_complete (void)
+{
+  struct df_farm *farm;
+
+  if (cfg.farm_dir == NULL) {
+    cfg.farm_dir = nbdkit_absolute_path (DISKFARM_DEFAULT_FARM);
+    if (cfg.farm_dir == NULL)
+      return -1;
+  }
+  farm = farm_acquire ();
+  if (farm == NULL) {
+    nbdkit_error ("%s", df_error_get ());
+    return -1;
+  }
+  if (farm_server (farm) == NULL) {
+    nbdkit_error ("%s", df_error_get ());
+    farm_release ();
+    return -1;
+  }
+  farm_release ();
+  return 0;
+}
+
+#define diskfarm_config_help \
+  "farm=DIR              The farm directory (default " DISKFARM_DEFAULT_FARM ").\n" \
+  "server=NAME           This server's name in the farm (default: host name).\n" \
+  "cache-dir=DIR         Where device write caches live (default STORE/caches).\n" \
+  "cache-limit=SIZE      Total write cache of all devices (default: none).\n" \
+  "device-limit=SIZE     Per device when its cache names no size (default 8G).\n" \
+  "ram-limit=SIZE        RAM per ram+disk session before spilling (default 64M).\n" \
+  "session-linger=SECS   Keep a closed session this long to resume (default 60)."
+
+static int
+diskfarm_after_fork (void)
+{
+  return sessions_start ();
+}
+
+static void
+diskfarm_unload (void)
+{
+  sessions_stop ();
+  farm_free_all ();
+  free (cfg.farm_dir);
+  free (cfg.server);
+  free (cfg.cache_dir);
+}
+
+static int
+add_export (void *opaque, const char *name, const char *desc)
+{
+  return nbdkit_add_export (opaque, name, desc);
+}
+
+static int
+diskfarm_list_exports (int readonly, int is_tls, struct nbdkit_exports *exports)
+{
+  (void) readonly;
+  (void) is_tls;
+  if (exports_list (add_export, exports) == -1) {
+    nbdkit_error ("%s", df_error_get ());
+    return -1;
+  }
+  return 0;
+}
+
+static void
+fail_open (struct handle *h, const char *exportname)
+{
+  int err = errno ? errno : EIO;
+
+  nbdkit_error ("export \"%s\": %s", exportname, df_error_get ());
+  nbdkit_set_error (err);
+  free (h);
+}
+
+static void *
+diskfarm_open (int readonly)
+{
+  const char *exportname = nbdkit_export_name ();
+  struct handle *h = calloc (1, sizeof *h);
+
+  if (h == NULL) {
+    nbdkit_error ("calloc: %m");
+    return NULL;
+  }
+  df_error_clear ();
+  errno = 0;
+  if (df_export_parse (exportname, &h->en) == -1) {
+    fail_open (h, exportname ? exportname : "");
+    return NULL;
+  }
+  switch (h->en.kind) {
+  case DF_EXPORT_IMG:
+    h->image = image_open (&h->en, &h->description);
+    if (h->image == NULL)
+      goto fail;
+    h->bdev = h->image->bdev;
+    h->readonly = true;
+    break;
+  case DF_EXPORT_DEV:
+    h->session = session_open (&h->en, &h->description);
+    if (h->session == NULL)
+      goto fail;
+    h->bdev = session_bdev (h->session);
+    h->readonly = readonly || session_readonly (h->session);
+    break;
+  case DF_EXPORT_EDIT:
+    h->editor = editor_open (h->en.name, &h->description);
+    if (h->editor == NULL)
+      goto fail;
+    h->bdev = editor_bdev (h->editor);
+    h->readonly = readonly;
+    break;
+  }
+  return h;
+ fail:
+  fail_open (h, exportname);
+  return NULL;
+}
+
+static void
+diskfarm_close (void *handle)
+{
+  struct handle *h = handle;
+
+  if (h->session)
+    session_close (h->session);
+  if (h->editor)
+    editor_close (h->editor);
+  chain_put (h->image);
+  free (h->description);
+  free (h);
+}
+
+static const char *
+diskfarm_export_description (void *handle)
+{
+  struct handle *h = handle;
+
+  return h->description;
+}
+
+static int64_t
+diskfarm_get_size (void *handle)
+{
+  struct handle *h = handle;
+
+  return h->bdev->size;
+}
+
+static int
+diskfarm_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
+                     uint32_t *maximum)
+{
+  (void) handle;
+  *minimum = 1;
+  *preferred = 4096;
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int
+diskfarm_can_write (void *handle)
+{
+  struct handle *h = handle;
+
+  return !h->readonly;
+}
+
+static int
+diskfarm_can_multi_conn (void *handle)
+{
+  struct handle *h = handle;
+
+  /* Sessions and images share one object across connections; an editor
+   * is one connection.
+   */
+  return h->editor == NULL;
+}
+
+static int
+diskfarm_can_fua (void *handle)
+{
+  (void) handle;
+  return NBDKIT_FUA_NATIVE;
+}
+
+static int
+diskfarm_can_cache (void *handle)
+{
+  (void) handle;
+  return NBDKIT_CACHE_EMULATE;
+}
+
+static int
+diskfarm_yes (void *handle)
+{
+  (void) handle;
+  return 1;
+}
+
+/* Reports a failed request once, with its context. */
+static int
+io_error (struct handle *h, const char *op)
+{
+  int err = errno ? errno : EIO;
+
+  if (h->session)
+    session_note_error (h->session, err);
+  if (err != ENOSPC)
+    nbdkit_error ("%s: %s", op, df_error_get ());
+  nbdkit_set_error (err);
+  return -1;
+}
+
+static uint32_t
+df_flags (uint32_t flags)
+{
+  return ((flags & NBDKIT_FLAG_FUA) ? DF_FUA : 0) |
+    ((flags & NBDKIT_FLAG_MAY_TRIM) ? DF_MAY_TRIM : 0) |
+    ((flags & NBDKIT_FLAG_FAST_ZERO) ? DF_FAST_ZERO : 0);
+}
+
+static int
+diskfarm_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
+                uint32_t flags)
+{
+  struct handle *h = handle;
+
+  (void) flags;
+  if (df_bdev_pread (h->bdev, buf, count, offset) == -1)
+    return io_error (h, "read");
+  return 0;
+}
+
+static int
+diskfarm_pwrite (void *handle, const void *buf, uint32_t count,
+                 uint64_t offset, uint32_t flags)
+{
+  struct handle *h = handle;
+
+  if (df_bdev_pwrite (h->bdev, buf, count, offset, df_flags (flags)) == -1)
+    return io_error (h, "write");
+  return 0;
+}
+
+static int
+diskfarm_flush (void *handle, uint32_t flags)
+{
+  struct handle *h = handle;
+
+  (void) flags;
+  if (df_bdev_flush (h->bdev) == -1)
+    return io_error (h, "flush");
+  return 0;
+}
+
+static int
+diskfarm_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  struct handle *h = handle;
+
+  if (df_bdev_zero (h->bdev, count, offset, df_flags (flags)) == -1)
+    return io_error (h, "zero");
+  return 0;
+}
+
+static int
+diskfarm_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  struct handle *h = handle;
+
+  if (df_bdev_trim (h->bdev, count, offset, df_flags (flags)) == -1)
+    return io_error (h, "trim");
+  return 0;
+}
+
+static int
+add_extent (void *opaque, uint64_t offset, uint64_t length, uint32_t type)
+{
+  uint32_t t = ((type & DF_EXTENT_HOLE) ? NBDKIT_EXTENT_HOLE : 0) |
+    ((type & DF_EXTENT_ZERO) ? NBDKIT_EXTENT_ZERO : 0);
+
+  return nbdkit_add_extent (opaque, offset, length, t);
+}
+
+static int
+diskfarm_extents (void *handle, uint32_t count, uint64_t offset,
+                  uint32_t flags, struct nbdkit_extents *extents)
+{
+  struct handle *h = handle;
+
+  (void) flags;
+  if (df_bdev_extents (h->bdev, count, offset, add_extent, extents) == -1)
+    return io_error (h, "extents");
+  return 0;
+}
+
+static struct nbdkit_plugin plugin = {
+  .name = "diskfarm",
+  .longname = "diskfarm vDisk and device session server",
+  .version = PACKAGE_VERSION,
+  .description = "Serves diskfarm vDisks (img/), device sessions with "
+                 "copy-on-write write caches (dev/) and maintenance "
+                 "versions (edit/).",
+  .magic_config_key = "farm",
+  .config = diskfarm_config,
+  .config_complete = diskfarm_config_complete,
+  .config_help = diskfarm_config_help,
+  .after_fork = diskfarm_after_fork,
+  .unload = diskfarm_unload,
+  .list_exports = diskfarm_list_exports,
+  .open = diskfarm_open,
+  .close = diskfarm_close,
+  .export_description = diskfarm_export_description,
+  .get_size = diskfarm_get_size,
+  .block_size = diskfarm_block_size,
+  .can_write = diskfarm_can_write,
+  .can_flush = diskfarm_yes,
+  .can_trim = diskfarm_yes,
+  .can_zero = diskfarm_yes,
+  .can_fast_zero = diskfarm_yes,
+  .can_extents = diskfarm_yes,
+  .can_fua = diskfarm_can_fua,
+  .can_multi_conn = diskfarm_can_multi_conn,
+  .can_cache = diskfarm_can_cache,
+  .pread = diskfarm_pread,
+  .pwrite = diskfarm_pwrite,
+  .flush = diskfarm_flush,
+  .trim = diskfarm_trim,
+  .zero = diskfarm_zero,
+  .extents = diskfarm_extents,
+  .errno_is_preserved = 0,
+};
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+NBDKIT_REGISTER_PLUGIN (plugin)
