@@ -84,18 +84,52 @@ make_image () {
   done
 }
 
-# Runs nbdkit with the diskfarm plugin on a private unix socket and
-# sets $NBD_SOCK and $NBD_PID; stopped at exit.
+# Runs nbdkit with the diskfarm plugin (and any further arguments) on a
+# private unix socket, logging to $TESTDIR/nbdkit.log; sets $NBD_SOCK and
+# $NBD_PID.  Stopped at exit.  Call again after stopping it to restart.
 start_nbdkit () {
   NBD_SOCK="$TESTDIR/nbd.sock"
-  local pidfile="$TESTDIR/nbdkit.pid"
-  rm -f "$NBD_SOCK" "$pidfile"
-  nbdkit -U "$NBD_SOCK" -P "$pidfile" "$PLUGIN" farm="$TESTDIR/farm" "$@"
-  for _ in $(seq 100); do
-    [ -s "$pidfile" ] && break
+  rm -f "$NBD_SOCK"
+  nbdkit -f -v -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" "$@" \
+    2>>"$TESTDIR/nbdkit.log" &
+  NBD_PID=$!
+  cleanup_fn "kill $NBD_PID 2>/dev/null; wait $NBD_PID 2>/dev/null"
+  for _ in $(seq 200); do
+    [ -S "$NBD_SOCK" ] && return 0
+    kill -0 $NBD_PID 2>/dev/null || break
     sleep 0.05
   done
-  [ -s "$pidfile" ] || fail "nbdkit did not start"
-  NBD_PID=$(cat "$pidfile")
-  cleanup_fn "kill $NBD_PID 2>/dev/null; sleep 0.1"
+  cat "$TESTDIR/nbdkit.log" >&2
+  fail "nbdkit did not start"
+}
+
+# Stops the captive nbdkit: stop_nbdkit [SIGNAL].
+stop_nbdkit () {
+  kill -"${1:-TERM}" "$NBD_PID" 2>/dev/null || true
+  wait "$NBD_PID" 2>/dev/null || true
+}
+
+# The NBD URI of an export of the captive nbdkit.
+nbd_uri () {
+  echo "nbd+unix:///$1?socket=$NBD_SOCK"
+}
+
+# A farm with vDisk "base" (SIZE, default 64M: ext4 holding /marker) and
+# device pc1 (cache MODE, default ram+disk) booting it.
+make_vdisk_farm () {
+  local cache=${1:-ram+disk} size=${2:-64M}
+  make_farm
+  mkdir -p "$TESTDIR/rootfs"
+  echo "golden marker" > "$TESTDIR/rootfs/marker"
+  truncate -s "$size" "$TESTDIR/base.raw"
+  mkfs.ext4 -q -d "$TESTDIR/rootfs" "$TESTDIR/base.raw"
+  df vdisk import base "$TESTDIR/base.raw" >/dev/null
+  df device add pc1 --mac 52:54:00:00:00:01 --vdisk base --cache "$cache"
+}
+
+# nbdsh -c SCRIPT against an export (Debian's python, whatever PATH says).
+nbdsh_run () {
+  local export=$1
+  shift
+  /usr/bin/nbdsh -u "$(nbd_uri "$export")" "$@"
 }
