@@ -225,6 +225,11 @@ test_negotiate_oack (void **state)
   assert_int_equal (tftp_parse_request (buf, n, &req), 0);
   tftp_negotiate (&req, &lim, 10, &ack);
   assert_int_equal (ack.present, 0);
+  /* No "tsize 0" for an empty file (curl refuses it). */
+  n = PACKET (buf, TFTP_RRQ, "f", "octet", "tsize", "0");
+  assert_int_equal (tftp_parse_request (buf, n, &req), 0);
+  tftp_negotiate (&req, &lim, 0, &ack);
+  assert_int_equal (ack.present, 0);
   /* Only unknown options: no OACK at all. */
   n = PACKET (buf, TFTP_RRQ, "f", "octet", "rollover", "0");
   assert_int_equal (tftp_parse_request (buf, n, &req), 0);

@@ -261,7 +261,8 @@ tftp_negotiate (const struct tftp_request *req, const struct tftp_limits *lim,
     ack->timeout = o->timeout;
     ack->present |= TFTP_OPT_TIMEOUT;
   }
-  if ((o->present & TFTP_OPT_TSIZE) && octet && size >= 0) {
+  /* curl (7.88) fails on "tsize 0": an empty file goes without. */
+  if ((o->present & TFTP_OPT_TSIZE) && octet && size > 0) {
     ack->tsize = size;
     ack->present |= TFTP_OPT_TSIZE;
   }

@@ -114,6 +114,8 @@ struct tftp_limits {
  * OACK, send data at once).  size is the file size, or -1 when unknown.
  * tsize and windowsize are granted in octet mode only: a netascii
  * transfer's length is not known in advance, and it runs lock-step.
+ * tsize is not sent for an empty file either: curl takes "tsize 0" for
+ * an error.
  */
 void tftp_negotiate (const struct tftp_request *req,
                      const struct tftp_limits *lim, int64_t size,
