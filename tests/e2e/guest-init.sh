@@ -99,6 +99,9 @@ if [ -n "$pause" ]; then
   sync || fail "sync after the pause failed"
 fi
 
+# What the watcher logged (the kernel log, as its stderr): failovers.
+dmesg | grep -a 'diskfarm-attach' | sed 's/^\[[ 0-9.]*\] /e2e: kmsg: /'
+
 umount /mnt || fail "cannot unmount $root"
 diskfarm-attach --disconnect /dev/nbd0 || fail "disconnect failed"
 echo "DISKFARM-E2E: OK marker=$marker wrote=$token"

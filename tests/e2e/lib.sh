@@ -27,7 +27,7 @@ E2E_NS=dfe2e-$$
 E2E_DHCP_NS=dfe2e-$$-dhcp
 # Seconds a guest may run before it is killed (TCG is slow: a guest
 # boots in 15 to 30 s).
-: "${E2E_TIMEOUT:=90}"
+: "${E2E_TIMEOUT:=120}"
 # The NIC model: e1000 (qemu's default, its PXE ROM is iPXE) or
 # virtio-net-pci.
 : "${E2E_NIC:=e1000}"
@@ -114,6 +114,7 @@ e2e_start_dnsmasq () {
     --port=0 --no-resolv --no-hosts --interface=eth0 --bind-interfaces \
     --dhcp-range="$E2E_SUBNET.100,$E2E_SUBNET.199,255.255.255.0,1h" \
     --dhcp-leasefile="$TESTDIR/dnsmasq.leases" --dhcp-authoritative \
+    --no-ping \
     --log-dhcp --log-facility="$TESTDIR/dnsmasq.log" "$@" ||
     fail "dnsmasq did not start"
 }
@@ -142,11 +143,12 @@ e2e_stop_server () {
   while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
 }
 
-# _e2e_qemu NAME QEMU-ARGS...: a guest with one NIC on the bridge, its
-# serial console in $TESTDIR/NAME.console, killed after $E2E_TIMEOUT s.
+# _e2e_qemu NAME NIC-OPTIONS QEMU-ARGS...: a guest with one NIC on the
+# bridge, its serial console in $TESTDIR/NAME.console, killed after
+# $E2E_TIMEOUT s.
 _e2e_qemu () {
-  local name=$1 tap mac
-  shift
+  local name=$1 nicopts=$2 tap mac
+  shift 2
   _e2e_nguests=$((_e2e_nguests + 1))
   tap=tap$_e2e_nguests
   mac=${E2E_MAC:-$(printf '52:54:00:e2:e0:%02x' "$_e2e_nguests")}
@@ -160,7 +162,7 @@ _e2e_qemu () {
     -machine pc,graphics=off -accel tcg -m 512 -smp 1 -nodefaults \
     -display none -no-reboot -serial "file:$TESTDIR/$name.console" \
     -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
-    -device "$E2E_NIC,netdev=n0,mac=$mac" \
+    -device "$E2E_NIC,netdev=n0,mac=$mac$nicopts" \
     "$@" >"$TESTDIR/$name.qemu.log" 2>&1 &
   _e2e_qemu_pid[$name]=$!
   echo "e2e: $name booting (mac $mac, console $TESTDIR/$name.console)"
@@ -171,7 +173,8 @@ _e2e_qemu () {
 e2e_boot_kernel () {
   local name=$1 append=$2
   shift 2
-  _e2e_qemu "$name" -kernel "$E2E_KERNEL" -initrd "$E2E_INITRD" \
+  # No option ROM: iPXE would only slow the boot down.
+  _e2e_qemu "$name" ",romfile=" -kernel "$E2E_KERNEL" -initrd "$E2E_INITRD" \
     -append "console=ttyS0 panic=-1 quiet $append" "$@"
 }
 
@@ -184,13 +187,13 @@ e2e_boot_pxe () {
   [ $# -gt 0 ] && shift
   case $firmware in
   bios)
-    _e2e_qemu "$name" -boot order=n "$@"
+    _e2e_qemu "$name" "" -boot order=n "$@"
     ;;
   uefi)
     [ -r /usr/share/OVMF/OVMF_CODE_4M.fd ] || skip "requires ovmf"
     vars=$TESTDIR/$name.OVMF_VARS.fd
     cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
-    _e2e_qemu "$name" -boot order=n \
+    _e2e_qemu "$name" "" -boot order=n \
       -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
       -drive "if=pflash,format=raw,unit=1,file=$vars" "$@"
     ;;
