@@ -1,0 +1,148 @@
+#!/bin/bash
+# The data path, side by side with its peers, in one run on a 2 GiB
+# random image:
+#   1. sequential read (nbdcopy to null:): the plugin's dev/ export on a
+#      3-version chain vs nbdkit file on the same content as a flat file;
+#   2. fio 4 KiB random read and random write, iodepth 32 (nbd engine):
+#      the plugin vs nbdkit file (a raw copy written in place), nbdkit
+#      --filter=cow file, and nbd-server copyonwrite;
+#   3. a small boot storm: 100 sessions each reading a 64 MiB working set
+#      and writing 8 MiB: total time and server peak RSS vs nbd-server
+#      copyonwrite.
+#   meson test -C build --suite bench -v bench-plugin.sh
+# Environment: BENCH_MIB (image size), BENCH_FIO_SECS, BENCH_CLIENTS.
+. "$DISKFARM_SRCDIR/tests/functions.sh"
+. "$DISKFARM_SRCDIR/tests/bench/bench-lib.sh"
+requires nbdkit --version
+requires fio --enghelp=nbd
+requires nbd-server -V
+
+MIB=${BENCH_MIB:-2048}
+FIO_SECS=${BENCH_FIO_SECS:-20}
+CLIENTS=${BENCH_CLIENTS:-100}
+STORM="$DISKFARM_BUILD/tests/storm"
+bytes=$((MIB << 20))
+
+# ---- a 3-version chain: base, then two versions with scattered edits ----
+make_farm
+random_image "$TESTDIR/src.raw" "$MIB"
+df vdisk import base "$TESTDIR/src.raw" >/dev/null
+df device add bench --mac 52:54:00:bb:00:00 --vdisk base
+start_nbdkit
+for v in 2 3; do
+  df version new base >/dev/null
+  cmds=()
+  for i in $(seq 200); do
+    cmds+=(-c "write -P $((v * 16 + i % 16)) $(( (RANDOM * 32768 + RANDOM) % (MIB * 16) * 65536 )) 64k")
+  done
+  qemu-io -f raw "$(nbd_uri edit/base)" "${cmds[@]}" >/dev/null
+  # The editor's connection must be gone before promote seals it.
+  sleep 0.5
+  df version promote base $v production >/dev/null
+done
+df vdisk export base "$TESTDIR/flat.raw" >/dev/null
+cp --sparse=never "$TESTDIR/flat.raw" "$TESTDIR/inplace.raw"
+df vdisk info base | grep -q '^3 ' || fail "no 3-version chain"
+
+nbdkit -f -U "$TESTDIR/file.sock" file "$TESTDIR/flat.raw" 2>/dev/null &
+cleanup_fn "kill $! 2>/dev/null"
+nbdkit -f -U "$TESTDIR/inplace.sock" file "$TESTDIR/inplace.raw" 2>/dev/null &
+cleanup_fn "kill $! 2>/dev/null"
+nbdkit -f -U "$TESTDIR/cow.sock" --filter=cow file "$TESTDIR/flat.raw" 2>/dev/null &
+cleanup_fn "kill $! 2>/dev/null"
+# port 0 would mean inetd mode: listen on a loopback port nobody uses.
+cat > "$TESTDIR/nbd-server.conf" <<CONF
+[generic]
+unixsock = $TESTDIR/nbdsrv.sock
+port = $((20000 + RANDOM % 20000))
+listenaddr = 127.0.0.1
+user = root
+group = root
+[flat]
+exportname = $TESTDIR/flat.raw
+copyonwrite = true
+cowdir = $TESTDIR
+CONF
+nbd-server -C "$TESTDIR/nbd-server.conf" -p "$TESTDIR/nbdsrv.pid" 2>/dev/null
+for _ in $(seq 100); do [ -S "$TESTDIR/nbdsrv.sock" ] && break; sleep 0.05; done
+NBDSRV_PID=$(cat "$TESTDIR/nbdsrv.pid")
+cleanup_fn "kill $NBDSRV_PID 2>/dev/null"
+for s in file inplace cow; do
+  for _ in $(seq 100); do [ -S "$TESTDIR/$s.sock" ] && break; sleep 0.05; done
+done
+u_plugin=$(nbd_uri dev/bench@seq)
+u_file="nbd+unix:///?socket=$TESTDIR/file.sock"
+u_inplace="nbd+unix:///?socket=$TESTDIR/inplace.sock"
+u_cow="nbd+unix:///?socket=$TESTDIR/cow.sock"
+u_nbdsrv="nbd+unix:///flat?socket=$TESTDIR/nbdsrv.sock"
+
+# ---- 1. sequential read ----
+best_copy () {
+  local b=999 t
+  for _ in 1 2 3; do
+    t=$(secs nbdcopy "$1" null:)
+    b=$(awk -v a="$b" -v t="$t" 'BEGIN { print (t < a) ? t : a }')
+  done
+  echo "$b"
+}
+t_plugin=$(best_copy "$u_plugin")
+t_file=$(best_copy "$u_file")
+
+# ---- 2. fio random I/O ----
+fio_iops () {   # fio_iops URI RW
+  fio --name=b --ioengine=nbd --uri="$1" --rw="$2" --bs=4k --iodepth=32 \
+      --size="${MIB}M" --time_based --runtime="$FIO_SECS" --ramp_time=2 \
+      --norandommap --randrepeat=0 --output-format=json \
+      --output="$TESTDIR/fio.json" >/dev/null 2>&1 || { echo 0; return; }
+  /usr/bin/python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+print(int(j["read"]["iops"] + j["write"]["iops"]))' "$TESTDIR/fio.json"
+}
+rr_plugin=$(fio_iops "$(nbd_uri dev/bench@rr)" randread)
+rr_file=$(fio_iops "$u_file" randread)
+rw_plugin=$(fio_iops "$(nbd_uri dev/bench@rw)" randwrite)
+df device set bench --cache disk
+rw_plugin_disk=$(fio_iops "$(nbd_uri dev/bench@rwdisk)" randwrite)
+rw_inplace=$(fio_iops "$u_inplace" randwrite)
+rw_cow=$(fio_iops "$u_cow" randwrite)
+rw_nbdsrv=$(fio_iops "$u_nbdsrv" randwrite)
+rr_nbdsrv=$(fio_iops "$u_nbdsrv" randread)
+
+# ---- 3. boot storm ----
+for i in $(seq 0 $((CLIENTS - 1))); do
+  printf '[device]\nmac = 52:54:01:00:%02x:%02x\nvdisk = base\ncache = %s\n' \
+    $((i / 256)) $((i % 256)) disk > "$TESTDIR/farm/devices.d/pc$(printf %03d $i).conf"
+done
+storm_run () {   # storm_run SERVER_PID URI_TEMPLATE
+  local peak
+  peak=$(peak_rss "$1" "$STORM" "$2" "$CLIENTS" 64 8)
+  echo "$(sed -n 's/.*total_s=\([0-9.]*\).*/\1/p' "$TESTDIR/peak-cmd.out") $((peak / 1024))"
+}
+read -r s_disk m_disk < <(storm_run "$NBD_PID" "nbd+unix:///dev/pc%03d@storm1?socket=$NBD_SOCK")
+sed -i 's/^cache = disk$/cache = ram+disk/' "$TESTDIR"/farm/devices.d/pc*.conf
+touch "$TESTDIR/farm/devices.d"
+read -r s_ram m_ram < <(storm_run "$NBD_PID" "nbd+unix:///dev/pc%03d@storm2?socket=$NBD_SOCK")
+read -r s_nbdsrv m_nbdsrv < <(storm_run "$NBDSRV_PID" "$u_nbdsrv")
+
+# ---- the table ----
+printf '\n%s MiB random image; plugin: dev/ export of version 3 of a 3-version chain\n' "$MIB"
+printf '%-58s %12s %8s %8s\n' measurement value "ratio" goal
+printf '%-58s %9s MiB/s %7s %8s\n' "seq read, nbdcopy->null: plugin" "$(rate $bytes "$t_plugin")" \
+  "$(ratio "$t_file" "$t_plugin")x" ">=0.95"
+printf '%-58s %9s MiB/s %8s\n' "seq read, nbdcopy->null: nbdkit file (flat)" "$(rate $bytes "$t_file")" ""
+printf '%-58s %8s IOPS %7s %8s\n' "4K randread qd32: plugin" "$rr_plugin" "$(ratio "$rr_plugin" "$rr_file")x" ">=0.95"
+printf '%-58s %8s IOPS\n' "4K randread qd32: nbdkit file" "$rr_file"
+printf '%-58s %8s IOPS\n' "4K randread qd32: nbd-server copyonwrite" "$rr_nbdsrv"
+printf '%-58s %8s IOPS %7s %8s\n' "4K randwrite qd32: plugin, ram+disk cache (default)" "$rw_plugin" \
+  "$(ratio "$rw_plugin" "$rw_inplace")x" ">=1.0"
+printf '%-58s %8s IOPS %7s\n' "4K randwrite qd32: plugin, disk cache" "$rw_plugin_disk" \
+  "$(ratio "$rw_plugin_disk" "$rw_inplace")x"
+printf '%-58s %8s IOPS\n' "4K randwrite qd32: nbdkit file (in place)" "$rw_inplace"
+printf '%-58s %8s IOPS %7s %8s\n' "4K randwrite qd32: nbdkit --filter=cow file" "$rw_cow" \
+  "$(ratio "$rw_plugin" "$rw_cow")x" ">=3 (plugin/cow)"
+printf '%-58s %8s IOPS %7s %8s\n' "4K randwrite qd32: nbd-server copyonwrite" "$rw_nbdsrv" \
+  "$(ratio "$rw_plugin" "$rw_nbdsrv")x" ">=1.3 (plugin/nbd-server)"
+printf '%-58s %7s s %5s MiB\n' "storm $CLIENTS x (64M read + 8M write): plugin, disk cache" "$s_disk" "$m_disk"
+printf '%-58s %7s s %5s MiB\n' "storm: plugin, ram+disk cache" "$s_ram" "$m_ram"
+printf '%-58s %7s s %5s MiB\n' "storm: nbd-server copyonwrite" "$s_nbdsrv" "$m_nbdsrv"
