@@ -38,7 +38,7 @@ static const char usage_text[] =
   "                          tried in order (IPv6: [ADDRESS]:PORT; the port\n"
   "                          is 10809 by default)\n"
   "  -e, --export NAME       the export, e.g. dev/DEVICE@SESSION\n"
-  "  -d, --device DEVICE     the NBD device (default /dev/nbd0)\n"
+  "  -n, --nbd DEVICE        the NBD device (default /dev/nbd0)\n"
   "  -c, --connections N     connections to the server (default 1)\n"
   "      --block-size N      logical block size, 512 to 4096 (default: the\n"
   "                          server's minimum, at least 512)\n"
@@ -62,7 +62,7 @@ static const char usage_text[] =
   "      --help              show this help\n"
   "      --version           show the version\n"
   "\n"
-  "Kernel parameters: diskfarm.servers, diskfarm.export, diskfarm.device,\n"
+  "Kernel parameters: diskfarm.servers, diskfarm.export, diskfarm.nbd,\n"
   "diskfarm.connections, diskfarm.block_size, diskfarm.timeout,\n"
   "diskfarm.connect_timeout, diskfarm.io_timeout, diskfarm.dead_timeout:\n"
   "the options of the same names.  Options given win over them.\n";
@@ -75,7 +75,7 @@ enum {
 static const struct option long_opts[] = {
   { "servers", required_argument, NULL, 's' },
   { "export", required_argument, NULL, 'e' },
-  { "device", required_argument, NULL, 'd' },
+  { "nbd", required_argument, NULL, 'n' },
   { "connections", required_argument, NULL, 'c' },
   { "block-size", required_argument, NULL, OPT_BLOCK_SIZE },
   { "timeout", required_argument, NULL, 't' },
@@ -121,7 +121,7 @@ param_of (int c)
   switch (c) {
   case 's': return "servers";
   case 'e': return "export";
-  case 'd': return "device";
+  case 'n': return "nbd";
   case 'c': return "connections";
   case 't': return "timeout";
   case OPT_BLOCK_SIZE: return "block_size";
@@ -137,7 +137,7 @@ parse_args (struct attach_cli *cli, int argc, char **argv)
 {
   int c;
 
-  while ((c = getopt_long (argc, argv, "s:e:d:c:t:fv", long_opts, NULL))
+  while ((c = getopt_long (argc, argv, "s:e:n:c:t:fv", long_opts, NULL))
          != -1) {
     const char *param = param_of (c);
 
@@ -350,7 +350,7 @@ disconnect (const char *device)
   struct nbd_nl *nl;
   int r;
 
-  if (attach_device_parse (device, &index) == -1)
+  if (attach_nbd_parse (device, &index) == -1)
     return fail ();
   nl = nbd_nl_open (false);
   if (nl == NULL)

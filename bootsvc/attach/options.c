@@ -130,7 +130,7 @@ parse_export (struct attach_options *o, const char *name)
 }
 
 int
-attach_device_parse (const char *s, uint32_t *index)
+attach_nbd_parse (const char *s, uint32_t *index)
 {
   const char *p = s;
   uint64_t v;
@@ -165,7 +165,7 @@ parse_u32 (const char *value, uint32_t min, uint32_t max, uint32_t *out)
 static const char *const param_names[ATTACH_NPARAMS] = {
   [ATTACH_SERVERS] = "servers",
   [ATTACH_EXPORT] = "export",
-  [ATTACH_DEVICE] = "device",
+  [ATTACH_NBD] = "nbd",
   [ATTACH_CONNECTIONS] = "connections",
   [ATTACH_BLOCK_SIZE] = "block_size",
   [ATTACH_TIMEOUT] = "timeout",
@@ -189,13 +189,20 @@ param_lookup (const char *key)
   return -1;
 }
 
+/* Parameters of the boot contract that are not diskfarm-attach's. */
+static bool
+param_of_others (const char *key)
+{
+  return strcmp (key, "device") == 0 || strcmp (key, "cache") == 0;
+}
+
 static int
 set_param (struct attach_options *o, int p, const char *value)
 {
   switch (p) {
   case ATTACH_SERVERS: return parse_servers (o, value);
   case ATTACH_EXPORT: return parse_export (o, value);
-  case ATTACH_DEVICE: return attach_device_parse (value, &o->index);
+  case ATTACH_NBD: return attach_nbd_parse (value, &o->index);
   case ATTACH_CONNECTIONS:
     return parse_u32 (value, 1, ATTACH_MAX_CONNECTIONS, &o->connections);
   case ATTACH_BLOCK_SIZE:
@@ -284,7 +291,7 @@ attach_options_parse_cmdline (struct attach_options *o, const char *text,
     *eq = '\0';
     p = param_lookup (w + strlen (PREFIX));
     if (p < 0) {
-      if (warn)
+      if (warn && !param_of_others (w + strlen (PREFIX)))
         warn (w);
       continue;
     }

@@ -24,7 +24,7 @@ struct attach_server {
 enum attach_param {
   ATTACH_SERVERS,
   ATTACH_EXPORT,
-  ATTACH_DEVICE,
+  ATTACH_NBD,
   ATTACH_CONNECTIONS,
   ATTACH_BLOCK_SIZE,
   ATTACH_TIMEOUT,
@@ -61,6 +61,8 @@ int attach_options_set (struct attach_options *o, const char *key,
 
 /* Applies the diskfarm.* parameters of a kernel command line (text of
  * /proc/cmdline), except those already given as options: options win.
+ * diskfarm.device (the device's name in the farm) and diskfarm.cache
+ * (the initramfs scripts' business) are known and left alone.
  * A parameter repeated on the command line takes its last value (what
  * was appended at the boot prompt).  Unknown diskfarm.* keys are
  * reported through warn (may be NULL) and skipped.  Sets *found to how
@@ -74,7 +76,7 @@ int attach_options_parse_cmdline (struct attach_options *o, const char *text,
 int attach_server_parse (const char *s, struct attach_server *srv);
 
 /* "/dev/nbd3", "nbd3" or "3" into 3. */
-int attach_device_parse (const char *s, uint32_t *index);
+int attach_nbd_parse (const char *s, uint32_t *index);
 
 /* Everything needed to attach is there and consistent. */
 int attach_options_check (const struct attach_options *o);

@@ -86,16 +86,16 @@ test_device (void **state)
   uint32_t i;
 
   (void) state;
-  assert_int_equal (attach_device_parse ("/dev/nbd0", &i), 0);
+  assert_int_equal (attach_nbd_parse ("/dev/nbd0", &i), 0);
   assert_int_equal (i, 0);
-  assert_int_equal (attach_device_parse ("nbd12", &i), 0);
+  assert_int_equal (attach_nbd_parse ("nbd12", &i), 0);
   assert_int_equal (i, 12);
-  assert_int_equal (attach_device_parse ("3", &i), 0);
+  assert_int_equal (attach_nbd_parse ("3", &i), 0);
   assert_int_equal (i, 3);
-  assert_int_equal (attach_device_parse ("/dev/sda", &i), -1);
+  assert_int_equal (attach_nbd_parse ("/dev/sda", &i), -1);
   assert_error_contains ("not an NBD device");
-  assert_int_equal (attach_device_parse ("/dev/nbd", &i), -1);
-  assert_int_equal (attach_device_parse ("/dev/nbd0p1", &i), -1);
+  assert_int_equal (attach_nbd_parse ("/dev/nbd", &i), -1);
+  assert_int_equal (attach_nbd_parse ("/dev/nbd0p1", &i), -1);
 }
 
 static void
@@ -165,9 +165,10 @@ test_cmdline (void **state)
     "BOOT_IMAGE=/vmlinuz root=/dev/nbd0p1 ro ip=dhcp "
     "diskfarm.servers=10.0.0.5:10809,10.0.0.6 "
     "diskfarm.export=dev/pc042@3f9a1c diskfarm.io-timeout=9 "
-    "\"diskfarm.device=/dev/nbd2\" diskfarm.future=1 quiet\n",
+    "\"diskfarm.nbd=/dev/nbd2\" diskfarm.future=1 quiet "
+    "diskfarm.device=pc042 diskfarm.cache=device\n",
     count_warning, &found), 0);
-  assert_int_equal (found, 5);
+  assert_int_equal (found, 7);
   assert_int_equal (warnings, 1);
   assert_int_equal (o.nservers, 2);
   assert_string_equal (o.servers[1].name, "10.0.0.6:10809");

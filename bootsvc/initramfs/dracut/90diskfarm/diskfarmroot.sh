@@ -10,7 +10,7 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 [ "$2" = diskfarm ] || exit 0
 
-device=$(getarg diskfarm.device=)
+device=$(getarg diskfarm.nbd=)
 device=${device:-/dev/nbd0}
 name=${device##*/}
 case $name in
