@@ -12,6 +12,9 @@
 #include "tftp/tftp.h"
 #include "tftp/tftp-packet.h"
 
+/* Most DATA packets sent with one sendmmsg (read with one preadv). */
+#define TFTP_BATCH_MAX 64
+
 /* "[2001:db8::1]:65535" fits. */
 #define TFTP_PEER_NAME_MAX 64
 
@@ -45,9 +48,10 @@ struct tftp_server {
   struct tftp_client *clients;
   struct tftp_stats stats;
   /* The loop runs on one thread, so one buffer serves every transfer:
-   * each DATA packet is read into it and sent at once.
+   * a batch of DATA packets is read into it and sent at once.
    */
-  uint8_t *txbuf;               /* TFTP_HEADER_SIZE + cfg.max_blksize */
+  uint8_t *txbuf;               /* batch_max x (header + max_blksize) */
+  unsigned batch_max;
   uint8_t *scratch;             /* cfg.max_blksize: netascii input */
   uint8_t rxbuf[TFTP_REQUEST_MAX + 1];
 };

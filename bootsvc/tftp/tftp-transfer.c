@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -139,16 +140,28 @@ tftp_transfer_supersede (struct tftp_transfer *t)
     transfer_fail (t, -1, NULL, "the client sent a new request");
 }
 
-static int
-fill_octet (struct tftp_transfer *t, uint64_t seq, size_t *len)
+/* Where packet i of a batch is built. */
+static uint8_t *
+slot (struct tftp_server *srv, unsigned i)
 {
-  uint8_t *buf = t->srv->txbuf + TFTP_HEADER_SIZE;
-  uint64_t off = (seq - 1) * t->blksize;
-  size_t want = seq < t->last ? t->blksize : (size_t) (t->size - off);
+  return srv->txbuf + (size_t) i * (TFTP_HEADER_SIZE + srv->cfg.max_blksize);
+}
+
+static size_t
+block_len (const struct tftp_transfer *t, uint64_t seq)
+{
+  return seq < t->last ? t->blksize
+    : (size_t) (t->size - (seq - 1) * t->blksize);
+}
+
+/* Reads len bytes at off, or fails: the file must not shrink. */
+static int
+read_exact (int fd, uint8_t *buf, size_t len, uint64_t off)
+{
   size_t got = 0;
 
-  while (got < want) {
-    ssize_t r = pread (t->fd, buf + got, want - got, off + got);
+  while (got < len) {
+    ssize_t r = pread (fd, buf + got, len - got, off + got);
     if (r == -1 && errno == EINTR)
       continue;
     if (r == -1)
@@ -157,7 +170,34 @@ fill_octet (struct tftp_transfer *t, uint64_t seq, size_t *len)
       return df_error (EIO, "file shrank to %" PRIu64 " bytes", off + got);
     got += r;
   }
-  *len = want;
+  return 0;
+}
+
+/* Octet blocks first..first+n-1 straight into the batch's packets, with
+ * one preadv: consecutive blocks are consecutive in the file.
+ */
+static int
+fill_octet (struct tftp_transfer *t, uint64_t first, unsigned n,
+            size_t *lens)
+{
+  struct iovec iov[TFTP_BATCH_MAX];
+  uint64_t off = (first - 1) * t->blksize;
+  size_t total = 0;
+  unsigned i;
+
+  for (i = 0; i < n; i++) {
+    lens[i] = block_len (t, first + i);
+    iov[i].iov_base = slot (t->srv, i) + TFTP_HEADER_SIZE;
+    iov[i].iov_len = lens[i];
+    total += lens[i];
+  }
+  if (preadv (t->fd, iov, n, off) == (ssize_t) total)
+    return 0;
+  /* Short or failed: block by block, to finish or to say why. */
+  for (i = 0; i < n; i++)
+    if (read_exact (t->fd, iov[i].iov_base, lens[i],
+                    off + (uint64_t) i * t->blksize) == -1)
+      return -1;
   return 0;
 }
 
@@ -166,7 +206,7 @@ static int
 fill_netascii (struct tftp_transfer *t, size_t *len)
 {
   struct tftp_server *srv = t->srv;
-  uint8_t *out = srv->txbuf + TFTP_HEADER_SIZE;
+  uint8_t *out = slot (srv, 0) + TFTP_HEADER_SIZE;
   uint64_t off = t->na_off;
   int pending = t->na_pending;
   size_t o = 0, used;
@@ -196,34 +236,51 @@ fill_netascii (struct tftp_transfer *t, size_t *len)
   return 0;
 }
 
-/* Returns 1 when sent (or lost on the way: the timer resends it), 0 if
- * the socket buffer is full, -1 on a read error.
+/* Sends the n packets built in the batch with sendmmsg.  Returns how
+ * many went out; fewer than n means the socket buffer is full.  A
+ * packet refused for another reason counts as lost on the way: the
+ * timer resends it.
  */
-static int
-send_block (struct tftp_transfer *t, uint64_t seq)
+static unsigned
+send_batch (struct tftp_transfer *t, uint64_t first, unsigned n,
+            const size_t *lens)
 {
   struct tftp_server *srv = t->srv;
-  size_t len = 0;
-  ssize_t n;
+  struct mmsghdr msgs[TFTP_BATCH_MAX];
+  struct iovec iov[TFTP_BATCH_MAX];
+  unsigned i, sent = 0;
+  int r;
 
-  if ((t->mode == TFTP_MODE_OCTET ? fill_octet (t, seq, &len)
-       : fill_netascii (t, &len)) == -1)
-    return -1;
-  tftp_put_header (srv->txbuf, TFTP_DATA, (uint16_t) seq);
-  do
-    n = sendto (t->sock, srv->txbuf, TFTP_HEADER_SIZE + len, 0,
-                (const struct sockaddr *) &t->peer.ss, t->peer.len);
-  while (n == -1 && errno == EINTR);
-  if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-    return 0;
-  if (n == -1) {
-    df_debug ("tftp", "%s: DATA %" PRIu64 " not sent: %m", t->peer_name, seq);
-    return 1;
+  memset (msgs, 0, n * sizeof msgs[0]);
+  for (i = 0; i < n; i++) {
+    tftp_put_header (slot (srv, i), TFTP_DATA, (uint16_t) (first + i));
+    iov[i].iov_base = slot (srv, i);
+    iov[i].iov_len = TFTP_HEADER_SIZE + lens[i];
+    msgs[i].msg_hdr.msg_name = &t->peer.ss;
+    msgs[i].msg_hdr.msg_namelen = t->peer.len;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
   }
-  srv->stats.bytes += len;
-  df_debug ("tftp", "%s: DATA %" PRIu64 " (wire %u, %zu bytes)",
-            t->peer_name, seq, (unsigned) (uint16_t) seq, len);
-  return 1;
+  while (sent < n) {
+    r = sendmmsg (t->sock, msgs + sent, n - sent, 0);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      break;
+    if (r == -1) {
+      df_debug ("tftp", "%s: DATA %" PRIu64 " not sent: %m", t->peer_name,
+                first + sent);
+      r = 1;
+    }
+    sent += r;
+  }
+  for (i = 0; i < sent; i++) {
+    srv->stats.bytes += lens[i];
+    df_debug ("tftp", "%s: DATA %" PRIu64 " (wire %u, %zu bytes)",
+              t->peer_name, first + i, (unsigned) (uint16_t) (first + i),
+              lens[i]);
+  }
+  return sent;
 }
 
 static int
@@ -237,6 +294,21 @@ transfer_wait_room (struct tftp_transfer *t)
   return 0;
 }
 
+/* How many blocks may go now: the window's room, up to the last block,
+ * at most a batch.
+ */
+static unsigned
+batch_size (const struct tftp_transfer *t)
+{
+  uint64_t n = t->base + t->windowsize - t->next;
+
+  if (n > t->last - t->next + 1)
+    n = t->last - t->next + 1;
+  if (n > t->srv->batch_max)
+    n = t->srv->batch_max;
+  return n;
+}
+
 /* Sends what the window and the rate limit allow, then arms the timer
  * (retransmission, or the end of a rate-limit pause).  Returns 0, or -1
  * if the transfer ended (t is gone).
@@ -244,25 +316,32 @@ transfer_wait_room (struct tftp_transfer *t)
 static int
 transfer_send (struct tftp_transfer *t)
 {
-  uint64_t wait_ns;
+  size_t lens[TFTP_BATCH_MAX];
+  uint64_t wait_ns = 0;
 
   t->paused = false;
   while (t->next - t->base < t->windowsize && t->next <= t->last) {
-    int r;
+    unsigned n = batch_size (t), k, sent;
 
-    if (!tftp_client_take (t->srv, t->client,
-                           TFTP_HEADER_SIZE + t->blksize, &wait_ns)) {
+    for (k = 0; k < n; k++)
+      if (!tftp_client_take (t->srv, t->client,
+                             TFTP_HEADER_SIZE + t->blksize, &wait_ns))
+        break;
+    if (k > 0) {
+      if ((t->mode == TFTP_MODE_OCTET ? fill_octet (t, t->next, k, lens)
+           : fill_netascii (t, &lens[0])) == -1)
+        return transfer_fail (t, TFTP_EUNDEF, "read error", "%s",
+                              df_error_get ());
+      sent = send_batch (t, t->next, k, lens);
+      t->next += sent;
+      if (sent < k)
+        return transfer_wait_room (t);
+    }
+    if (k < n) {
       t->paused = true;
       df_timer_arm (t->timer, wait_ns);
       return 0;
     }
-    r = send_block (t, t->next);
-    if (r == -1)
-      return transfer_fail (t, TFTP_EUNDEF, "read error", "%s",
-                            df_error_get ());
-    if (r == 0)
-      return transfer_wait_room (t);
-    t->next++;
   }
   df_timer_arm (t->timer, t->timeout_ns);
   return 0;

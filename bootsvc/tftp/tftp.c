@@ -380,7 +380,14 @@ tftp_server_new (struct df_loop *loop, int fd, const struct tftp_config *cfg)
     df_error_errno ("TFTP root \"%s\"", df_quote (cfg->root, q, sizeof q));
     goto fail;
   }
-  srv->txbuf = malloc (TFTP_HEADER_SIZE + srv->cfg.max_blksize);
+  /* Batches of up to 256 KiB. */
+  srv->batch_max = 262144 / (TFTP_HEADER_SIZE + srv->cfg.max_blksize);
+  if (srv->batch_max < 1)
+    srv->batch_max = 1;
+  if (srv->batch_max > TFTP_BATCH_MAX)
+    srv->batch_max = TFTP_BATCH_MAX;
+  srv->txbuf = malloc ((size_t) srv->batch_max
+                       * (TFTP_HEADER_SIZE + srv->cfg.max_blksize));
   srv->scratch = malloc (srv->cfg.max_blksize);
   if (srv->txbuf == NULL || srv->scratch == NULL) {
     df_error_errno ("TFTP buffers");
