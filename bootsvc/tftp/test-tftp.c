@@ -17,6 +17,7 @@
 #include "test-helpers.h"
 #include "evloop/evloop.h"
 #include "tftp/tftp.h"
+#include "tftp/tftp-int.h"
 #include "tftp/tftp-packet.h"
 
 /* ---- packets ---- */
@@ -301,6 +302,71 @@ test_netascii (void **state)
   assert_int_equal (n, 2);
   assert_memory_equal (out, "\nc", 2);
   assert_int_equal (pending, -1);
+}
+
+/* ---- opening inside the root: openat2, and the walk without it ---- */
+
+static void
+check_opener (int (*opener) (int, const char *), int rootfd)
+{
+  static const struct { const char *path; int err; } cases[] = {
+    { "dir/file", 0 }, { "/dir/file", 0 }, { "dir//sub/file2", 0 },
+    { "fifo", 0 },              /* opens at once: O_NONBLOCK */
+    { "link-out", ELOOP }, { "dir/link-in", ELOOP },
+    { "linkdir/file", ELOOP }, { "nope", ENOENT }, { "dir/nope/x", ENOENT },
+    { "dir/file/x", ENOTDIR },
+  };
+  size_t i;
+  int fd;
+
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    fd = opener (rootfd, cases[i].path);
+    if (cases[i].err == 0 && fd == -1)
+      fail_msg ("\"%s\": %s", cases[i].path, df_error_get ());
+    if (cases[i].err && (fd != -1 || errno != cases[i].err))
+      fail_msg ("\"%s\": fd %d, %s", cases[i].path, fd, df_error_get ());
+    if (fd >= 0)
+      close (fd);
+  }
+  /* ".." never leaves the root: clamped (openat2) or refused (walk). */
+  fd = opener (rootfd, "../../etc/passwd");
+  assert_int_equal (fd, -1);
+  assert_true (errno == ENOENT || errno == EACCES);
+}
+
+static void
+test_open_in_root (void **state)
+{
+  char *dir = test_tmpdir (), *p;
+  int rootfd;
+
+  (void) state;
+  p = test_path (dir, "dir");
+  assert_int_equal (mkdir (p, 0755), 0);
+  free (p);
+  p = test_path (dir, "dir/sub");
+  assert_int_equal (mkdir (p, 0755), 0);
+  free (p);
+  test_write (dir, "dir/file", "x");
+  test_write (dir, "dir/sub/file2", "y");
+  p = test_path (dir, "fifo");
+  assert_int_equal (mkfifo (p, 0644), 0);
+  free (p);
+  p = test_path (dir, "link-out");
+  assert_int_equal (symlink ("/etc/passwd", p), 0);
+  free (p);
+  p = test_path (dir, "dir/link-in");
+  assert_int_equal (symlink ("file", p), 0);
+  free (p);
+  p = test_path (dir, "linkdir");
+  assert_int_equal (symlink ("dir", p), 0);
+  free (p);
+  rootfd = open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  assert_true (rootfd >= 0);
+  check_opener (tftp_open_in_root, rootfd);
+  check_opener (tftp_open_walk, rootfd);
+  close (rootfd);
+  test_tmpdir_free (dir);
 }
 
 /* ---- transfers over loopback ---- */
@@ -1080,6 +1146,7 @@ main (void)
     cmocka_unit_test (test_negotiate_oack),
     cmocka_unit_test (test_path_check),
     cmocka_unit_test (test_netascii),
+    cmocka_unit_test (test_open_in_root),
     cmocka_unit_test (test_transfer_plain),
     cmocka_unit_test (test_transfer_oack),
     cmocka_unit_test (test_duplicate_ack),

@@ -74,6 +74,13 @@ void tftp_client_put (struct tftp_server *srv, struct tftp_client *c);
 bool tftp_client_take (struct tftp_server *srv, struct tftp_client *c,
                        size_t bytes, uint64_t *wait_ns);
 
+/* tftp-open.c */
+/* tftp_open_in_root without openat2 (kernels before 5.6, valgrind,
+ * seccomp filters that do not know it): walks the path one component
+ * at a time with O_NOFOLLOW, and refuses "..".
+ */
+int tftp_open_walk (int dirfd, const char *path);
+
 /* tftp.c */
 /* Sends an ERROR packet from sock to addr, best effort. */
 void tftp_send_error (int sock, const struct tftp_addr *to, uint16_t code,

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,7 +12,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -71,27 +69,6 @@ refuse (struct tftp_server *srv, const struct tftp_addr *from,
   srv->stats.refused++;
   df_log_warning ("tftp: %s: refused \"%s\": %s",
                   tftp_addr_format (from, peer, sizeof peer), qname, why);
-}
-
-int
-tftp_open_in_root (int dirfd, const char *path)
-{
-  struct open_how how = {
-    /* O_NONBLOCK: opening a FIFO must not hang the event loop. */
-    .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
-    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-  };
-  int fd, tries = 0;
-
-  /* EAGAIN: a rename in the tree raced the lookup; try again. */
-  do
-    fd = syscall (SYS_openat2, dirfd, path, &how, sizeof how);
-  while (fd == -1 && (errno == EAGAIN || errno == EINTR) && ++tries < 8);
-  if (fd == -1 && errno == ELOOP)
-    return df_error (ELOOP, "the path goes through a symbolic link");
-  if (fd == -1)
-    return df_error (errno, "open: %m");
-  return fd;
 }
 
 /* Opens what rel names, regular files only; sets *size. */
