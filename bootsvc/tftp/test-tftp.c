@@ -1113,6 +1113,105 @@ test_rate_limit (void **state)
   harness_stop (&h);
 }
 
+/* Fetches the one-block file "f" through srv_fd's server from client
+ * socket cl, and returns the port the data came from.
+ */
+static unsigned
+fetch_one_block (struct df_loop *loop, struct tftp_server *srv, int cl,
+                 const void *to, socklen_t tolen)
+{
+  uint64_t deadline = df_now_mono_ns () + UINT64_C (3000000000);
+  struct sockaddr_storage from;
+  socklen_t fromlen = sizeof from;
+  uint8_t pkt[600];
+  struct tftp_stats st;
+  size_t n = PACKET (pkt, TFTP_RRQ, "f", "octet");
+  ssize_t r;
+
+  assert_int_equal (sendto (cl, pkt, n, 0, to, tolen), (ssize_t) n);
+  while ((r = recvfrom (cl, pkt, sizeof pkt, MSG_DONTWAIT,
+                        (struct sockaddr *) &from, &fromlen)) == -1) {
+    assert_true (df_now_mono_ns () < deadline);
+    df_loop_once (loop, 5);
+  }
+  assert_int_equal (r, 4 + 100);
+  assert_int_equal (tftp_packet_opcode (pkt, r), TFTP_DATA);
+  tftp_put_header (pkt, TFTP_ACK, 1);
+  assert_int_equal (sendto (cl, pkt, 4, 0, (struct sockaddr *) &from,
+                            fromlen), 4);
+  do {
+    df_loop_once (loop, 5);
+    tftp_server_stats (srv, &st);
+  } while (st.active > 0 && df_now_mono_ns () < deadline);
+  assert_int_equal (st.completed, 1);
+  /* sin_port and sin6_port share their place. */
+  return ntohs (((struct sockaddr_in *) &from)->sin_port);
+}
+
+static int
+bound_socket (int family, const void *addr, socklen_t len, void *out)
+{
+  int fd = socket (family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+  assert_true (fd >= 0);
+  if (bind (fd, addr, len) == -1) {
+    close (fd);
+    return -1;
+  }
+  assert_int_equal (getsockname (fd, out, &len), 0);
+  return fd;
+}
+
+/* IPv6, and IPv4 clients of a dual-stack socket. */
+static void
+test_ipv6 (void **state)
+{
+  struct sockaddr_in6 any6 = { .sin6_family = AF_INET6 }, lo6 = any6, srv6;
+  struct sockaddr_in lo4 = { .sin_family = AF_INET }, cl4, to4;
+  struct sockaddr_in6 cl6;
+  char *dir = test_tmpdir ();
+  struct tftp_config cfg = { .root = dir };
+  struct df_loop *loop = df_loop_new ();
+  struct tftp_server *srv;
+  int fd, cl;
+  char text[101];
+
+  (void) state;
+  memset (text, 'x', 100);
+  text[100] = '\0';
+  test_write (dir, "f", text);
+  lo6.sin6_addr = in6addr_loopback;
+  fd = bound_socket (AF_INET6, &lo6, sizeof lo6, &srv6);
+  if (fd == -1) {
+    test_tmpdir_free (dir);
+    df_loop_free (loop);
+    skip ();
+  }
+  cl = bound_socket (AF_INET6, &lo6, sizeof lo6, &cl6);
+  srv = tftp_server_new (loop, fd, &cfg);
+  assert_non_null (srv);
+  assert_int_not_equal (fetch_one_block (loop, srv, cl, &srv6, sizeof srv6),
+                        ntohs (srv6.sin6_port));
+  tftp_server_free (srv);
+  close (fd);
+  close (cl);
+
+  fd = bound_socket (AF_INET6, &any6, sizeof any6, &srv6);
+  lo4.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  cl = bound_socket (AF_INET, &lo4, sizeof lo4, &cl4);
+  to4 = lo4;
+  to4.sin_port = srv6.sin6_port;
+  srv = tftp_server_new (loop, fd, &cfg);
+  assert_non_null (srv);
+  assert_int_not_equal (fetch_one_block (loop, srv, cl, &to4, sizeof to4),
+                        ntohs (srv6.sin6_port));
+  tftp_server_free (srv);
+  close (fd);
+  close (cl);
+  df_loop_free (loop);
+  test_tmpdir_free (dir);
+}
+
 static void
 test_bad_config (void **state)
 {
@@ -1160,6 +1259,7 @@ main (void)
     cmocka_unit_test (test_resolver),
     cmocka_unit_test (test_netascii_transfer),
     cmocka_unit_test (test_rate_limit),
+    cmocka_unit_test (test_ipv6),
     cmocka_unit_test (test_bad_config),
   };
 

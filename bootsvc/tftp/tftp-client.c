@@ -22,8 +22,15 @@ tftp_addr_format (const struct tftp_addr *a, char *buf, size_t n)
   }
   else if (a->ss.ss_family == AF_INET6) {
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) &a->ss;
-    inet_ntop (AF_INET6, &in6->sin6_addr, host, sizeof host);
-    snprintf (buf, n, "[%s]:%u", host, ntohs (in6->sin6_port));
+    /* IPv4 clients of a dual-stack socket read as IPv4. */
+    if (IN6_IS_ADDR_V4MAPPED (&in6->sin6_addr)) {
+      inet_ntop (AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof host);
+      snprintf (buf, n, "%s:%u", host, ntohs (in6->sin6_port));
+    }
+    else {
+      inet_ntop (AF_INET6, &in6->sin6_addr, host, sizeof host);
+      snprintf (buf, n, "[%s]:%u", host, ntohs (in6->sin6_port));
+    }
   }
   else
     snprintf (buf, n, "(address family %d)", a->ss.ss_family);
