@@ -1030,6 +1030,21 @@ memfd_open (void *opaque, const char *path)
   return fd;
 }
 
+static int
+client_open (void *opaque, const char *path, const struct sockaddr *client,
+             socklen_t len)
+{
+  const struct sockaddr_in *in = (const struct sockaddr_in *) client;
+
+  assert_int_equal (len, sizeof *in);
+  assert_int_equal (in->sin_family, AF_INET);
+  assert_int_equal (ntohl (in->sin_addr.s_addr), INADDR_LOOPBACK);
+  *(unsigned *) opaque = ntohs (in->sin_port);
+  (void) path;
+  errno = ENOENT;
+  return -1;
+}
+
 static void
 test_resolver (void **state)
 {
@@ -1051,6 +1066,25 @@ test_resolver (void **state)
            TFTP_EACCESS);
   settle (&h);
   assert_int_equal (stats (&h).completed, 1);
+  harness_stop (&h);
+}
+
+/* open_client is told who asks. */
+static void
+test_resolver_client (void **state)
+{
+  unsigned port = 0;
+  struct tftp_config cfg = { .open_client = client_open, .opaque = &port };
+  struct sockaddr_in me;
+  socklen_t len = sizeof me;
+  struct harness h;
+  uint8_t pkt[64];
+
+  (void) state;
+  harness_start (&h, &cfg);
+  refused (&h, pkt, PACKET (pkt, TFTP_RRQ, "x", "octet"), TFTP_ENOTFOUND);
+  assert_int_equal (getsockname (h.cl, (struct sockaddr *) &me, &len), 0);
+  assert_int_equal (port, ntohs (me.sin_port));
   harness_stop (&h);
 }
 
@@ -1257,6 +1291,7 @@ main (void)
     cmocka_unit_test (test_client_error),
     cmocka_unit_test (test_repeat_and_busy),
     cmocka_unit_test (test_resolver),
+    cmocka_unit_test (test_resolver_client),
     cmocka_unit_test (test_netascii_transfer),
     cmocka_unit_test (test_rate_limit),
     cmocka_unit_test (test_ipv6),

@@ -73,13 +73,17 @@ refuse (struct tftp_server *srv, const struct tftp_addr *from,
 
 /* Opens what rel names, regular files only; sets *size. */
 static int
-open_file (struct tftp_server *srv, const char *rel, int64_t *size)
+open_file (struct tftp_server *srv, const char *rel,
+           const struct tftp_addr *from, int64_t *size)
 {
   CLEANUP_CLOSE int fd = -1;
   struct stat st;
 
-  if (srv->cfg.open) {
-    fd = srv->cfg.open (srv->cfg.opaque, rel);
+  if (srv->cfg.open_client || srv->cfg.open) {
+    fd = srv->cfg.open_client
+      ? srv->cfg.open_client (srv->cfg.opaque, rel,
+                              (const struct sockaddr *) &from->ss, from->len)
+      : srv->cfg.open (srv->cfg.opaque, rel);
     if (fd == -1)
       return df_error (errno, "open: %m");
   }
@@ -172,7 +176,7 @@ handle_request (struct tftp_server *srv, size_t n, bool trunc,
   if (check_request (srv, n, trunc, from, qname, &req, &rel) == -1)
     return;
   args.path = req.path;
-  args.fd = open_file (srv, rel, &args.size);
+  args.fd = open_file (srv, rel, from, &args.size);
   if (args.fd == -1) {
     code = errno_to_tftp (errno);
     refuse (srv, from, qname, code, tftp_error_message (code), "%s",
@@ -335,7 +339,7 @@ tftp_server_new (struct df_loop *loop, int fd, const struct tftp_config *cfg)
   struct tftp_server *srv;
   char q[128];
 
-  if (cfg->root == NULL && cfg->open == NULL) {
+  if (cfg->root == NULL && cfg->open == NULL && cfg->open_client == NULL) {
     df_error (EINVAL, "TFTP: neither a root directory nor a resolver");
     return NULL;
   }
@@ -352,7 +356,7 @@ tftp_server_new (struct df_loop *loop, int fd, const struct tftp_config *cfg)
   apply_defaults (&srv->cfg);
   if (setup_socket (srv, fd) == -1)
     goto fail;
-  if (cfg->open == NULL
+  if (cfg->open == NULL && cfg->open_client == NULL
       && (srv->rootfd = open (cfg->root, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
     df_error_errno ("TFTP root \"%s\"", df_quote (cfg->root, q, sizeof q));
     goto fail;

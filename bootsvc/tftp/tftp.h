@@ -15,6 +15,7 @@
 #define DISKFARM_TFTP_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct df_loop;
 struct tftp_server;
@@ -32,10 +33,18 @@ struct tftp_server;
  */
 typedef int (*tftp_open_fn) (void *opaque, const char *path);
 
+/* Like tftp_open_fn, and told who asks: the client's address and port
+ * (an IPv4 client of a dual-stack socket as a v4-mapped IPv6 address).
+ * Valid during the call only.
+ */
+typedef int (*tftp_open_client_fn) (void *opaque, const char *path,
+                                    const struct sockaddr *client,
+                                    socklen_t client_len);
+
 struct tftp_config {
-  const char *root;             /* directory served read-only; may be NULL
-                                   when open is set; opened once, in
-                                   tftp_server_new */
+  const char *root;             /* directory served read-only; opened
+                                   once, in tftp_server_new; unused (may
+                                   be NULL) when a resolver is set */
   tftp_open_fn open; void *opaque;  /* optional resolver (the daemon maps
                                        vdisk boot files) */
   unsigned max_blksize;         /* largest blksize granted; default 1468
@@ -48,6 +57,8 @@ struct tftp_config {
   uint64_t rate_limit;          /* bytes per second per client address,
                                    0 = none */
   unsigned max_transfers;       /* concurrent transfers, default 1024 */
+  tftp_open_client_fn open_client;  /* optional; used instead of open when
+                                       set, with the same opaque */
 };
 
 /* bytes: DATA payload bytes sent, retransmissions included.  refused:
