@@ -439,32 +439,44 @@ transfer_packet (struct tftp_transfer *t, const uint8_t *buf, size_t n)
                         "unexpected packet (opcode %d, %zu bytes)", op, n);
 }
 
-/* Packets from another address or port get ERROR 5 (RFC 1350 section
- * 4) and leave the transfer alone.
+/* Reads what the client sent, several packets per system call.
+ * Packets from another address or port get ERROR 5 (RFC 1350 section
+ * 4) and leave the transfer alone.  Returns -1 if the transfer ended.
  */
 static int
 transfer_receive (struct tftp_transfer *t)
 {
-  uint8_t buf[1024];
-  struct tftp_addr from;
-  ssize_t n;
-  int i;
+  enum { BATCH = 8, ROUNDS = 8, SIZE = 600 };
+  uint8_t bufs[BATCH][SIZE];
+  struct mmsghdr msgs[BATCH];
+  struct iovec iov[BATCH];
+  struct tftp_addr from[BATCH];
+  int i, r, round;
 
-  for (i = 0; i < 64; i++) {
-    from.len = sizeof from.ss;
-    n = recvfrom (t->sock, buf, sizeof buf, MSG_DONTWAIT,
-                  (struct sockaddr *) &from.ss, &from.len);
-    if (n == -1 && errno == EINTR)
-      continue;
-    if (n == -1)
-      return 0;
-    if (!tftp_addr_equal (&from, &t->peer)) {
-      tftp_send_error (t->sock, &from, TFTP_EBADID,
-                       tftp_error_message (TFTP_EBADID));
-      continue;
+  for (round = 0; round < ROUNDS; round++) {
+    memset (msgs, 0, sizeof msgs);
+    for (i = 0; i < BATCH; i++) {
+      iov[i] = (struct iovec) { bufs[i], SIZE };
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &from[i].ss;
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i].ss;
     }
-    if (transfer_packet (t, buf, n) == -1)
-      return -1;
+    r = recvmmsg (t->sock, msgs, BATCH, MSG_DONTWAIT, NULL);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1)
+      return 0;
+    for (i = 0; i < r; i++) {
+      from[i].len = msgs[i].msg_hdr.msg_namelen;
+      if (!tftp_addr_equal (&from[i], &t->peer))
+        tftp_send_error (t->sock, &from[i], TFTP_EBADID,
+                         tftp_error_message (TFTP_EBADID));
+      else if (transfer_packet (t, bufs[i], msgs[i].msg_len) == -1)
+        return -1;
+    }
+    if (r < BATCH)
+      return 0;
   }
   return 0;
 }
