@@ -25,7 +25,7 @@ static const char usage_text[] =
   "  store add|set|list|info|remove\n"
   "  collection add|set|list|info|remove\n"
   "  device add|set|list|info|remove\n"
-  "  vdisk import|list|info|export|verify|set|remove\n"
+  "  vdisk import|list|info|export|verify|set|remove|boot\n"
   "  version new|promote|rollback|merge|delete\n"
   "\n"
   "Options (for every command):\n"

@@ -1,0 +1,164 @@
+/* diskfarm-bootsvc — HTTP routes:
+ *
+ *   GET /boot/MAC.ipxe            the device's iPXE script (new session)
+ *   GET /vdisks/NAME/kernel       a vDisk's kernel   (Range, ETag)
+ *   GET /vdisks/NAME/initrd       a vDisk's initrd   (Range, ETag)
+ *   GET /ipxe/FILE                a file of the TFTP root (iPXE binaries)
+ *   GET /v1/status                counters, as JSON
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bootsvc.h"
+#include "cleanup.h"
+#include "dhcp/leases.h"
+#include "error.h"
+#include "http/http.h"
+#include "log.h"
+#include "util.h"
+
+/* A missing file is 404, anything else 403, with the reason. */
+static int
+respond_open_error (struct df_http_request *req)
+{
+  int e = errno;
+
+  df_debug ("http", "%s: %s", df_http_path (req), df_error_get ());
+  return df_http_respond_text (req, e == ENOENT ? 404 : 403, "%s\n",
+                               df_error_get ());
+}
+
+static int
+h_script (struct df_http_request *req, void *opaque)
+{
+  struct bootsvc *svc = opaque;
+  CLEANUP_FREE char *text = NULL;
+  unsigned status;
+  uint32_t client = 0;
+  bool known = df_http_peer_ipv4 (req, &client);
+  uint8_t mac[6];
+
+  if (boot_parse_script_name (df_http_subpath (req), mac) == -1)
+    return df_http_respond_text (req, 404, "%s\n", df_error_get ());
+  text = boot_script (svc, mac, client, known, true, &status);
+  if (text == NULL)
+    return df_error (ENOMEM, "script");
+  if (df_http_add_header (req, "Cache-Control", "no-store") == -1)
+    return -1;
+  return df_http_respond (req, status, "text/plain; charset=utf-8", text,
+                          strlen (text));
+}
+
+static int
+h_vdisk_file (struct df_http_request *req, void *opaque)
+{
+  struct bootsvc *svc = opaque;
+  const char *sub = df_http_subpath (req), *slash = strchr (sub, '/');
+  char vdisk[DF_NAME_MAX + 1];
+  int fd;
+
+  if (slash == NULL || (size_t) (slash - sub) > DF_NAME_MAX ||
+      (strcmp (slash + 1, "kernel") != 0 && strcmp (slash + 1, "initrd") != 0))
+    return df_http_respond_text (req, 404, "use /vdisks/NAME/kernel or "
+                                 "/vdisks/NAME/initrd\n");
+  memcpy (vdisk, sub, slash - sub);
+  vdisk[slash - sub] = '\0';
+  fd = boot_file_open (svc, vdisk, slash + 1);
+  if (fd == -1)
+    return respond_open_error (req);
+  return df_http_respond_file (req, fd, "application/octet-stream", NULL);
+}
+
+static int
+h_ipxe_file (struct df_http_request *req, void *opaque)
+{
+  int fd = boot_root_open (opaque, df_http_subpath (req));
+
+  if (fd == -1)
+    return respond_open_error (req);
+  return df_http_respond_file (req, fd, "application/octet-stream", NULL);
+}
+
+static json_t *
+dhcp_json (struct bootsvc *svc)
+{
+  const struct bootsvc_stats *s = &svc->stats;
+  static const char *const modes[] = { "off", "proxy", "full" };
+  json_t *o = json_pack ("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+    "mode", modes[svc->cfg.dhcp_mode],
+    "received", (json_int_t) s->dhcp_received,
+    "malformed", (json_int_t) s->dhcp_malformed,
+    "ignored", (json_int_t) s->dhcp_ignored,
+    "unknown", (json_int_t) s->dhcp_unknown,
+    "offers", (json_int_t) s->dhcp_offers,
+    "acks", (json_int_t) s->dhcp_acks,
+    "naks", (json_int_t) s->dhcp_naks,
+    "send_errors", (json_int_t) s->dhcp_send_errors);
+
+  if (svc->leases)
+    json_object_set_new (o, "leases",
+                         json_integer (lease_pool_bound (svc->leases,
+                                                         time (NULL))));
+  return o;
+}
+
+static json_t *
+tftp_json (struct bootsvc *svc)
+{
+  struct tftp_numbers t;
+
+  if (!boot_tftp_stats (svc, &t))
+    return json_null ();
+  return json_pack ("{s:I, s:I, s:I, s:I, s:I, s:i}",
+                    "started", (json_int_t) t.started,
+                    "completed", (json_int_t) t.completed,
+                    "failed", (json_int_t) t.failed,
+                    "refused", (json_int_t) t.refused,
+                    "bytes", (json_int_t) t.bytes, "active", (int) t.active);
+}
+
+static int
+h_status (struct df_http_request *req, void *opaque)
+{
+  struct bootsvc *svc = opaque;
+  struct df_http_stats h;
+  const char *server = bootsvc_server_name (svc);
+
+  df_http_server_stats (svc->http, &h);
+  return df_http_respond_json (req, 200, json_pack (
+    "{s:s, s:s?, s:o, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I}}",
+    "program", "diskfarm-bootsvc " PACKAGE_VERSION,
+    "server", server,
+    "dhcp", dhcp_json (svc),
+    "tftp", tftp_json (svc),
+    "http", "requests", (json_int_t) h.requests,
+            "errors", (json_int_t) (h.status_4xx + h.status_5xx),
+            "bytes", (json_int_t) h.bytes,
+    "boot", "scripts", (json_int_t) svc->stats.scripts,
+            "devices_added", (json_int_t) svc->stats.devices_added));
+}
+
+int
+web_start (struct bootsvc *svc)
+{
+  static struct df_http_route routes[] = {
+    { "GET", "/boot/", h_script, NULL },
+    { "GET", "/vdisks/", h_vdisk_file, NULL },
+    { "GET", "/ipxe/", h_ipxe_file, NULL },
+    { "GET", "/v1/status", h_status, NULL },
+    { NULL, NULL, NULL, NULL },
+  };
+  struct df_http_config cfg = {
+    .listen = svc->cfg.listen, .port = svc->cfg.http_port, .loop = svc->loop,
+    .routes = routes, .access_log = true,
+  };
+  size_t i;
+
+  for (i = 0; routes[i].path; i++)
+    routes[i].opaque = svc;
+  svc->http = df_http_server_new (&cfg);
+  return svc->http ? 0 : -1;
+}

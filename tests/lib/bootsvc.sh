@@ -1,0 +1,129 @@
+# diskfarm — helpers for the boot service tests.  Source it after
+# tests/functions.sh:
+#   . "$DISKFARM_SRCDIR/tests/lib/bootsvc.sh"
+#
+# net_setup builds a private LAN out of network namespaces, removed at
+# exit: a bridge in $NS_LAN, and three hosts on it by veth pairs, each
+# with eth0: $NS_SRV (the boot service, $SRV_IP), $NS_SITE (the site's
+# DHCP server, $SITE_IP) and $NS_CLI (the client, no address unless
+# net_client_address gives it one).  in_srv, in_site and in_cli run a
+# command in one of them.
+
+BOOTSVC="$DISKFARM_BUILD/bootsvc/diskfarm-bootsvc"
+DHCP_PROBE="$DISKFARM_SRCDIR/tests/lib/dhcp-probe.py"
+NET_PREFIX=10.213.0
+SRV_IP=$NET_PREFIX.2
+SITE_IP=$NET_PREFIX.1
+HTTP_PORT=10810
+
+requires_bootsvc_net () {
+  requires_root
+  requires ip -V
+  requires /usr/bin/python3 -c 'import socket; socket.SO_BINDTODEVICE'
+  [ -x "$BOOTSVC" ] || fail "$BOOTSVC is not built"
+}
+
+in_srv () { ip netns exec "$NS_SRV" "$@"; }
+in_site () { ip netns exec "$NS_SITE" "$@"; }
+in_cli () { ip netns exec "$NS_CLI" "$@"; }
+
+net_setup () {
+  local tag="dfb$$" host
+  NS_LAN=$tag-lan NS_SRV=$tag-srv NS_SITE=$tag-site NS_CLI=$tag-cli
+  for host in "$NS_LAN" "$NS_SRV" "$NS_SITE" "$NS_CLI"; do
+    ip netns add "$host" || skip "cannot create network namespaces"
+    cleanup_fn "ip netns delete '$host' 2>/dev/null"
+    ip -n "$host" link set lo up
+  done
+  ip -n "$NS_LAN" link add br0 type bridge
+  ip -n "$NS_LAN" link set br0 up
+  for host in srv site cli; do
+    local ns_var="NS_${host^^}"
+    ip -n "$NS_LAN" link add "v-$host" type veth peer name eth0 netns "${!ns_var}"
+    ip -n "$NS_LAN" link set "v-$host" master br0 up
+    ip -n "${!ns_var}" link set eth0 up
+  done
+  ip -n "$NS_SRV" addr add "$SRV_IP/24" dev eth0
+  ip -n "$NS_SITE" addr add "$SITE_IP/24" dev eth0
+}
+
+# Gives the client a fixed address (for unicast tests: HTTP, TFTP, 4011).
+net_client_address () {
+  ip -n "$NS_CLI" addr add "$1/24" dev eth0
+}
+
+# A farm in $TESTDIR/farm whose server srv1 is $SRV_IP, with vDisk v
+# (kernel and initrd set, a small image) and device pc01 (52:54:00:00:00:01).
+make_boot_farm () {
+  make_farm --address "$SRV_IP"
+  make_image "$TESTDIR/disk.raw" 4M 0:1
+  df vdisk import v "$TESTDIR/disk.raw" >/dev/null
+  head -c 300000 /dev/urandom >"$TESTDIR/vmlinuz"
+  head -c 700000 /dev/urandom >"$TESTDIR/initrd.img"
+  df vdisk boot v --kernel "$TESTDIR/vmlinuz" --initrd "$TESTDIR/initrd.img" \
+    --cmdline "root=/dev/nbd0p1 ro" >/dev/null
+  df device add pc01 --mac 52:54:00:00:00:01 --vdisk v >/dev/null
+}
+
+# Runs diskfarm-bootsvc in the server namespace with the test's farm,
+# logging to $TESTDIR/bootsvc.log; waits until HTTP answers.
+start_bootsvc () {
+  local pidfile="$TESTDIR/bootsvc.pid" i
+  in_srv sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$pidfile" \
+    "$BOOTSVC" --farm "$TESTDIR/farm" --server srv1 "$@" \
+    >"$TESTDIR/bootsvc.log" 2>&1 &
+  for i in $(seq 100); do
+    [ -s "$pidfile" ] && in_srv curl -sf -o /dev/null \
+      "http://127.0.0.1:$HTTP_PORT/v1/status" && break
+    kill -0 $! 2>/dev/null || { cat "$TESTDIR/bootsvc.log"; fail "bootsvc exited"; }
+    sleep 0.1
+  done
+  BOOTSVC_PID=$(cat "$pidfile")
+  cleanup_fn "kill $BOOTSVC_PID 2>/dev/null; sleep 0.2"
+  in_srv curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/v1/status" ||
+    { cat "$TESTDIR/bootsvc.log"; fail "bootsvc did not start"; }
+}
+
+# The site's DHCP server: dnsmasq, DHCP only (no DNS), in $NS_SITE.
+start_site_dhcp () {
+  requires dnsmasq --version
+  in_site dnsmasq --no-daemon --port=0 --conf-file=/dev/null \
+    --interface=eth0 --bind-interfaces --log-dhcp --no-ping \
+    --dhcp-range="$NET_PREFIX.100,$NET_PREFIX.150,255.255.255.0,10m" \
+    --dhcp-leasefile="$TESTDIR/dnsmasq.leases" \
+    --pid-file="$TESTDIR/dnsmasq.pid" >"$TESTDIR/dnsmasq.log" 2>&1 &
+  cleanup_fn "kill $! 2>/dev/null"
+  sleep 0.3
+}
+
+# dhcp-probe.py in the client namespace.
+probe () {
+  in_cli /usr/bin/python3 "$DHCP_PROBE" --iface eth0 "$@"
+}
+
+# status_field PATH: a number from /v1/status, e.g. status_field dhcp.malformed
+status_field () {
+  in_srv curl -sf "http://127.0.0.1:$HTTP_PORT/v1/status" |
+    /usr/bin/python3 -c "
+import json, sys
+v = json.load(sys.stdin)
+for k in '$1'.split('.'):
+    v = v[k]
+print(v)"
+}
+
+# json_get FIELD [FILTER]: from probe output on stdin, the field of the
+# first reply whose "from" starts with FILTER ("" if it has none).
+json_get () {
+  /usr/bin/python3 -c "
+import json, sys
+want = sys.argv[2] if len(sys.argv) > 2 else ''
+for line in sys.stdin:
+    r = json.loads(line)
+    if r['from'].startswith(want):
+        v = r
+        for k in sys.argv[1].split('.'):
+            v = v.get(k, '') if isinstance(v, dict) else ''
+        print(v)
+        break" "$@"
+}
