@@ -41,8 +41,8 @@ static const char usage_text[] =
   "  -p, --http-port PORT    HTTP port of scripts, kernels and initrds; the\n"
   "                          same on every server (default 10810)\n"
   "  -l, --listen ADDR       IPv4 address for HTTP and TFTP (default: all)\n"
-  "      --boot-timeout SECS diskfarm.timeout on the kernel command line\n"
-  "                          (default 30)\n"
+  "      --boot-timeout SECS how long the initramfs tries the servers\n"
+  "                          (diskfarm.timeout, default 60)\n"
   "  -v, --verbose           debug messages of every subsystem\n"
   "  -D, --debug SUBSYSTEM   debug messages of dhcp, tftp, http, boot, farm\n"
   "      --help              show this help\n"
@@ -171,7 +171,7 @@ set_defaults (struct bootsvc_config *cfg)
   cfg->bios_file = "undionly.kpxe";
   cfg->efi_file = "snponly.efi";
   cfg->http_port = BOOTSVC_HTTP_PORT;
-  cfg->boot_timeout = 30;
+  cfg->boot_timeout = 60;
 }
 
 static void

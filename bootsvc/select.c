@@ -7,12 +7,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cleanup.h"
 #include "error.h"
+#include "log.h"
 #include "select.h"
 
 int
@@ -189,6 +191,27 @@ server_holds (const struct df_farm *farm, const char *server, const char *store)
   return false;
 }
 
+/* Devices get IP addresses (an initramfs has no resolver): a host name
+ * is resolved here, to its first IPv4 address.
+ */
+static int
+resolve_host (char *host, size_t len)
+{
+  struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
+  struct addrinfo *ai = NULL;
+  struct in_addr a;
+  int r;
+
+  if (host[0] == '[' || inet_pton (AF_INET, host, &a) == 1)
+    return 0;
+  r = getaddrinfo (host, NULL, &hints, &ai);
+  if (r != 0)
+    return df_error (ENOENT, "host name %s: %s", host, gai_strerror (r));
+  inet_ntop (AF_INET, &((struct sockaddr_in *) ai->ai_addr)->sin_addr, host, len);
+  freeaddrinfo (ai);
+  return 0;
+}
+
 static int
 fill_server (const struct df_farm *farm, const char *name, uint32_t client,
              struct boot_server *out)
@@ -201,7 +224,8 @@ fill_server (const struct df_farm *farm, const char *name, uint32_t client,
   memset (out, 0, sizeof *out);
   snprintf (out->name, sizeof out->name, "%s", name);
   if (boot_server_address (sv.address, out->host, sizeof out->host,
-                           &out->nbd_port) == -1) {
+                           &out->nbd_port) == -1 ||
+      resolve_host (out->host, sizeof out->host) == -1) {
     df_error_prefix ("server \"%s\"", name);
     return -1;
   }
@@ -235,8 +259,8 @@ boot_servers_from_farm (const struct df_farm *farm, const char *store,
     if (!server_holds (farm, names[i], store))
       continue;
     if (fill_server (farm, names[i], client, &s[count]) == -1) {
-      free (s);
-      return -1;
+      df_log_warning ("boot: leaving out %s", df_error_get ());
+      continue;
     }
     if (!client_known)
       s[count].near = false;

@@ -56,8 +56,10 @@ size_t boot_servers_order (struct boot_server *s, size_t n, const char *device,
 
 /* The farm's servers that hold store (a shared store, a store listed in
  * their store-paths, or any store if they list none), with near set
- * for the client (network order; ignored if !client_known).  *out is
- * malloc'd (caller frees); *n may be 0.
+ * for the client (network order; ignored if !client_known).  Host names
+ * are resolved to IPv4 addresses; a server whose address is bad or does
+ * not resolve is left out with a warning.  *out is malloc'd (caller
+ * frees); *n may be 0.
  */
 int boot_servers_from_farm (const struct df_farm *farm, const char *store,
                             uint32_t client, bool client_known,

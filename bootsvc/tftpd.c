@@ -21,16 +21,12 @@
 #include "cleanup.h"
 #include "error.h"
 #include "log.h"
+#include "tftp/tftp.h"
 #include "util.h"
-#ifdef HAVE_TFTP
-#include "tftp.h"
-#endif
 
 struct boot_tftp {
   int fd;
-#ifdef HAVE_TFTP
   struct tftp_server *srv;
-#endif
 };
 
 /* The script as a file the engine can read: a sealed memfd. */
@@ -116,7 +112,6 @@ tftp_socket (const struct bootsvc_config *cfg)
   return fd;
 }
 
-#ifdef HAVE_TFTP
 int
 boot_tftp_start (struct bootsvc *svc)
 {
@@ -168,28 +163,3 @@ boot_tftp_free (struct boot_tftp *t)
   close (t->fd);
   free (t);
 }
-#else
-/* Built before bootsvc/tftp/ existed: say so instead of serving. */
-int
-boot_tftp_start (struct bootsvc *svc)
-{
-  (void) tftp_socket;
-  (void) svc;
-  return df_error (ENOTSUP, "this build has no TFTP server (bootsvc/tftp is "
-                   "missing); use --tftp-port 0");
-}
-
-bool
-boot_tftp_stats (struct bootsvc *svc, struct tftp_numbers *out)
-{
-  (void) svc;
-  (void) out;
-  return false;
-}
-
-void
-boot_tftp_free (struct boot_tftp *t)
-{
-  free (t);
-}
-#endif

@@ -129,7 +129,7 @@ h_status (struct df_http_request *req, void *opaque)
 
   df_http_server_stats (svc->http, &h);
   return df_http_respond_json (req, 200, json_pack (
-    "{s:s, s:s?, s:o, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I}}",
+    "{s:s, s:s?, s:o, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}}",
     "program", "diskfarm-bootsvc " PACKAGE_VERSION,
     "server", server,
     "dhcp", dhcp_json (svc),
@@ -138,6 +138,7 @@ h_status (struct df_http_request *req, void *opaque)
             "errors", (json_int_t) (h.status_4xx + h.status_5xx),
             "bytes", (json_int_t) h.bytes,
     "boot", "scripts", (json_int_t) svc->stats.scripts,
+            "script_errors", (json_int_t) svc->stats.script_errors,
             "devices_added", (json_int_t) svc->stats.devices_added));
 }
 
