@@ -26,8 +26,12 @@
 struct slot {
   uint64_t block;
   uint32_t prev, next;          /* LRU list, or free list (next) */
+  uint32_t gen;                 /* bumped by every write of the block */
   bool dirty;                   /* not yet in the layer file */
+  bool evicting;                /* off the LRU list, being written out */
 };
+
+#define EVICT_BATCH 32
 
 struct cache {
   struct df_bdev bdev;
@@ -114,7 +118,7 @@ lru_push (struct cache *c, uint32_t s)
 static void
 lru_touch (struct cache *c, uint32_t s)
 {
-  if (c->lru_head != s) {
+  if (!c->slots[s].evicting && c->lru_head != s) {
     lru_unlink (c, s);
     lru_push (c, s);
   }
@@ -145,6 +149,9 @@ slot_alloc (struct cache *c)
     }
     s = c->nslots++;
   }
+  c->slots[s].dirty = false;
+  c->slots[s].evicting = false;
+  c->slots[s].gen = 0;
   c->ram_used++;
   return s;
 }
@@ -223,21 +230,57 @@ release (struct cache *c, uint64_t n)
     __atomic_sub_fetch (&c->budget->used, n * BS, __ATOMIC_RELAXED);
 }
 
-/* ram+disk: writes the least recently used RAM block to the layer file
- * and frees its slot.  Lock held.
+/* ram+disk: makes room for n more RAM blocks by writing the least
+ * recently used ones to the layer file, EVICT_BATCH at a time, with the
+ * lock dropped during the I/O.  A block written meanwhile stays in RAM.
+ * The RAM limit is soft: when every slot is being evicted by other
+ * threads, the caller goes over it a little rather than wait.
  */
 static int
-evict_one (struct cache *c)
+make_room (struct cache *c, uint64_t n)
 {
-  uint32_t s = c->lru_tail;
-  struct slot *sl = &c->slots[s];
+  uint32_t batch[EVICT_BATCH], gens[EVICT_BATCH];
+  size_t nb, i;
+  int r = 0;
 
-  if (sl->dirty &&
-      df_layer_write_blocks (c->layer, slot_data (c, s), sl->block, 1) == -1)
-    return -1;
-  table_set (c, sl->block, E_NONE);
-  slot_free (c, s);
-  return 0;
+  pthread_mutex_lock (&c->lock);
+  while (r == 0 && c->ram_used + n > c->ram_slots_max && c->lru_tail != NIL) {
+    for (nb = 0; nb < EVICT_BATCH && c->lru_tail != NIL; nb++) {
+      uint32_t s = c->lru_tail;
+      lru_unlink (c, s);
+      c->slots[s].evicting = true;
+      batch[nb] = s;
+      gens[nb] = c->slots[s].gen;
+    }
+    pthread_mutex_unlock (&c->lock);
+    for (i = 0; i < nb && r == 0; i++) {
+      struct slot *sl = &c->slots[batch[i]];
+      /* sl->block and the data only change under the lock by writers of
+       * the same block, which bump gen: checked below.
+       */
+      if (sl->dirty &&
+          df_layer_write_blocks (c->layer, slot_data (c, batch[i]), sl->block, 1) == -1)
+        r = -1;
+    }
+    pthread_mutex_lock (&c->lock);
+    for (i = 0; i < nb; i++) {
+      uint32_t s = batch[i];
+      struct slot *sl = &c->slots[s];
+      sl->evicting = false;
+      if (r == 0 && sl->gen == gens[i]) {
+        table_set (c, sl->block, E_NONE);
+        c->ram_used--;
+        sl->next = c->free_head;
+        c->free_head = s;
+      }
+      else {
+        sl->dirty = sl->dirty || sl->gen != gens[i];
+        lru_push (c, s);
+      }
+    }
+  }
+  pthread_mutex_unlock (&c->lock);
+  return r;
 }
 
 static int
@@ -286,8 +329,10 @@ static int
 write_ram (struct cache *c, const char *data, uint64_t b, uint64_t n)
 {
   uint64_t i, fresh = 0;
-  SCOPED_LOCK (&c->lock);
 
+  if (c->mode == DF_CACHE_RAM_DISK && make_room (c, n) == -1)
+    return -1;
+  SCOPED_LOCK (&c->lock);
   for (i = b; i < b + n; i++)
     fresh += !is_data (c, i);
   if (reserve (c, fresh) == -1)
@@ -301,19 +346,18 @@ write_ram (struct cache *c, const char *data, uint64_t b, uint64_t n)
       lru_touch (c, s);
     }
     else {
-      if (c->mode == DF_CACHE_RAM_DISK && c->ram_used >= c->ram_slots_max &&
-          evict_one (c) == -1)
-        return -1;
       s = slot_alloc (c);
       if (s == NIL || table_set (c, i, s + 2) == -1)
         return -1;
       c->slots[s].block = i;
+      c->slots[s].evicting = false;
       lru_push (c, s);
     }
     memcpy (slot_data (c, s), data, len);
     if (len < BS)
       memset (slot_data (c, s) + len, 0, BS - len);
     c->slots[s].dirty = true;
+    c->slots[s].gen++;
   }
   return 0;
 }
@@ -353,12 +397,30 @@ write_whole (struct cache *c, const char *data, uint64_t b, uint64_t n)
 static int
 zero_whole (struct cache *c, const char *unused, uint64_t b, uint64_t n)
 {
-  uint64_t i, freed = 0;
+  uint64_t i, freed = 0, run = b;
   SCOPED_LOCK (&c->lock);
 
   (void) unused;
-  for (i = b; i < b + n; i++) {
-    uint32_t e = table_get (c, i);
+  for (i = b; i <= b + n; i++) {
+    uint32_t e = i < b + n ? table_get (c, i) : E_NONE;
+    bool evicting = i < b + n && e >= 2 && c->slots[e - 2].evicting;
+
+    /* The layer part goes in runs, cut where a block is being evicted. */
+    if (c->layer && run < i && (evicting || i == b + n) &&
+        df_layer_set_blocks (c->layer, run, i - run, DF_BLOCK_ZERO) == -1)
+      return -1;
+    if (i == b + n)
+      break;
+    if (evicting) {
+      /* Being written out: zero it in RAM, where it stays (make_room
+       * sees the new generation).
+       */
+      memset (slot_data (c, e - 2), 0, BS);
+      c->slots[e - 2].dirty = true;
+      c->slots[e - 2].gen++;
+      run = i + 1;
+      continue;
+    }
     freed += is_data (c, i);
     if (e >= 2)
       slot_free (c, e - 2);
@@ -368,8 +430,6 @@ zero_whole (struct cache *c, const char *unused, uint64_t b, uint64_t n)
       table_set (c, i, E_NONE);
   }
   release (c, freed);
-  if (c->layer)
-    return df_layer_set_blocks (c->layer, b, n, DF_BLOCK_ZERO);
   return 0;
 }
 

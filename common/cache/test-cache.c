@@ -3,6 +3,8 @@
  */
 #include <config.h>
 
+#include <pthread.h>
+
 #include "test-helpers.h"
 #include "cache/cache.h"
 
@@ -274,6 +276,82 @@ test_limits (void **state)
   free (back);
 }
 
+struct worker {
+  struct df_bdev *c;
+  char *ref;
+  uint64_t base, len, seed;
+};
+
+/* Random writes, zeroes and reads inside the worker's own range. */
+static void *
+worker_main (void *opaque)
+{
+  struct worker *w = opaque;
+  char buf[2 * BS], back[2 * BS];
+  int i;
+
+  for (i = 0; i < 3000; i++) {
+    uint64_t off = w->base + test_rand (&w->seed) % (w->len - 2 * BS);
+    uint32_t len = 1 + test_rand (&w->seed) % (2 * BS);
+
+    if (i % 3 == 0)
+      off &= ~(uint64_t) (BS - 1);
+    if (i % 11 == 0) {
+      if (df_bdev_zero (w->c, len, off, 0) == -1)
+        return "zero";
+      memset (w->ref + off, 0, len);
+    }
+    else {
+      test_fill (buf, len, &w->seed);
+      if (df_bdev_pwrite (w->c, buf, len, off, 0) == -1)
+        return "write";
+      memcpy (w->ref + off, buf, len);
+    }
+    if (df_bdev_pread (w->c, back, len, off) == -1 ||
+        memcmp (back, w->ref + off, len) != 0)
+      return "read back";
+  }
+  return NULL;
+}
+
+/* Four threads against one ram+disk cache with 8 blocks of RAM: blocks
+ * are evicted while others are written, zeroed and read.
+ */
+static void
+test_threads (void **state)
+{
+  char *ref = malloc (SIZE);
+  uint64_t seed = 77;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct worker w[4];
+  pthread_t t[4];
+  int i;
+
+  (void) state;
+  c = open_cache (lower, DF_CACHE_RAM_DISK, "threads.layer", 0, 8 * BS, NULL);
+  assert_non_null (c);
+  for (i = 0; i < 4; i++) {
+    w[i] = (struct worker) { c, ref, (uint64_t) i * (SIZE / 4 / BS) * BS,
+                             (SIZE / 4 / BS) * BS, 1000 + i };
+    assert_int_equal (pthread_create (&t[i], NULL, worker_main, &w[i]), 0);
+  }
+  for (i = 0; i < 4; i++) {
+    void *r;
+    pthread_join (t[i], &r);
+    if (r)
+      fail_msg ("worker %d: %s", i, (char *) r);
+  }
+  check_same (c, ref);
+  assert_int_equal (df_cache_spill (c), 0);
+  df_bdev_close (c);
+  c = open_cache (lower, DF_CACHE_DISK, "threads.layer", 0, 0, NULL);
+  assert_non_null (c);
+  check_same (c, ref);
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (ref);
+}
+
 int
 main (void)
 {
@@ -283,6 +361,7 @@ main (void)
     cmocka_unit_test (test_ram_disk),
     cmocka_unit_test (test_resume),
     cmocka_unit_test (test_limits),
+    cmocka_unit_test (test_threads),
   };
 
   return cmocka_run_group_tests (tests, setup, teardown);

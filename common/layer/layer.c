@@ -432,18 +432,24 @@ df_layer_writable (const struct df_layer *l)
   return l->writable;
 }
 
+/* Map bytes are read without the lock (a reader sees a byte before or
+ * after a change) and changed under it, hence relaxed atomics.
+ */
 static inline enum df_block_state
 map_get (const uint8_t *map, uint64_t block)
 {
-  return (map[block / 4] >> ((block % 4) * 2)) & 3;
+  return (__atomic_load_n (&map[block / 4], __ATOMIC_RELAXED) >>
+          ((block % 4) * 2)) & 3;
 }
 
 static inline void
 map_put (uint8_t *map, uint64_t block, enum df_block_state s)
 {
   unsigned shift = (block % 4) * 2;
+  uint8_t v = __atomic_load_n (&map[block / 4], __ATOMIC_RELAXED);
 
-  map[block / 4] = (map[block / 4] & ~(3u << shift)) | (unsigned) s << shift;
+  v = (v & ~(3u << shift)) | (unsigned) s << shift;
+  __atomic_store_n (&map[block / 4], v, __ATOMIC_RELAXED);
 }
 
 enum df_block_state

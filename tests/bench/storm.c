@@ -89,6 +89,21 @@ run_client (void *opaque)
   return NULL;
 }
 
+/* The template with its "%d" (or "%03d") replaced by n. */
+static void
+make_uri (char *out, size_t len, const char *tmpl, int n)
+{
+  const char *p = strchr (tmpl, '%');
+  const char *end = p ? strchr (p, 'd') : NULL;
+  int width = p && end ? atoi (p + 1) : 0;
+
+  if (p == NULL || end == NULL) {
+    snprintf (out, len, "%s", tmpl);
+    return;
+  }
+  snprintf (out, len, "%.*s%0*d%s", (int) (p - tmpl), tmpl, width, n, end + 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -109,7 +124,7 @@ main (int argc, char **argv)
   start = now ();
   for (i = 0; i < n; i++) {
     clients[i].n = i;
-    snprintf (clients[i].uri, sizeof clients[i].uri, argv[1], i);
+    make_uri (clients[i].uri, sizeof clients[i].uri, argv[1], i);
     clients[i].read_bytes = strtoull (argv[3], NULL, 10) << 20;
     clients[i].write_bytes = strtoull (argv[4], NULL, 10) << 20;
     if (pthread_create (&threads[i], NULL, run_client, &clients[i]) != 0)
