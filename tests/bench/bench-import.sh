@@ -26,11 +26,9 @@ best () {   # best OF N CMD...: the fastest of N runs
   echo "$b"
 }
 
-i=0
 import_once () {
-  [ "$1" = "$TESTDIR/pre" ] && { sync; return 0; }
-  i=$((i + 1))
-  df vdisk import "v$i" "$TESTDIR/src.raw"
+  [ "$1" = "$TESTDIR/pre" ] && { df vdisk remove v >/dev/null 2>&1 || true; sync; return 0; }
+  df vdisk import v "$TESTDIR/src.raw"
 }
 qemu_convert () {
   [ "$1" = "$TESTDIR/pre" ] && { rm -f "$TESTDIR/q.raw"; sync; return 0; }
@@ -42,7 +40,7 @@ qemu_convert_sync () {
 }
 export_once () {
   [ "$1" = "$TESTDIR/pre" ] && { rm -f "$TESTDIR/e.raw"; sync; return 0; }
-  df vdisk export v1 "$TESTDIR/e.raw"
+  df vdisk export v "$TESTDIR/e.raw"
 }
 qemu_out () {
   [ "$1" = "$TESTDIR/pre" ] && { rm -f "$TESTDIR/q.raw"; sync; return 0; }

@@ -4,7 +4,7 @@
 secs () {
   local start end
   start=$(date +%s%N)
-  "$@" >/dev/null
+  "$@" >/dev/null || { echo "bench: failed: $*" >&2; exit 1; }
   end=$(date +%s%N)
   awk -v ns=$((end - start)) 'BEGIN { printf "%.2f", ns / 1e9 }'
 }
