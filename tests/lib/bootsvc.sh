@@ -65,6 +65,11 @@ make_boot_farm () {
   df device add pc01 --mac 52:54:00:00:00:01 --vdisk v >/dev/null
 }
 
+# farm_setting KEY VALUE: sets a [farm] key of the test's farm.conf.
+farm_setting () {
+  sed -i "/^\[farm\]\$/a $1 = $2" "$TESTDIR/farm/farm.conf"
+}
+
 # Runs diskfarm-bootsvc in the server namespace with the test's farm,
 # logging to $TESTDIR/bootsvc.log; waits until HTTP answers.
 start_bootsvc () {

@@ -55,7 +55,8 @@ def build(a):
     if a.user_class:
         opts += option(77, a.user_class.encode())
     if a.ipxe_features:
-        opts += option(175, bytes([0x13, 1, 1, 0x15, 1, 1, 0xeb, 3, 1, 0, 0]))
+        http = b"" if a.no_http else bytes([0x13, 1, 1])
+        opts += option(175, http + bytes([0x15, 1, 1, 0xeb, 3, 1, 0, 0]))
     if a.requested:
         opts += option(50, socket.inet_aton(a.requested))
     if a.server_id:
@@ -111,6 +112,8 @@ def main():
     p.add_argument("--uuid", action="store_true", help="option 97")
     p.add_argument("--user-class", help="option 77 (iPXE sends iPXE)")
     p.add_argument("--ipxe-features", action="store_true", help="option 175")
+    p.add_argument("--no-http", action="store_true",
+                   help="option 175 without the HTTP feature")
     p.add_argument("--requested", help="option 50")
     p.add_argument("--server-id", help="option 54")
     p.add_argument("--ciaddr", default="0.0.0.0")
