@@ -217,6 +217,8 @@ boot_file_open (struct bootsvc *svc, const char *vdisk, const char *which)
   if (path == NULL)
     return df_error_errno ("%s", vdisk);
   fd = open_regular (path);
+  df_debug ("boot", "%s of vdisk %s: %s%s", which, vdisk, path,
+            fd == -1 ? " (cannot open)" : "");
   return fd;
 }
 
@@ -239,5 +241,6 @@ boot_root_open (struct bootsvc *svc, const char *path)
   full = df_path_join (svc->cfg.tftp_root, path);
   if (full == NULL)
     return df_error_errno ("%s", path);
+  df_debug ("boot", "TFTP root file %s", full);
   return open_regular (full);
 }

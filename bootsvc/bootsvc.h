@@ -46,8 +46,9 @@ struct bootsvc_config {
 };
 
 struct bootsvc_stats {
-  uint64_t dhcp_received, dhcp_malformed, dhcp_ignored, dhcp_unknown;
+  uint64_t dhcp_received, dhcp_malformed, dhcp_ignored;
   uint64_t dhcp_offers, dhcp_acks, dhcp_naks, dhcp_send_errors;
+  uint64_t unknown_macs;        /* requests (DHCP or HTTP) from unknown MACs */
   uint64_t devices_added, scripts, script_errors;
 };
 
@@ -93,7 +94,9 @@ enum affinity bootsvc_affinity (struct bootsvc *svc);
  */
 int bootsvc_device (struct bootsvc *svc, const uint8_t mac[6], bool may_add,
                     struct df_device *out);
-/* Logs an unknown MAC at most once a minute per MAC; counts each. */
+/* Logs an unknown MAC at most once a minute per MAC; counts each
+ * request.  what: "dhcp" or "boot", for the log.
+ */
 void bootsvc_log_unknown (struct bootsvc *svc, const uint8_t mac[6],
                           const char *what);
 

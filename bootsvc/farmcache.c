@@ -313,7 +313,7 @@ bootsvc_log_unknown (struct bootsvc *svc, const uint8_t mac[6],
   char macs[18];
   size_t i;
 
-  svc->stats.dhcp_unknown++;
+  svc->stats.unknown_macs++;
   for (i = 0; i < UNKNOWN_SLOTS; i++)
     if (memcmp (fc->unknown[i].mac, mac, 6) == 0 && fc->unknown[i].when &&
         now - fc->unknown[i].when < UNKNOWN_LOG_NS)

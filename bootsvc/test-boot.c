@@ -124,7 +124,7 @@ test_scripts (void **state)
   assert_int_equal (status, 404);
   assert_non_null (strstr (text, "no device has MAC 52:54:00:00:00:09"));
   free (text);
-  assert_int_equal (svc.stats.dhcp_unknown, 1);
+  assert_int_equal (svc.stats.unknown_macs, 1);
 
   /* Known, but the vDisk has nothing to boot yet: a script saying so. */
   text = boot_script (&svc, mac1, 0, false, true, &status);

@@ -87,12 +87,11 @@ dhcp_json (struct bootsvc *svc)
 {
   const struct bootsvc_stats *s = &svc->stats;
   static const char *const modes[] = { "off", "proxy", "full" };
-  json_t *o = json_pack ("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+  json_t *o = json_pack ("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
     "mode", modes[svc->cfg.dhcp_mode],
     "received", (json_int_t) s->dhcp_received,
     "malformed", (json_int_t) s->dhcp_malformed,
     "ignored", (json_int_t) s->dhcp_ignored,
-    "unknown", (json_int_t) s->dhcp_unknown,
     "offers", (json_int_t) s->dhcp_offers,
     "acks", (json_int_t) s->dhcp_acks,
     "naks", (json_int_t) s->dhcp_naks,
@@ -129,7 +128,7 @@ h_status (struct df_http_request *req, void *opaque)
 
   df_http_server_stats (svc->http, &h);
   return df_http_respond_json (req, 200, json_pack (
-    "{s:s, s:s?, s:o, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}}",
+    "{s:s, s:s?, s:o, s:o, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}}",
     "program", "diskfarm-bootsvc " PACKAGE_VERSION,
     "server", server,
     "dhcp", dhcp_json (svc),
@@ -139,6 +138,7 @@ h_status (struct df_http_request *req, void *opaque)
             "bytes", (json_int_t) h.bytes,
     "boot", "scripts", (json_int_t) svc->stats.scripts,
             "script_errors", (json_int_t) svc->stats.script_errors,
+            "unknown_macs", (json_int_t) svc->stats.unknown_macs,
             "devices_added", (json_int_t) svc->stats.devices_added));
 }
 

@@ -18,7 +18,7 @@ probe --mac $mac --pxe --arch 0 >"$TESTDIR/2.json"
 [ -s "$TESTDIR/2.json" ] && fail "unknown MAC answered twice"
 [ "$(grep -c "dhcp: ignoring unknown MAC $mac" "$TESTDIR/bootsvc.log")" = 1 ] ||
   fail "unknown MAC not logged once: $(cat "$TESTDIR/bootsvc.log")"
-[ "$(status_field dhcp.unknown)" = 2 ] || fail "unknown requests not counted"
+[ "$(status_field boot.unknown_macs)" = 2 ] || fail "unknown requests not counted"
 [ -e "$TESTDIR/farm/devices.d/lab-5254000000aa.conf" ] && fail "added without auto-add"
 
 # The farm changes under the running daemon: it notices by itself.

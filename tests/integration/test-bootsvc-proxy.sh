@@ -2,7 +2,8 @@
 # proxyDHCP beside a site DHCP server (dnsmasq) on a namespace LAN: PXE
 # clients get the iPXE binary for their architecture, fast, without an
 # address; the site server still hands out the addresses; plain DHCP
-# clients (busybox udhcpc) are left to it; port 4011 answers too.
+# clients (busybox udhcpc) are left to it; port 4011 answers too; only
+# the --interface given is served.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/bootsvc.sh"
 
@@ -75,6 +76,12 @@ read -r ip server <"$TESTDIR/udhcpc.out"
 case $ip in $NET_PREFIX.1[0-5][0-9]) ;; *) fail "udhcpc address $ip" ;; esac
 [ "$server" = "$SITE_IP" ] || fail "udhcpc lease from $server"
 [ "$(status_field dhcp.ignored)" -gt "$ignored" ] || fail "udhcpc not ignored"
+# Bound to eth0: a request on another interface (lo) never arrives.
+received=$(status_field dhcp.received)
+in_srv /usr/bin/python3 "$DHCP_PROBE" --iface lo --server 127.0.0.1 --pxe \
+  --arch 0 --wait 0.3 >"$TESTDIR/lo.json"
+[ -s "$TESTDIR/lo.json" ] && fail "answered on lo: $(cat "$TESTDIR/lo.json")"
+[ "$(status_field dhcp.received)" = "$received" ] || fail "received on lo"
 grep -q "proxy offer to 52:54:00:00:00:01 (pc01) on eth0: undionly.kpxe" \
   "$TESTDIR/bootsvc.log" || fail "offer not logged: $(cat "$TESTDIR/bootsvc.log")"
 echo PASS
