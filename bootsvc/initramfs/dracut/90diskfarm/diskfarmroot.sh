@@ -21,10 +21,13 @@ esac
 [ -e "/sys/block/$name/pid" ] && exit 0
 
 info "diskfarm: attaching /dev/$name to export $(getarg diskfarm.export=) via $1"
-if ! diskfarm-attach; then
+if ! /sbin/diskfarm-attach; then
     warn "diskfarm: diskfarm-attach could not attach /dev/$name"
     exit 1
 fi
+# udev marks an NBD device ready (for systemd) once it has a pid; make
+# sure it looks again now that it has.
+echo change >"/sys/block/$name/uevent"
 udevadm settle
 # Detach at shutdown, after the root file system.
 need_shutdown

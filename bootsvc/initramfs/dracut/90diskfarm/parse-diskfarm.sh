@@ -16,3 +16,14 @@ modprobe -q nbd || die "diskfarm: the kernel has no nbd module"
 
 [ -z "$root" ] && root=$(getarg root=)
 [ -n "$root" ] || die "diskfarm: root= is missing (e.g. root=/dev/nbd0p1)"
+
+# /dev/nbd0 exists as soon as the module is loaded: the initqueue must
+# wait for the device to be connected (a pid), not just to be there.
+nbd=$(getarg diskfarm.nbd=)
+nbd=${nbd:-nbd0}
+nbd=${nbd##*/}
+case $nbd in
+    nbd*) ;;
+    *) nbd=nbd$nbd ;;
+esac
+echo "[ -e /sys/block/$nbd/pid ]" >"$hookdir/initqueue/finished/diskfarm.sh"
