@@ -1,0 +1,75 @@
+#!/bin/bash
+# A real network boot, end to end, from SeaBIOS and from UEFI (OVMF):
+# the qemu guest's PXE ROM (iPXE) gets an address from the site's DHCP
+# server and its boot script from diskfarm-bootsvc (proxyDHCP, HTTP),
+# loads the vDisk's kernel and initrd, and diskfarm-attach attaches the
+# disk the kernel command line names: the device session
+# dev/DEVICE@SESSION, served by nbdkit with the diskfarm plugin.  The
+# guest's write must be in its session's write cache, the vDisk untouched.
+. "$DISKFARM_SRCDIR/tests/functions.sh"
+. "$DISKFARM_SRCDIR/tests/e2e/lib.sh"
+
+BOOTSVC="$DISKFARM_BUILD/bootsvc/diskfarm-bootsvc"
+e2e_requires nbdkit nbdcopy curl
+[ -x "$BOOTSVC" ] || fail "$BOOTSVC is not built"
+[ -f "$PLUGIN" ] || fail "$PLUGIN is not built"
+e2e_setup
+e2e_start_dnsmasq
+
+token=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+marker=marker-$token
+make_farm --address "$E2E_HOST_IP"
+e2e_make_disk "$TESTDIR/disk.img" 64M "$marker"
+df vdisk import v "$TESTDIR/disk.img" >/dev/null
+df vdisk boot v --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
+  --cmdline "console=ttyS0 panic=-1 quiet e2e.token=$token" >/dev/null
+df device add pc1 --mac 52:54:00:00:00:01 --vdisk v >/dev/null
+df device add pc2 --mac 52:54:00:00:00:02 --vdisk v >/dev/null
+
+e2e_start_server s1 10809 "$PLUGIN" farm="$TESTDIR/farm" server=srv1 \
+  session-linger=600
+e2e_ns "$BOOTSVC" --farm "$TESTDIR/farm" --server srv1 --interface br0 \
+  --listen "$E2E_HOST_IP" --tftp-root /usr/lib/ipxe -D dhcp -D boot \
+  >"$TESTDIR/bootsvc.log" 2>&1 &
+for _ in $(seq 100); do
+  e2e_ns curl -sf -o /dev/null "http://$E2E_HOST_IP:10810/v1/status" && break
+  kill -0 $! 2>/dev/null || { cat "$TESTDIR/bootsvc.log"; fail "bootsvc exited"; }
+  sleep 0.1
+done
+
+# pxe_boot DEVICE MAC FIRMWARE: boots, checks the verdict, the way it
+# came (iPXE, the boot service's script) and where its write went.
+pxe_boot () {
+  local dev=$1 mac=$2 console session
+  E2E_MAC=$mac e2e_boot_pxe "$dev" "$3"
+  e2e_wait_result "$dev"
+  [ "$E2E_RESULT" = "DISKFARM-E2E: OK marker=$marker wrote=$token" ] ||
+    fail "$dev: unexpected result: $E2E_RESULT"
+  console=$(tr -d '\r' <"$TESTDIR/$dev.console")
+  case $console in
+  *"http://$E2E_HOST_IP:10810/boot/${mac//:/-}.ipxe... ok"*) ;;
+  *) fail "$dev did not get its script from the boot service" ;;
+  esac
+
+  # The boot service minted a session; the guest's write is in its
+  # cache (a session lingers after its client left), not in the vDisk.
+  session=$(printf '%s\n' "$console" |
+            sed -n "s|^e2e: backend diskfarm:dev/$dev@\([0-9a-f]\{32\}\)\$|\1|p")
+  [ -n "$session" ] || fail "$dev: no session of 32 hex digits"
+  e2e_ns nbdcopy "nbd://$E2E_HOST_IP:10809/dev/$dev@$session" \
+    "$TESTDIR/$dev.img" || fail "$dev: cannot read its session back"
+  [ "$(e2e_disk_cat "$TESTDIR/$dev.img" /e2e-wrote)" = "$token" ] ||
+    fail "$dev: its write is not in its session"
+  rm -f "$TESTDIR/$dev.img"
+}
+
+pxe_boot pc1 52:54:00:00:00:01 bios
+pxe_boot pc2 52:54:00:00:00:02 uefi
+
+e2e_ns nbdcopy "nbd://$E2E_HOST_IP:10809/img/v" "$TESTDIR/vdisk.img" ||
+  fail "cannot read the vDisk"
+[ "$(e2e_disk_cat "$TESTDIR/vdisk.img" /e2e-marker)" = "$marker" ] ||
+  fail "the vDisk lost its marker"
+[ -z "$(e2e_disk_cat "$TESTDIR/vdisk.img" /e2e-wrote)" ] ||
+  fail "a guest's write reached the vDisk itself"
+echo PASS
