@@ -161,8 +161,12 @@ boot_script (struct bootsvc *svc, const uint8_t mac[6], uint32_t client,
   };
   char *text;
 
-  if (bootsvc_device (svc, mac, true, &c.dev) == -1) {
-    bootsvc_log_unknown (svc, mac, "boot");
+  /* Only PXE clients on a served segment add themselves (DHCP), never
+   * whoever can reach the HTTP port.
+   */
+  if (bootsvc_device (svc, mac, false, &c.dev) == -1) {
+    if (errno == ENOENT)
+      bootsvc_log_unknown (svc, mac, "boot");
     *status = 404;
     if (asprintf (&text, "%s\n", df_error_get ()) == -1)
       return NULL;

@@ -89,8 +89,9 @@ const char *bootsvc_server_name (struct bootsvc *svc);
 /* [farm] affinity, already checked when the farm was loaded. */
 enum affinity bootsvc_affinity (struct bootsvc *svc);
 /* The device with this MAC.  may_add: if the farm enables auto-add, an
- * unknown MAC becomes a device of the auto-add collection.  -1 with
- * ENOENT if unknown (and not added).
+ * unknown MAC becomes a device of the auto-add collection (at most 120
+ * a minute).  -1 with ENOENT if unknown (and not added), EINVAL if its
+ * device file is unusable (logged).
  */
 int bootsvc_device (struct bootsvc *svc, const uint8_t mac[6], bool may_add,
                     struct df_device *out);

@@ -19,7 +19,11 @@
 #include "util.h"
 
 #define UNKNOWN_SLOTS 64
-#define UNKNOWN_LOG_NS (60 * 1000000000ULL)
+#define MINUTE_NS (60 * 1000000000ULL)
+/* Devices added a minute at most: a flood of made-up MACs must not
+ * fill devices.d.
+ */
+#define AUTO_ADD_PER_MINUTE 120
 
 struct file_id {
   ino_t ino;
@@ -39,6 +43,8 @@ struct farm_cache {
     uint64_t when;
   } unknown[UNKNOWN_SLOTS];
   size_t next_unknown;
+  uint64_t add_window_ns;       /* auto-add rate limit */
+  unsigned added_in_window;
 };
 
 static void
@@ -272,6 +278,25 @@ auto_add_enabled (struct df_farm *farm, const char **coll)
   return v && df_parse_bool (v, &on) == 0 && on && *coll;
 }
 
+static bool
+auto_add_allowed (struct farm_cache *fc)
+{
+  uint64_t now = df_now_mono_ns ();
+
+  if (now - fc->add_window_ns > MINUTE_NS) {
+    fc->add_window_ns = now;
+    fc->added_in_window = 0;
+  }
+  if (fc->added_in_window >= AUTO_ADD_PER_MINUTE) {
+    if (fc->added_in_window++ == AUTO_ADD_PER_MINUTE)
+      df_log_warning ("farm: more than %d devices to add in a minute; adding "
+                      "the others later", AUTO_ADD_PER_MINUTE);
+    return false;
+  }
+  fc->added_in_window++;
+  return true;
+}
+
 int
 bootsvc_device (struct bootsvc *svc, const uint8_t mac[6], bool may_add,
                 struct df_device *out)
@@ -283,7 +308,13 @@ bootsvc_device (struct bootsvc *svc, const uint8_t mac[6], bool may_add,
 
   if (df_farm_device_by_mac (farm, mac, out) == 0)
     return 0;
-  if (!may_add || !auto_add_enabled (farm, &coll))
+  if (errno != ENOENT) {
+    /* The MAC is the farm's, but its device file is unusable. */
+    df_log_warning ("farm: %s: %s", df_format_mac (mac, macs), df_error_get ());
+    return df_error (EINVAL, "the device of MAC %s is not usable", macs);
+  }
+  if (!may_add || !auto_add_enabled (farm, &coll) ||
+      !auto_add_allowed (svc->farm))
     return df_error (ENOENT, "no device has MAC %s", df_format_mac (mac, macs));
   r = auto_add (svc->farm, mac, coll, name, sizeof name);
   if (r == -1) {
@@ -316,7 +347,7 @@ bootsvc_log_unknown (struct bootsvc *svc, const uint8_t mac[6],
   svc->stats.unknown_macs++;
   for (i = 0; i < UNKNOWN_SLOTS; i++)
     if (memcmp (fc->unknown[i].mac, mac, 6) == 0 && fc->unknown[i].when &&
-        now - fc->unknown[i].when < UNKNOWN_LOG_NS)
+        now - fc->unknown[i].when < MINUTE_NS)
       return;
   i = fc->next_unknown++ % UNKNOWN_SLOTS;
   memcpy (fc->unknown[i].mac, mac, 6);

@@ -225,6 +225,48 @@ test_auto_add (void **state)
   assert_error_contains ("sideways");
 }
 
+static void
+test_auto_add_limit (void **state)
+{
+  struct df_device dev;
+  uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 0 };
+  int i;
+
+  (void) state;
+  edit_farm ("collection", DF_KIND_COLLECTION, "lab", "vdisk", "v");
+  {
+    struct df_farm *farm = df_farm_open (farm_dir);
+    assert_int_equal (df_farm_set_setting (farm, "farm", "auto-add", "yes"), 0);
+    assert_int_equal (df_farm_set_setting (farm, "farm", "auto-add-collection",
+                                           "lab"), 0);
+    assert_int_equal (df_farm_save (farm), 0);
+    df_farm_free (farm);
+  }
+  /* A flood of new MACs: 120 a minute are added, the rest wait. */
+  for (i = 0; i < 125; i++) {
+    mac[4] = i >> 8;
+    mac[5] = i;
+    assert_int_equal (bootsvc_device (&svc, mac, true, &dev), i < 120 ? 0 : -1);
+  }
+  assert_int_equal (svc.stats.devices_added, 120);
+}
+
+static void
+test_broken_device (void **state)
+{
+  struct df_device dev;
+  char *ddir = test_path (farm_dir, "devices.d");
+
+  (void) state;
+  /* A device file without a vdisk: the farm loads, the device is unusable. */
+  test_write (ddir, "broken.conf", "[device]\nmac = 52:54:00:00:00:0b\n");
+  assert_int_equal (bootsvc_device (&svc, (const uint8_t *) "\x52\x54\0\0\0\x0b",
+                                    true, &dev), -1);
+  assert_int_equal (errno, EINVAL);
+  assert_int_equal (svc.stats.devices_added, 0);
+  free (ddir);
+}
+
 static char *
 read_fd (int fd)
 {
@@ -285,6 +327,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_scripts, setup, teardown),
     cmocka_unit_test_setup_teardown (test_affinity_fixed, setup, teardown),
     cmocka_unit_test_setup_teardown (test_auto_add, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_auto_add_limit, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_broken_device, setup, teardown),
     cmocka_unit_test_setup_teardown (test_files, setup, teardown),
   };
 

@@ -138,8 +138,10 @@ destination (struct dhcp_ctx *c, struct in_addr yiaddr, bool nak,
   to->sin_family = AF_INET;
   to->sin_port = htons (DHCP_CLIENT_PORT);
   to->sin_addr.s_addr = INADDR_BROADCAST;
-  if (c->pxe_port)
+  if (c->pxe_port && c->from.sin_addr.s_addr != INADDR_ANY)
     *to = c->from;
+  else if (c->pxe_port)
+    to->sin_port = c->from.sin_port;    /* no address yet: broadcast */
   else if (req->giaddr.s_addr) {
     to->sin_addr = req->giaddr;
     to->sin_port = htons (DHCP_SERVER_PORT);
@@ -247,6 +249,7 @@ handle (struct dhcp_ctx *c)
   struct dhcp_situation s = {
     .mode = svc->cfg.dhcp_mode, .pxe_port = c->pxe_port,
   };
+  bool bad_device = false;
   char who[96];
 
   dhcp_classify (c->req, &c->client);
@@ -254,11 +257,12 @@ handle (struct dhcp_ctx *c)
       s.mode != DHCP_MODE_OFF) {
     bool may_add = c->pxe_port || c->client.msg_type == DHCPDISCOVER;
     s.known = bootsvc_device (svc, c->client.mac, may_add, &dev) == 0;
+    bad_device = !s.known && errno == EINVAL;   /* logged already */
     if (s.known)
       c->dev = &dev;
   }
   dhcp_decide (&c->client, &s, &c->d);
-  if (c->d.unknown)
+  if (c->d.unknown && !bad_device)
     bootsvc_log_unknown (svc, c->client.mac, "dhcp");
   switch (c->d.action) {
   case ACT_IGNORE:
