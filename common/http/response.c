@@ -227,50 +227,77 @@ respond_fd (struct df_http_request *req, unsigned status, int fd,
   return http_queue (req, status, resp, len);
 }
 
+/* ETag, Last-Modified and Accept-Ranges of a file response; etag and
+ * date receive the values (the caller's etag, or one derived from the
+ * file's inode, size and modification time).
+ */
+static int
+file_headers (struct df_http_request *req, const struct stat *st,
+              const char *given, char *etag, size_t etag_len, char *date,
+              size_t date_len)
+{
+  if (given)
+    snprintf (etag, etag_len, "%s", given);
+  else
+    snprintf (etag, etag_len, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
+              (uint64_t) st->st_ino, (uint64_t) st->st_size,
+              (uint64_t) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec);
+  format_http_date (st->st_mtime, date, date_len);
+  if (df_http_add_header (req, "ETag", etag) == -1 ||
+      df_http_add_header (req, "Last-Modified", date) == -1 ||
+      df_http_add_header (req, "Accept-Ranges", "bytes") == -1)
+    return -1;
+  return 0;
+}
+
+/* 1 with one range to send, 0 for the whole file, -1 unsatisfiable. */
+static int
+wanted_range (struct df_http_request *req, uint64_t size, const char *etag,
+              const char *date, uint64_t *start, uint64_t *len)
+{
+  const char *if_range = df_http_header (req, "If-Range");
+  int r = df_http_parse_range (df_http_header (req, "Range"), size, start, len);
+
+  /* The client's partial copy is stale: it gets the whole file. */
+  if (r != 0 && if_range && strcmp (if_range, etag) != 0 &&
+      strcmp (if_range, date) != 0)
+    return 0;
+  return r;
+}
+
 int
 df_http_respond_file (struct df_http_request *req, int fd,
                       const char *content_type, const char *etag)
 {
-  char tag[80], date[64], cr[96];
-  const char *if_range;
+  char tag[256], date[64], cr[96];
   uint64_t size, start = 0, len;
   struct stat st;
   int r;
 
-  if (fstat (fd, &st) == -1) {
-    df_error_errno ("%s", req->path);
+  if (fstat (fd, &st) == -1)
+    r = df_error_errno ("%s", req->path);
+  else if (!S_ISREG (st.st_mode))
+    r = df_error (EINVAL, "%s: not a regular file", req->path);
+  else
+    r = 0;
+  if (r == -1) {
     close (fd);
     return -1;
-  }
-  if (!S_ISREG (st.st_mode)) {
-    close (fd);
-    return df_error (EINVAL, "%s: not a regular file", req->path);
   }
   size = st.st_size;
-  if (etag == NULL) {
-    snprintf (tag, sizeof tag, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
-              (uint64_t) st.st_ino, size,
-              (uint64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
-    etag = tag;
-  }
   if (content_type == NULL)
     content_type = "application/octet-stream";
-  format_http_date (st.st_mtime, date, sizeof date);
-  if (df_http_add_header (req, "ETag", etag) == -1 ||
-      df_http_add_header (req, "Last-Modified", date) == -1 ||
-      df_http_add_header (req, "Accept-Ranges", "bytes") == -1) {
+  if (file_headers (req, &st, etag, tag, sizeof tag, date, sizeof date) == -1) {
     close (fd);
     return -1;
   }
-  if (df_http_etag_match (df_http_header (req, "If-None-Match"), etag)) {
+  if (df_http_etag_match (df_http_header (req, "If-None-Match"), tag)) {
     close (fd);
     return respond_empty (req, 304);
   }
-  r = df_http_parse_range (df_http_header (req, "Range"), size, &start, &len);
-  if_range = df_http_header (req, "If-Range");
-  if (r != 0 && if_range && strcmp (if_range, etag) != 0 &&
-      strcmp (if_range, date) != 0)
-    r = 0;                      /* the client's copy is stale: send it all */
+  r = wanted_range (req, size, tag, date, &start, &len);
+  if (r == 0)
+    return respond_fd (req, 200, fd, content_type, 0, size);
   if (r == -1) {
     close (fd);
     snprintf (cr, sizeof cr, "bytes */%" PRIu64, size);
@@ -278,8 +305,6 @@ df_http_respond_file (struct df_http_request *req, int fd,
       return -1;
     return respond_empty (req, 416);
   }
-  if (r == 0)
-    return respond_fd (req, 200, fd, content_type, 0, size);
   snprintf (cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start,
             start + len - 1, size);
   if (df_http_add_header (req, "Content-Range", cr) == -1) {
