@@ -39,10 +39,18 @@ flock 9
 ! readelf -l "$attach" | grep -q 'program interpreter' ||
   die "$attach is not statically linked"
 
-# The kernel package linux-image-amd64 points at now; without apt
-# lists (offline), the one downloaded last time.
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
-       sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1)
+# The kernel package linux-image-amd64 points at now (apt lists are
+# fetched once if the machine has none); offline, the one downloaded
+# last time.
+kernel_package () {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1
+}
+kpkg=$(kernel_package)
+if [ -z "$kpkg" ] && [ ! -s "$out/kernel/package" ] && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq >/dev/null 2>&1 || true
+  kpkg=$(kernel_package)
+fi
 kver_pkg=
 if [ -n "$kpkg" ]; then
   kver_pkg=$(apt-cache show "$kpkg" 2>/dev/null |

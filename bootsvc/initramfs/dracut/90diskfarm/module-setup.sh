@@ -16,7 +16,7 @@ depends() {
 
 # called by dracut
 installkernel() {
-    instmods nbd
+    instmods nbd overlay
 }
 
 # called by dracut
@@ -25,5 +25,6 @@ install() {
     inst_simple @SBINDIR@/diskfarm-attach /sbin/diskfarm-attach
     inst_hook cmdline 90 "$moddir/parse-diskfarm.sh"
     inst_script "$moddir/diskfarmroot.sh" /sbin/diskfarmroot
+    inst_hook pre-pivot 10 "$moddir/diskfarm-overlay.sh"
     dracut_need_initqueue
 }
