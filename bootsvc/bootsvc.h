@@ -10,6 +10,7 @@
 #define DISKFARM_BOOTSVC_H
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -131,7 +132,12 @@ struct tftp_numbers {
   unsigned active;
 };
 bool boot_tftp_stats (struct bootsvc *svc, struct tftp_numbers *out);
-/* The resolver the TFTP server calls (exposed for tests). */
+/* The resolver the TFTP server calls: client (may be NULL) decides the
+ * subnet affinity of scripts.  boot_tftp_open is it without a client
+ * (for tests).
+ */
+int boot_tftp_open_client (void *opaque, const char *path,
+                           const struct sockaddr *client, socklen_t client_len);
 int boot_tftp_open (void *opaque, const char *path);
 
 /* dhcp/service.c */

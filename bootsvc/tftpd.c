@@ -29,9 +29,10 @@ struct boot_tftp {
   struct tftp_server *srv;
 };
 
-/* The script as a file the engine can read: a sealed memfd. */
+/* The script as a file the engine can read: a memfd. */
 static int
-script_fd (struct bootsvc *svc, const char *name)
+script_fd (struct bootsvc *svc, const char *name, uint32_t client,
+           bool client_known)
 {
   CLEANUP_FREE char *text = NULL;
   unsigned status;
@@ -43,8 +44,7 @@ script_fd (struct bootsvc *svc, const char *name)
     errno = ENOENT;
     return -1;
   }
-  /* The TFTP engine does not tell who asks: no subnet affinity here. */
-  text = boot_script (svc, mac, 0, false, false, &status);
+  text = boot_script (svc, mac, client, client_known, false, &status);
   if (text == NULL || status != 200) {
     errno = text ? ENOENT : ENOMEM;
     return -1;
@@ -61,18 +61,37 @@ script_fd (struct bootsvc *svc, const char *name)
   return fd;
 }
 
+/* The client's IPv4 address (also from a v4-mapped IPv6 one). */
+static bool
+client_ipv4 (const struct sockaddr *sa, socklen_t len, uint32_t *addr)
+{
+  if (sa && sa->sa_family == AF_INET && len >= sizeof (struct sockaddr_in)) {
+    *addr = ((const struct sockaddr_in *) sa)->sin_addr.s_addr;
+    return true;
+  }
+  if (sa && sa->sa_family == AF_INET6 && len >= sizeof (struct sockaddr_in6) &&
+      IN6_IS_ADDR_V4MAPPED (&((const struct sockaddr_in6 *) sa)->sin6_addr)) {
+    memcpy (addr, &((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr[12], 4);
+    return true;
+  }
+  return false;
+}
+
 int
-boot_tftp_open (void *opaque, const char *path)
+boot_tftp_open_client (void *opaque, const char *path,
+                       const struct sockaddr *client, socklen_t client_len)
 {
   struct bootsvc *svc = opaque;
   char vdisk[DF_NAME_MAX + 1], q[96];
   const char *slash;
+  uint32_t addr = 0;
+  bool known = client_ipv4 (client, client_len, &addr);
   int fd;
 
   while (*path == '/')          /* clients often send "/file" */
     path++;
   if (strncmp (path, "boot/", 5) == 0)
-    fd = script_fd (svc, path + 5);
+    fd = script_fd (svc, path + 5, addr, known);
   else if (strncmp (path, "vdisks/", 7) == 0 &&
            (slash = strchr (path + 7, '/')) != NULL &&
            (size_t) (slash - path - 7) <= DF_NAME_MAX) {
@@ -89,6 +108,12 @@ boot_tftp_open (void *opaque, const char *path)
     errno = e;
   }
   return fd;
+}
+
+int
+boot_tftp_open (void *opaque, const char *path)
+{
+  return boot_tftp_open_client (opaque, path, NULL, 0);
 }
 
 /* A UDP socket bound to the TFTP port. */
@@ -117,7 +142,8 @@ boot_tftp_start (struct bootsvc *svc)
 {
   struct boot_tftp *t = calloc (1, sizeof *t);
   struct tftp_config tc = {
-    .root = svc->cfg.tftp_root, .open = boot_tftp_open, .opaque = svc,
+    .root = svc->cfg.tftp_root, .open_client = boot_tftp_open_client,
+    .opaque = svc,
   };
 
   if (t == NULL)

@@ -47,8 +47,21 @@ s1=$(grep -o 'dev/pc01@[0-9a-f]*' "$TESTDIR/s1" | head -1)
 get /boot/52:54:00:00:00:01.ipxe >"$TESTDIR/s2"
 s2=$(grep -o 'dev/pc01@[0-9a-f]*' "$TESTDIR/s2" | head -1)
 [ -n "$s1" ] && [ "$s1" != "$s2" ] || fail "sessions $s1 and $s2"
-get /boot/52-54-00-00-00-02.ipxe | grep -q " diskfarm.cache=device root=" ||
+get /boot/52-54-00-00-00-02.ipxe >"$TESTDIR/pc02"
+grep -q " diskfarm.cache=device root=" "$TESTDIR/pc02" ||
   fail "pc02 (write cache on the device) lacks diskfarm.cache=device"
+# By the hash alone pc02 would start with srv2; affinity puts srv1 first,
+# for the script fetched over TFTP too (the resolver knows the client).
+grep -q "diskfarm.servers=$SRV_IP:10809,10.99.0.2:10900 " "$TESTDIR/pc02" ||
+  fail "pc02 server order: $(grep -m1 -o 'diskfarm.servers=[^ ]*' "$TESTDIR/pc02")"
+in_cli curl -sf "tftp://$SRV_IP/boot/52-54-00-00-00-02.ipxe" |
+  grep -q "diskfarm.servers=$SRV_IP:10809,10.99.0.2:10900 " ||
+  fail "the TFTP script ignores affinity"
+farm_setting affinity none
+sed -i '0,/^affinity = best-effort$/{/^affinity = best-effort$/d}' "$TESTDIR/farm/farm.conf"
+get /boot/52-54-00-00-00-02.ipxe | grep -q "diskfarm.servers=10.99.0.2:10900,$SRV_IP:10809 " ||
+  fail "without affinity, pc02 does not start with srv2"
+sed -i 's/^affinity = none$/affinity = best-effort/' "$TESTDIR/farm/farm.conf"
 
 # Refusals, each with a reason.
 get /boot/52-54-00-00-00-77.ipxe >"$TESTDIR/unknown"
@@ -89,7 +102,7 @@ grep -q "^echo diskfarm: vdisk w has no kernel and initrd" "$TESTDIR/err" ||
 
 get /ipxe/undionly.kpxe >"$TESTDIR/undi"
 cmp "$TESTDIR/undi" /usr/lib/ipxe/undionly.kpxe || fail "undionly.kpxe over HTTP"
-[ "$(status_field boot.scripts)" = 3 ] || fail "scripts counted: $(status_field boot.scripts)"
+[ "$(status_field boot.scripts)" = 5 ] || fail "scripts counted: $(status_field boot.scripts)"
 [ "$(status_field boot.script_errors)" = 1 ] || fail "script errors counted"
 grep -q "http: $NET_PREFIX.62 \"GET /vdisks/v/initrd\" 206 100000" "$TESTDIR/bootsvc.log" ||
   fail "access log"
