@@ -19,7 +19,7 @@
 /* How often the device's state is polled, for a disconnect made by
  * someone else (which sends no event).
  */
-#define STATUS_INTERVAL_MS 10000
+#define STATUS_INTERVAL_MS 5000
 
 /* The replacement server must serve the very same disk. */
 static int

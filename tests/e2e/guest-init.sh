@@ -104,6 +104,15 @@ dmesg | grep -a 'diskfarm-attach' | sed 's/^\[[ 0-9.]*\] /e2e: kmsg: /'
 
 umount /mnt || fail "cannot unmount $root"
 diskfarm-attach --disconnect /dev/nbd0 || fail "disconnect failed"
+if [ -n "$pause" ]; then
+  # The watcher notices (it polls the device's state) and exits.
+  for _ in $(seq 100); do
+    ps | grep -q '[@]sbin/diskfarm-attach' || break
+    sleep 0.1
+  done
+  ps | grep -q '[@]sbin/diskfarm-attach' && fail "the watcher outlived the disconnect"
+  dmesg | grep -a 'diskfarm-attach.*disconnected' | sed 's/^\[[ 0-9.]*\] /e2e: kmsg: /'
+fi
 echo "DISKFARM-E2E: OK marker=$marker wrote=$token"
 poweroff -f
 sleep 10

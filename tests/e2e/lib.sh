@@ -3,12 +3,26 @@
 #
 #   . "$DISKFARM_SRCDIR/tests/functions.sh"
 #   . "$DISKFARM_SRCDIR/tests/e2e/lib.sh"
-#   e2e_requires nbdkit                  # skips (77) unless all is there
-#   e2e_setup                            # guest, namespace, bridge
-#   e2e_start_dnsmasq                    # the site's DHCP server
-#   e2e_ns nbdkit ... -i "$E2E_HOST_IP"  # servers run in the namespace
-#   e2e_boot_kernel pc1 "diskfarm.servers=... diskfarm.export=..."
-#   e2e_wait_result pc1                  # DISKFARM-E2E: OK ... or fail
+#   e2e_requires nbdkit                 # skips (77) unless all is there
+#   e2e_setup                           # the guest, namespace and bridge
+#   e2e_start_dnsmasq                   # the site's DHCP server
+#   e2e_make_disk "$TESTDIR/d.img" 64M MARKER
+#   e2e_start_server s1 10809 file "$TESTDIR/d.img"   # nbdkit ARGS...
+#   e2e_boot_kernel pc1 "diskfarm.servers=$E2E_HOST_IP:10809 ..."
+#   e2e_wait_result pc1                 # DISKFARM-E2E: OK ..., or fail
+#
+# Other helpers: e2e_ns CMD (run in the namespace: a boot service, a
+# plugin's nbdkit), e2e_boot_pxe NAME bios|uefi (the NIC's iPXE ROM),
+# e2e_wait_line NAME REGEX, e2e_wait_exit NAME, e2e_stop_server NAME,
+# e2e_add_host_ip IP, e2e_disk_cat IMAGE PATH.  A guest's console is
+# $TESTDIR/NAME.console.
+#
+# The guest (build-guest.sh, guest-init.sh) is $E2E_KERNEL and
+# $E2E_INITRD: it runs diskfarm-attach with the kernel command line,
+# mounts /dev/nbd0 (ext4), checks /e2e-marker, writes e2e.token= to
+# /e2e-wrote and prints DISKFARM-E2E: OK marker=... wrote=... or
+# DISKFARM-E2E: FAIL reason, then powers off.  A boot service must give
+# it console=ttyS0.
 #
 # The network is namespace $E2E_NS: bridge br0 with the host (server)
 # address $E2E_HOST_IP/24, one tap per guest on the bridge.  The DHCP

@@ -3,8 +3,8 @@
 # dies; the guest's I/O waits while no server answers; when the second
 # server of the list comes up, diskfarm-attach's watcher hands the
 # kernel a connection to it (NBD_CMD_RECONFIGURE) and the held I/O goes
-# through.  Both servers serve the same image file, as servers sharing a
-# store do.
+# through.  At the end the watcher exits with the device's disconnect.
+# Both servers serve the same image file, as servers sharing a store do.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/e2e/lib.sh"
 
@@ -51,5 +51,9 @@ esac
 case $console in
 *"/dev/nbd0: now served by $E2E_HOST_IP:10810"*) ;;
 *) fail "the watcher did not move the disk to the second server" ;;
+esac
+case $console in
+*"/dev/nbd0 was disconnected; exiting"*) ;;
+*) fail "the watcher did not exit after the disconnect" ;;
 esac
 echo PASS
