@@ -90,7 +90,7 @@ static const struct option long_opts[] = {
   { "verbose", no_argument, NULL, 'v' },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
-  { NULL }
+  { NULL, 0, NULL, 0 }
 };
 
 struct attach_cli {
