@@ -4,7 +4,8 @@
 # client (netlink), mounts it, reads the marker the test put there and
 # writes a file, which must reach the server's image.  The second boot
 # lists two servers that do not serve (a host that does not answer, a
-# port nothing listens on) before the one that does.
+# port nothing listens on) before the one that does, and asks for two
+# connections.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/e2e/lib.sh"
 
@@ -39,12 +40,15 @@ e2e_wait_result pc1
 check_boot pc1 "first-$session"
 
 # 2. The first two servers of the list do not serve: attach reports
-# each and goes on to the third.
+# each and goes on to the third, with two connections to it.
 e2e_boot_kernel pc2 "diskfarm.servers=$E2E_SUBNET.250:10809,\
 $E2E_HOST_IP:10999,$E2E_HOST_IP:10809 diskfarm.connect_timeout=2 \
-diskfarm.timeout=0 diskfarm.export=$name e2e.token=second-$session"
+diskfarm.timeout=0 diskfarm.connections=2 diskfarm.export=$name \
+e2e.token=second-$session"
 e2e_wait_result pc2
 check_boot pc2 "second-$session"
+grep -q "block size 512, 2 connections" "$TESTDIR/pc2.console" ||
+  fail "pc2: not two connections"
 grep -q "warning: $E2E_SUBNET.250:10809: connect: " "$TESTDIR/pc2.console" ||
   fail "pc2: no word about the silent server"
 grep -q "warning: $E2E_HOST_IP:10999: connect: Connection refused" \
