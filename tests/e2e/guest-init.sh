@@ -10,9 +10,10 @@
 # then powers off.  Kernel parameters for the test:
 #   e2e.token=TOKEN       written to /e2e-wrote on the disk
 #   e2e.root=DEVICE       what to mount (default /dev/nbd0)
-#   e2e.pause=SECONDS     after the first write, print
-#                         "DISKFARM-E2E: PAUSE", wait, then write
-#                         /e2e-wrote2 (the test acts meanwhile)
+#   e2e.pause=SECONDS     after the first write, start writing 16 MiB,
+#                         print "DISKFARM-E2E: PAUSE", wait, check the
+#                         16 MiB, write /e2e-wrote2 (the test acts
+#                         meanwhile)
 
 /bin/busybox mkdir -p /proc /sys /dev /bin /sbin
 /bin/busybox --install -s /bin
@@ -89,14 +90,22 @@ sync || fail "sync failed"
 
 pause=$(param e2e.pause)
 if [ -n "$pause" ]; then
+  # 16 MiB in flight while the test acts: every byte must arrive.
+  dd if=/dev/urandom of=/tmp/pattern bs=1M count=16 2>/dev/null
+  (cp /tmp/pattern /mnt/e2e-pattern && sync) &
+  copy=$!
   echo "DISKFARM-E2E: PAUSE"
   sleep "$pause"
+  wait $copy || fail "writing 16 MiB across the pause failed"
   # Read and write after what the test did: both must reach a server.
   [ "$(cat /mnt/e2e-wrote)" = "$token" ] || fail "lost /e2e-wrote"
   echo 3 >/proc/sys/vm/drop_caches
   [ "$(cat /mnt/e2e-marker)" = "$marker" ] || fail "marker unreadable"
   echo "$token" >/mnt/e2e-wrote2 || fail "cannot write after the pause"
   sync || fail "sync after the pause failed"
+  echo 3 >/proc/sys/vm/drop_caches
+  cmp -s /tmp/pattern /mnt/e2e-pattern ||
+    fail "the 16 MiB written across the pause read back wrong"
 fi
 
 # What the watcher logged (the kernel log, as its stderr): failovers.

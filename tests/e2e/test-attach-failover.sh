@@ -25,7 +25,7 @@ serve s1 10809
 
 e2e_boot_kernel pc1 "diskfarm.servers=$E2E_HOST_IP:10809,\
 $E2E_HOST_IP:10810 diskfarm.export=$name diskfarm.dead_timeout=60 \
-e2e.pause=2 e2e.token=$session"
+diskfarm.io_timeout=5 e2e.pause=2 e2e.token=$session"
 e2e_wait_line pc1 '^DISKFARM-E2E: PAUSE' >/dev/null
 e2e_stop_server s1
 # The guest's reads and writes after its pause wait for a server.
