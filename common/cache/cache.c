@@ -60,27 +60,34 @@ struct cache {
 
 enum class { C_RAM, C_ZERO, C_DISK, C_LOWER };
 
+/* The RAM table is read without the lock on the read path (a reader
+ * racing a writer of the same block may see either, as NBD allows), so
+ * its words and second-level pointers are atomic.  Second levels are
+ * freed only with the cache.
+ */
 static uint32_t
 table_get (const struct cache *c, uint64_t b)
 {
-  const uint32_t *t = c->table[b / TABLE_SPAN];
+  const uint32_t *t = __atomic_load_n (&c->table[b / TABLE_SPAN], __ATOMIC_ACQUIRE);
 
-  return t ? t[b % TABLE_SPAN] : E_NONE;
+  return t ? __atomic_load_n (&t[b % TABLE_SPAN], __ATOMIC_RELAXED) : E_NONE;
 }
 
 static int
 table_set (struct cache *c, uint64_t b, uint32_t v)
 {
-  uint32_t **t = &c->table[b / TABLE_SPAN];
+  uint32_t **tp = &c->table[b / TABLE_SPAN];
+  uint32_t *t = *tp;
 
-  if (*t == NULL) {
+  if (t == NULL) {
     if (v == E_NONE)
       return 0;
-    *t = calloc (TABLE_SPAN, sizeof **t);
-    if (*t == NULL)
+    t = calloc (TABLE_SPAN, sizeof *t);
+    if (t == NULL)
       return df_error_errno ("write cache table");
+    __atomic_store_n (tp, t, __ATOMIC_RELEASE);
   }
-  (*t)[b % TABLE_SPAN] = v;
+  __atomic_store_n (&t[b % TABLE_SPAN], v, __ATOMIC_RELAXED);
   return 0;
 }
 
@@ -196,28 +203,35 @@ classify (const struct cache *c, uint64_t b)
   return C_LOWER;
 }
 
-/* Accounts n more data blocks, or fails with ENOSPC.  Lock held. */
+/* Accounts n more data blocks, or fails with ENOSPC.  Atomic, so the
+ * disk modes need no lock to write.
+ */
 static int
 reserve (struct cache *c, uint64_t n)
 {
+  uint64_t used = __atomic_load_n (&c->used_blocks, __ATOMIC_RELAXED);
+
   if (n == 0)
     return 0;
-  if (c->limit_blocks && c->used_blocks + n > c->limit_blocks)
-    goto full;
+  do {
+    if (c->limit_blocks && used + n > c->limit_blocks)
+      goto full;
+  } while (!__atomic_compare_exchange_n (&c->used_blocks, &used, used + n, false,
+                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED));
   if (c->budget) {
     uint64_t bytes = n * BS;
-    uint64_t used = __atomic_add_fetch (&c->budget->used, bytes, __ATOMIC_RELAXED);
-    if (c->budget->limit && used > c->budget->limit) {
+    uint64_t total = __atomic_add_fetch (&c->budget->used, bytes, __ATOMIC_RELAXED);
+    if (c->budget->limit && total > c->budget->limit) {
       __atomic_sub_fetch (&c->budget->used, bytes, __ATOMIC_RELAXED);
+      __atomic_sub_fetch (&c->used_blocks, n, __ATOMIC_RELAXED);
       goto full;
     }
   }
-  c->used_blocks += n;
   return 0;
  full:
-  c->enospc++;
+  __atomic_add_fetch (&c->enospc, 1, __ATOMIC_RELAXED);
   return df_error (ENOSPC, "write cache is full (%" PRIu64 " of %" PRIu64
-                   " blocks used)", c->used_blocks, c->limit_blocks);
+                   " blocks used)", used, c->limit_blocks);
 }
 
 static void
@@ -225,7 +239,7 @@ release (struct cache *c, uint64_t n)
 {
   if (n == 0)
     return;
-  c->used_blocks -= n;
+  __atomic_sub_fetch (&c->used_blocks, n, __ATOMIC_RELAXED);
   if (c->budget)
     __atomic_sub_fetch (&c->budget->used, n * BS, __ATOMIC_RELAXED);
 }
@@ -292,21 +306,25 @@ cache_pread (struct df_bdev *bdev, void *buf, uint32_t count, uint64_t offset)
   while (count > 0) {
     uint64_t b = offset / BS, e = b + 1;
     uint32_t within = offset % BS, len;
-    enum class cls;
+    enum class cls = classify (c, b);
 
-    pthread_mutex_lock (&c->lock);
-    cls = classify (c, b);
     if (cls == C_RAM) {
-      uint32_t s = table_get (c, b) - 2;
-      len = BS - within < count ? BS - within : count;
-      memcpy (p, slot_data (c, s) + within, len);
-      lru_touch (c, s);
+      /* RAM slots can be reused: copy under the lock, and look again. */
+      pthread_mutex_lock (&c->lock);
+      cls = classify (c, b);
+      if (cls == C_RAM) {
+        uint32_t s = table_get (c, b) - 2;
+        len = BS - within < count ? BS - within : count;
+        memcpy (p, slot_data (c, s) + within, len);
+        lru_touch (c, s);
+        pthread_mutex_unlock (&c->lock);
+        goto next;
+      }
       pthread_mutex_unlock (&c->lock);
-      goto next;
     }
+    /* Without the lock: a block written meanwhile may read old or new. */
     while (e * BS < offset + count && classify (c, e) == cls)
       e++;
-    pthread_mutex_unlock (&c->lock);
     len = e * BS - offset < count ? e * BS - offset : count;
     if (cls == C_ZERO)
       memset (p, 0, len);
@@ -362,24 +380,18 @@ write_ram (struct cache *c, const char *data, uint64_t b, uint64_t n)
   return 0;
 }
 
-/* Whole blocks into the layer file (disk, persistent). */
+/* Whole blocks into the layer file (disk, persistent): no cache lock. */
 static int
 write_disk (struct cache *c, const char *data, uint64_t b, uint64_t n)
 {
   uint64_t i, fresh = 0;
 
-  pthread_mutex_lock (&c->lock);
   for (i = b; i < b + n; i++)
     fresh += df_layer_block (c->layer, i) != DF_BLOCK_PRESENT;
-  if (reserve (c, fresh) == -1) {
-    pthread_mutex_unlock (&c->lock);
+  if (reserve (c, fresh) == -1)
     return -1;
-  }
-  pthread_mutex_unlock (&c->lock);
   if (df_layer_write_blocks (c->layer, data, b, n) == -1) {
-    pthread_mutex_lock (&c->lock);
     release (c, fresh);
-    pthread_mutex_unlock (&c->lock);
     return -1;
   }
   return 0;

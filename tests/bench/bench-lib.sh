@@ -32,7 +32,9 @@ peak_rss () {
     sleep 0.1
   done
   wait $pid
+  local status=$?
   echo "$peak"
+  return $status
 }
 
 # A random raw image: random_image FILE MIB (cached per run in TESTDIR).

@@ -104,6 +104,8 @@ rr_file=$(fio_iops "$u_file" randread)
 rw_plugin=$(fio_iops "$(nbd_uri dev/bench@rw)" randwrite)
 df device set bench --cache disk
 rw_plugin_disk=$(fio_iops "$(nbd_uri dev/bench@rwdisk)" randwrite)
+df device set bench --cache ram
+rw_plugin_ram=$(fio_iops "$(nbd_uri dev/bench@rwram)" randwrite)
 rw_inplace=$(fio_iops "$u_inplace" randwrite)
 rw_cow=$(fio_iops "$u_cow" randwrite)
 rw_nbdsrv=$(fio_iops "$u_nbdsrv" randwrite)
@@ -116,7 +118,8 @@ for i in $(seq 0 $((CLIENTS - 1))); do
 done
 storm_run () {   # storm_run SERVER_PID URI_TEMPLATE
   local peak
-  peak=$(peak_rss "$1" "$STORM" "$2" "$CLIENTS" 64 8)
+  peak=$(peak_rss "$1" "$STORM" "$2" "$CLIENTS" 64 8) ||
+    { echo "FAILED -"; return; }
   echo "$(sed -n 's/.*total_s=\([0-9.]*\).*/\1/p' "$TESTDIR/peak-cmd.out") $((peak / 1024))"
 }
 read -r s_disk m_disk < <(storm_run "$NBD_PID" "nbd+unix:///dev/pc%03d@storm1?socket=$NBD_SOCK")
@@ -138,6 +141,8 @@ printf '%-58s %8s IOPS %7s %8s\n' "4K randwrite qd32: plugin, ram+disk cache (de
   "$(ratio "$rw_plugin" "$rw_inplace")x" ">=1.0"
 printf '%-58s %8s IOPS %7s\n' "4K randwrite qd32: plugin, disk cache" "$rw_plugin_disk" \
   "$(ratio "$rw_plugin_disk" "$rw_inplace")x"
+printf '%-58s %8s IOPS %7s\n' "4K randwrite qd32: plugin, ram cache" "$rw_plugin_ram" \
+  "$(ratio "$rw_plugin_ram" "$rw_inplace")x"
 printf '%-58s %8s IOPS\n' "4K randwrite qd32: nbdkit file (in place)" "$rw_inplace"
 printf '%-58s %8s IOPS %7s %8s\n' "4K randwrite qd32: nbdkit --filter=cow file" "$rw_cow" \
   "$(ratio "$rw_plugin" "$rw_cow")x" ">=3 (plugin/cow)"

@@ -11,12 +11,14 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libnbd.h>
 
@@ -48,8 +50,19 @@ run_client (void *opaque)
   int64_t size;
   double start = now ();
 
-  if (h == NULL || buf == NULL || order == NULL ||
-      nbd_connect_uri (h, c->uri) == -1 || (size = nbd_get_size (h)) == -1)
+  if (h == NULL || buf == NULL || order == NULL)
+    goto fail;
+  /* A storm overflows listen backlogs: retry like a booting host would. */
+  for (i = 0; nbd_connect_uri (h, c->uri) == -1; i++) {
+    if (i == 200 || nbd_get_errno () != EAGAIN)
+      goto fail;
+    nbd_close (h);
+    h = nbd_create ();
+    if (h == NULL)
+      goto fail;
+    usleep (10000);
+  }
+  if ((size = nbd_get_size (h)) == -1)
     goto fail;
   for (i = 0; i < nreads; i++)
     order[i] = i;
