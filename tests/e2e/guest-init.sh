@@ -85,6 +85,9 @@ done
 mount -t ext4 "$root" /mnt || fail "cannot mount $root"
 marker=$(cat /mnt/e2e-marker) || fail "no marker file on $root"
 token=$(param e2e.token)
+# What an earlier boot left: a clean cache shows none, a persistent one
+# shows that boot's token.
+echo "e2e: found wrote=$(cat /mnt/e2e-wrote 2>/dev/null || echo none)"
 echo "$token" >/mnt/e2e-wrote || fail "cannot write to $root"
 sync || fail "sync failed"
 

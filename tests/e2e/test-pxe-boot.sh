@@ -24,7 +24,7 @@ df vdisk import v "$TESTDIR/disk.img" >/dev/null
 df vdisk boot v --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
   --cmdline "console=ttyS0 panic=-1 quiet e2e.token=$token" >/dev/null
 df device add pc1 --mac 52:54:00:00:00:01 --vdisk v >/dev/null
-df device add pc2 --mac 52:54:00:00:00:02 --vdisk v >/dev/null
+df device add pc2 --mac 52:54:00:00:00:02 --vdisk v --cache persistent >/dev/null
 
 e2e_start_server s1 10809 "$PLUGIN" farm="$TESTDIR/farm" server=srv1 \
   session-linger=600
@@ -37,15 +37,23 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-# pxe_boot DEVICE MAC FIRMWARE: boots, checks the verdict, the way it
-# came (iPXE, the boot service's script) and where its write went.
+# pxe_boot DEVICE MAC FIRMWARE FOUND: boots with a new token, checks the
+# verdict, what the disk held from an earlier boot (FOUND: "none" or that
+# boot's token), the way it came (iPXE, the boot service's script) and
+# where its write went.
 pxe_boot () {
-  local dev=$1 mac=$2 console session
+  local dev=$1 mac=$2 found=$4 console session
+  token=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+  df vdisk boot v --cmdline "console=ttyS0 panic=-1 quiet e2e.token=$token" >/dev/null
   E2E_MAC=$mac e2e_boot_pxe "$dev" "$3"
   e2e_wait_result "$dev"
   [ "$E2E_RESULT" = "DISKFARM-E2E: OK marker=$marker wrote=$token" ] ||
     fail "$dev: unexpected result: $E2E_RESULT"
   console=$(tr -d '\r' <"$TESTDIR/$dev.console")
+  case $console in
+  *"e2e: found wrote=$found"*) ;;
+  *) fail "$dev: expected to find \"$found\" from an earlier boot" ;;
+  esac
   case $console in
   *"http://$E2E_HOST_IP:10810/boot/${mac//:/-}.ipxe... ok"*) ;;
   *) fail "$dev did not get its script from the boot service" ;;
@@ -63,8 +71,14 @@ pxe_boot () {
   rm -f "$TESTDIR/$dev.img"
 }
 
-pxe_boot pc1 52:54:00:00:00:01 bios
-pxe_boot pc2 52:54:00:00:00:02 uefi
+pxe_boot pc1 52:54:00:00:00:01 bios none
+first_pc2=
+pxe_boot pc2 52:54:00:00:00:02 uefi none
+first_pc2=$token
+# Second boots: the standard-mode device starts clean, the one with a
+# persistent cache finds its earlier write.
+pxe_boot pc1 52:54:00:00:00:01 bios none
+pxe_boot pc2 52:54:00:00:00:02 bios "$first_pc2"
 
 e2e_ns nbdcopy "nbd://$E2E_HOST_IP:10809/img/v" "$TESTDIR/vdisk.img" ||
   fail "cannot read the vDisk"
