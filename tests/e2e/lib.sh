@@ -47,6 +47,7 @@ E2E_DHCP_NS=dfe2e-$$-dhcp
 : "${E2E_NIC:=e1000}"
 E2E_GUEST_DIR=$DISKFARM_BUILD/tests/e2e/guest
 ATTACH="$DISKFARM_BUILD/bootsvc/attach/diskfarm-attach"
+BOOTSVC="$DISKFARM_BUILD/bootsvc/diskfarm-bootsvc"
 
 declare -A _e2e_qemu_pid _e2e_start
 _e2e_nguests=0
@@ -160,6 +161,27 @@ e2e_stop_server () {
 # _e2e_qemu NAME NIC-OPTIONS QEMU-ARGS...: a guest with one NIC on the
 # bridge, its serial console in $TESTDIR/NAME.console, killed after
 # $E2E_TIMEOUT s.
+# e2e_start_bootsvc SERVER [ARGS...]: the boot service of the farm in
+# $TESTDIR/farm, as server SERVER, on br0 in the namespace (proxyDHCP,
+# TFTP from Debian's iPXE binaries, HTTP on port 10810); logs to
+# $TESTDIR/bootsvc.log.  Returns once it answers HTTP.
+e2e_start_bootsvc () {
+  local server=$1 pid
+  shift
+  [ -x "$BOOTSVC" ] || fail "$BOOTSVC is not built"
+  e2e_ns "$BOOTSVC" --farm "$TESTDIR/farm" --server "$server" --interface br0 \
+    --listen "$E2E_HOST_IP" --tftp-root /usr/lib/ipxe "$@" \
+    >"$TESTDIR/bootsvc.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    e2e_ns curl -sf -o /dev/null "http://$E2E_HOST_IP:10810/v1/status" && return 0
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$TESTDIR/bootsvc.log" >&2
+  fail "diskfarm-bootsvc did not start"
+}
+
 _e2e_qemu () {
   local name=$1 nicopts=$2 tap mac
   shift 2

@@ -9,9 +9,7 @@
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/e2e/lib.sh"
 
-BOOTSVC="$DISKFARM_BUILD/bootsvc/diskfarm-bootsvc"
 e2e_requires nbdkit nbdcopy curl
-[ -x "$BOOTSVC" ] || fail "$BOOTSVC is not built"
 [ -f "$PLUGIN" ] || fail "$PLUGIN is not built"
 e2e_setup
 e2e_start_dnsmasq
@@ -28,14 +26,7 @@ df device add pc2 --mac 52:54:00:00:00:02 --vdisk v --cache persistent >/dev/nul
 
 e2e_start_server s1 10809 "$PLUGIN" farm="$TESTDIR/farm" server=srv1 \
   session-linger=600
-e2e_ns "$BOOTSVC" --farm "$TESTDIR/farm" --server srv1 --interface br0 \
-  --listen "$E2E_HOST_IP" --tftp-root /usr/lib/ipxe -D dhcp -D boot \
-  >"$TESTDIR/bootsvc.log" 2>&1 &
-for _ in $(seq 100); do
-  e2e_ns curl -sf -o /dev/null "http://$E2E_HOST_IP:10810/v1/status" && break
-  kill -0 $! 2>/dev/null || { cat "$TESTDIR/bootsvc.log"; fail "bootsvc exited"; }
-  sleep 0.1
-done
+e2e_start_bootsvc srv1 -D dhcp -D boot
 
 # pxe_boot DEVICE MAC FIRMWARE FOUND: boots with a new token, checks the
 # verdict, what the disk held from an earlier boot (FOUND: "none" or that
