@@ -17,39 +17,10 @@
 #include "error.h"
 #include "util.h"
 #include "layer/layer.h"
+#include "layer/layer-int.h"
 
-#define MAGIC "DFLAYER"         /* 8 bytes with the NUL */
-#define FLAG_SEALED 1u
-#define FLAGS_KNOWN FLAG_SEALED
-
-/* Header field offsets. */
-enum {
-  H_MAGIC = 0, H_VERSION = 8, H_HEADER_SIZE = 12, H_SIZE = 16,
-  H_BLOCK_SIZE = 24, H_FLAGS = 28, H_ID = 32, H_PARENT_ID = 48,
-  H_PARENT_HASH = 64, H_MAP_OFFSET = 96, H_MAP_LENGTH = 104,
-  H_DATA_OFFSET = 112, H_CREATED = 120, H_RESERVED = 128,
-  H_CRC = DF_LAYER_HEADER_SIZE - 4,
-};
-
-struct df_layer {
-  char *path;
-  int fd;
-  bool writable;
-  bool bulk;                    /* DF_LAYER_BULK: map written at seal */
-  struct df_layer_info info;
-  uint8_t *map;                 /* map_length bytes */
-  uint8_t *dirty;               /* 1 bit per 4 KiB page of the map */
-  bool any_dirty;
-  pthread_mutex_t map_lock;     /* map, dirty bits and map writes */
-};
-
-static uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
-static uint64_t get64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return le64toh (v); }
-static void put32 (uint8_t *p, uint32_t v) { v = htole32 (v); memcpy (p, &v, 4); }
-static void put64 (uint8_t *p, uint64_t v) { v = htole64 (v); memcpy (p, &v, 8); }
-
-static int
-pread_all (int fd, void *buf, size_t len, uint64_t off)
+int
+layer_pread_all (int fd, void *buf, size_t len, uint64_t off)
 {
   char *p = buf;
 
@@ -70,8 +41,8 @@ pread_all (int fd, void *buf, size_t len, uint64_t off)
   return 0;
 }
 
-static int
-pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
+int
+layer_pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
 {
   const char *p = buf;
 
@@ -87,6 +58,35 @@ pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
   }
   return 0;
 }
+
+
+size_t
+layer_blocks_bytes (const struct df_layer *l, uint64_t first, uint64_t count)
+{
+  uint64_t start = first * l->info.block_size;
+  uint64_t end = (first + count) * l->info.block_size;
+
+  if (end > l->info.size)
+    end = l->info.size;
+  return end - start;
+}
+
+#define MAGIC "DFLAYER"         /* 8 bytes with the NUL */
+#define FLAG_SEALED 1u
+#define FLAGS_KNOWN FLAG_SEALED
+
+/* Header field offsets. */
+enum {
+  H_MAGIC = 0, H_VERSION = 8, H_HEADER_SIZE = 12, H_SIZE = 16,
+  H_BLOCK_SIZE = 24, H_FLAGS = 28, H_ID = 32, H_PARENT_ID = 48,
+  H_PARENT_HASH = 64, H_MAP_OFFSET = 96, H_MAP_LENGTH = 104,
+  H_DATA_OFFSET = 112, H_CREATED = 120, H_RESERVED = 128,
+  H_CRC = DF_LAYER_HEADER_SIZE - 4,
+};
+
+
+
+
 
 static void
 encode_header (const struct df_layer_info *info, uint8_t h[DF_LAYER_HEADER_SIZE])
@@ -248,6 +248,7 @@ df_layer_close (struct df_layer *l)
   /* Errors cannot be returned here; callers that care flush first. */
   if (l->writable && l->any_dirty)
     df_layer_flush (l);
+  layer_bulk_hasher_stop (l);
   if (l->fd >= 0)
     close (l->fd);
   pthread_mutex_destroy (&l->map_lock);
@@ -320,6 +321,8 @@ df_layer_create (const char *path, uint64_t size, uint32_t block_size,
   }
   l->writable = true;
   l->bulk = flags & DF_LAYER_BULK;
+  if (l->bulk && layer_bulk_hasher_start (l) == -1)
+    goto fail;
 
   l->fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (l->fd == -1) {
@@ -332,8 +335,8 @@ df_layer_create (const char *path, uint64_t size, uint32_t block_size,
   }
   encode_header (info, header);
   if (ftruncate (l->fd, info->data_offset + size) == -1 ||
-      pwrite_all (l->fd, header, sizeof header, 0) == -1 ||
-      pwrite_all (l->fd, l->map, info->map_length, info->map_offset) == -1) {
+      layer_pwrite_all (l->fd, header, sizeof header, 0) == -1 ||
+      layer_pwrite_all (l->fd, l->map, info->map_length, info->map_offset) == -1) {
     df_error_errno ("write %s", path);
     unlink (path);
     goto fail;
@@ -372,7 +375,7 @@ df_layer_open (const char *path, bool writable)
               path, (intmax_t) st.st_size, DF_LAYER_HEADER_SIZE);
     goto fail;
   }
-  if (pread_all (l->fd, header, sizeof header, 0) == -1) {
+  if (layer_pread_all (l->fd, header, sizeof header, 0) == -1) {
     df_error_errno ("read %s", path);
     goto fail;
   }
@@ -398,7 +401,7 @@ df_layer_open (const char *path, bool writable)
     df_error_errno ("%s", path);
     goto fail;
   }
-  if (pread_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1) {
+  if (layer_pread_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1) {
     df_error_errno ("read map of %s", path);
     goto fail;
   }
@@ -432,25 +435,6 @@ df_layer_writable (const struct df_layer *l)
   return l->writable;
 }
 
-/* Map bytes are read without the lock (a reader sees a byte before or
- * after a change) and changed under it, hence relaxed atomics.
- */
-static inline enum df_block_state
-map_get (const uint8_t *map, uint64_t block)
-{
-  return (__atomic_load_n (&map[block / 4], __ATOMIC_RELAXED) >>
-          ((block % 4) * 2)) & 3;
-}
-
-static inline void
-map_put (uint8_t *map, uint64_t block, enum df_block_state s)
-{
-  unsigned shift = (block % 4) * 2;
-  uint8_t v = __atomic_load_n (&map[block / 4], __ATOMIC_RELAXED);
-
-  v = (v & ~(3u << shift)) | (unsigned) s << shift;
-  __atomic_store_n (&map[block / 4], v, __ATOMIC_RELAXED);
-}
 
 enum df_block_state
 df_layer_block (const struct df_layer *l, uint64_t block)
@@ -472,7 +456,7 @@ int
 df_layer_pread (const struct df_layer *l, void *buf, size_t len,
                 uint64_t offset)
 {
-  if (pread_all (l->fd, buf, len, l->info.data_offset + offset) == -1)
+  if (layer_pread_all (l->fd, buf, len, l->info.data_offset + offset) == -1)
     return df_error_errno ("read %s at %" PRIu64, l->path, offset);
   return 0;
 }
@@ -512,24 +496,13 @@ write_dirty_map (struct df_layer *l)
       n++;
     off = p * 4096;
     len = (p + n) * 4096 < l->info.map_length ? n * 4096 : l->info.map_length - off;
-    if (pwrite_all (l->fd, l->map + off, len, l->info.map_offset + off) == -1)
+    if (layer_pwrite_all (l->fd, l->map + off, len, l->info.map_offset + off) == -1)
       return df_error_errno ("write map of %s", l->path);
     for (; n > 0; n--, p++)
       l->dirty[p / 8] &= ~(1 << (p % 8));
   }
   l->any_dirty = false;
   return 0;
-}
-
-static size_t
-blocks_bytes (const struct df_layer *l, uint64_t first, uint64_t count)
-{
-  uint64_t start = first * l->info.block_size;
-  uint64_t end = (first + count) * l->info.block_size;
-
-  if (end > l->info.size)
-    end = l->info.size;
-  return end - start;
 }
 
 static int
@@ -547,21 +520,23 @@ int
 df_layer_write_blocks (struct df_layer *l, const void *buf, uint64_t first,
                        uint64_t count)
 {
-  size_t len = blocks_bytes (l, first, count);
+  size_t len = layer_blocks_bytes (l, first, count);
 
   if (check_write (l, first, count) == -1)
     return -1;
   /* Data first: until the map says present, nobody reads it. */
-  if (pwrite_all (l->fd, buf, len,
+  if (layer_pwrite_all (l->fd, buf, len,
                   l->info.data_offset + first * l->info.block_size) == -1)
     return df_error_errno ("write %s", l->path);
   /* A bulk writer (import, merge) fills the page cache much faster than
    * the disk drains it: start writeback now so that the fsync at seal
    * has little left to do.
    */
-  if (l->bulk)
+  if (l->bulk) {
     sync_file_range (l->fd, l->info.data_offset + first * l->info.block_size,
                      len, SYNC_FILE_RANGE_WRITE);
+    layer_bulk_hasher_note (l, first, count);
+  }
   SCOPED_LOCK (&l->map_lock);
   return map_update (l, first, count, DF_BLOCK_PRESENT);
 }
@@ -576,6 +551,8 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
     return df_error (EINVAL, "%s: use df_layer_write_blocks", l->path);
   if (check_write (l, first, count) == -1)
     return -1;
+  if (l->bulk)
+    layer_bulk_hasher_note (l, first, count);
   {
     SCOPED_LOCK (&l->map_lock);
     r = map_update (l, first, count, state);
@@ -586,7 +563,7 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
   if (r == 0 && !l->bulk)
     fallocate (l->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                l->info.data_offset + first * l->info.block_size,
-               blocks_bytes (l, first, count));
+               layer_blocks_bytes (l, first, count));
   return r;
 }
 
@@ -620,180 +597,17 @@ df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
   /* Data and map durable before the header says sealed: a crash in
    * between leaves an unsealed layer, which promote seals again.
    */
-  if (pwrite_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1)
+  if (layer_pwrite_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1)
     return df_error_errno ("write %s", l->path);
   if (fdatasync (l->fd) == -1)
     return df_error_errno ("fdatasync %s", l->path);
   l->info.sealed = true;
   encode_header (&l->info, header);
-  if (pwrite_all (l->fd, header, sizeof header, 0) == -1)
+  if (layer_pwrite_all (l->fd, header, sizeof header, 0) == -1)
     return df_error_errno ("write %s", l->path);
   if (fsync (l->fd) == -1)
     return df_error_errno ("fsync %s", l->path);
   l->writable = false;
   l->any_dirty = false;
-  return df_layer_hash (l, hash);
-}
-
-/* ---- content hash ----
- *
- * SHA-256 over the header as stored, the map, and for each 4 MiB region of
- * the virtual disk that has present blocks: the region's index (u64 LE)
- * and the SHA-256 of those blocks' data in order.  Regions hash in
- * parallel, so sealing and verifying use every core.
- */
-
-struct hash_job {
-  const struct df_layer *l;
-  const uint64_t *regions;      /* indexes of regions with present blocks */
-  uint8_t (*leaves)[DF_HASH_LEN];
-  size_t nregions;
-  size_t next;                  /* next region to take (atomic) */
-  int err;                      /* first errno seen (atomic) */
-};
-
-static int
-hash_region (const struct df_layer *l, uint64_t region, uint8_t *buf,
-             uint8_t leaf[DF_HASH_LEN])
-{
-  const uint32_t bs = l->info.block_size;
-  const uint64_t per = DF_HASH_REGION / bs;
-  uint64_t b = region * per, end = b + per;
-  struct df_hash *h = df_hash_new ();
-
-  if (h == NULL)
-    return -1;
-  if (end > l->info.nblocks)
-    end = l->info.nblocks;
-  while (b < end) {
-    uint64_t n = 0;
-    size_t len;
-
-    if (map_get (l->map, b) != DF_BLOCK_PRESENT) {
-      b++;
-      continue;
-    }
-    while (b + n < end && map_get (l->map, b + n) == DF_BLOCK_PRESENT)
-      n++;
-    len = blocks_bytes (l, b, n);
-    if (pread_all (l->fd, buf, len, l->info.data_offset + b * bs) == -1 ||
-        df_hash_update (h, buf, len) == -1) {
-      df_hash_free (h);
-      return -1;
-    }
-    b += n;
-  }
-  return df_hash_final (h, leaf);
-}
-
-static void *
-hash_worker (void *opaque)
-{
-  struct hash_job *job = opaque;
-  uint8_t *buf = malloc (DF_HASH_REGION);
-  size_t i;
-
-  if (buf == NULL) {
-    __atomic_store_n (&job->err, ENOMEM, __ATOMIC_RELAXED);
-    return NULL;
-  }
-  while ((i = __atomic_fetch_add (&job->next, 1, __ATOMIC_RELAXED)) < job->nregions &&
-         __atomic_load_n (&job->err, __ATOMIC_RELAXED) == 0)
-    if (hash_region (job->l, job->regions[i], buf, job->leaves[i]) == -1)
-      __atomic_store_n (&job->err, errno ? errno : EIO, __ATOMIC_RELAXED);
-  free (buf);
-  return NULL;
-}
-
-/* Regions that hold present blocks (caller frees). */
-static uint64_t *
-present_regions (const struct df_layer *l, size_t *n)
-{
-  const uint64_t per = DF_HASH_REGION / l->info.block_size;
-  uint64_t nregions = (l->info.nblocks + per - 1) / per, r, b;
-  uint64_t *v = NULL;
-  size_t count = 0, cap = 0;
-
-  for (r = 0; r < nregions; r++) {
-    uint64_t end = (r + 1) * per < l->info.nblocks ? (r + 1) * per : l->info.nblocks;
-    for (b = r * per; b < end; b++)
-      if (map_get (l->map, b) == DF_BLOCK_PRESENT)
-        break;
-    if (b == end)
-      continue;
-    if (count == cap) {
-      uint64_t *nv = realloc (v, (cap = cap ? cap * 2 : 256) * sizeof *v);
-      if (nv == NULL) {
-        free (v);
-        return NULL;
-      }
-      v = nv;
-    }
-    v[count++] = r;
-  }
-  *n = count;
-  return v ? v : calloc (1, sizeof *v);
-}
-
-static int
-hash_leaves (struct hash_job *job)
-{
-  long cpus = sysconf (_SC_NPROCESSORS_ONLN);
-  size_t nthreads = cpus > 1 ? (cpus > 8 ? 8 : (size_t) cpus) : 1, i, started = 0;
-  pthread_t threads[8];
-
-  if (nthreads > job->nregions)
-    nthreads = job->nregions ? job->nregions : 1;
-  for (i = 1; i < nthreads; i++)
-    if (pthread_create (&threads[i], NULL, hash_worker, job) == 0)
-      started = i;
-    else
-      break;
-  hash_worker (job);
-  for (i = 1; i <= started; i++)
-    pthread_join (threads[i], NULL);
-  if (job->err) {
-    errno = job->err;
-    return -1;
-  }
-  return 0;
-}
-
-int
-df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN])
-{
-  struct hash_job job = { .l = l };
-  CLEANUP_FREE uint64_t *regions = present_regions (l, &job.nregions);
-  CLEANUP_FREE uint8_t (*leaves)[DF_HASH_LEN] = NULL;
-  uint8_t header[DF_LAYER_HEADER_SIZE], idx[8];
-  struct df_hash *h = NULL;
-  size_t i;
-
-  if (regions == NULL)
-    goto fail_errno;
-  leaves = calloc (job.nregions ? job.nregions : 1, sizeof *leaves);
-  if (leaves == NULL)
-    goto fail_errno;
-  job.regions = regions;
-  job.leaves = leaves;
-  if (hash_leaves (&job) == -1)
-    goto fail_errno;
-  h = df_hash_new ();
-  if (h == NULL ||
-      pread_all (l->fd, header, sizeof header, 0) == -1 ||
-      df_hash_update (h, header, sizeof header) == -1 ||
-      df_hash_update (h, l->map, l->info.map_length) == -1)
-    goto fail_errno;
-  for (i = 0; i < job.nregions; i++) {
-    put64 (idx, regions[i]);
-    if (df_hash_update (h, idx, sizeof idx) == -1 ||
-        df_hash_update (h, leaves[i], DF_HASH_LEN) == -1)
-      goto fail_errno;
-  }
-  return df_hash_final (h, hash);
-
- fail_errno:
-  df_error_errno ("hash %s", l->path);
-  df_hash_free (h);
-  return -1;
+  return layer_seal_hash (l, hash);
 }

@@ -219,13 +219,14 @@ pattern (char *buf, uint64_t gen, uint64_t block)
 
 #define CRASH_BLOCKS 256
 
-/* What the writer has done, shared with the test across fork. */
+/* What the writer has done, shared with the test across fork.  A
+ * block's state is one word, gen << 1 | zero, so that a kill while the
+ * writer records it never mixes two states.
+ */
 struct crash_state {
-  uint64_t cur_gen[CRASH_BLOCKS];     /* last acknowledged op per block */
-  uint8_t cur_zero[CRASH_BLOCKS];
+  uint64_t cur[CRASH_BLOCKS];         /* last acknowledged op per block */
   uint64_t last_zero[CRASH_BLOCKS];   /* newest zero op started */
-  uint64_t flushed_gen[CRASH_BLOCKS]; /* state at the last completed flush */
-  uint8_t flushed_zero[CRASH_BLOCKS];
+  uint64_t flushed[CRASH_BLOCKS];     /* state at the last completed flush */
   uint64_t flushes;
 };
 
@@ -245,8 +246,8 @@ crash_writer (const char *path, struct crash_state *cs)
     if (gen % 16 == 0) {
       if (df_layer_flush (l) == -1)
         _exit (3);
-      memcpy (cs->flushed_gen, cs->cur_gen, sizeof cs->flushed_gen);
-      memcpy (cs->flushed_zero, cs->cur_zero, sizeof cs->flushed_zero);
+      for (i = 0; i < CRASH_BLOCKS; i++)
+        __atomic_store_n (&cs->flushed[i], cs->cur[i], __ATOMIC_SEQ_CST);
       cs->flushes++;
       continue;
     }
@@ -259,10 +260,8 @@ crash_writer (const char *path, struct crash_state *cs)
     }
     else
       df_layer_write_blocks (l, buf, b, n);
-    for (i = 0; i < n; i++) {
-      cs->cur_gen[b + i] = gen;
-      cs->cur_zero[b + i] = zero;
-    }
+    for (i = 0; i < n; i++)
+      __atomic_store_n (&cs->cur[b + i], gen << 1 | zero, __ATOMIC_SEQ_CST);
   }
 }
 
@@ -273,8 +272,8 @@ static void
 check_crashed_block (struct df_layer *l, const struct crash_state *cs,
                      uint64_t b, int round)
 {
-  uint64_t fg = cs->flushed_gen[b], first = 0, i;
-  bool fz = cs->flushed_zero[b] || fg == 0;
+  uint64_t fg = cs->flushed[b] >> 1, first = 0, i;
+  bool fz = (cs->flushed[b] & 1) || fg == 0;
   char buf[BS];
 
   if (df_layer_block (l, b) == DF_BLOCK_PRESENT) {
@@ -320,7 +319,7 @@ test_crash (void **state)
     uint64_t b;
 
     /* Each round continues the same file: its flushed state carries on. */
-    memset (cs->cur_gen, 0, sizeof cs->cur_gen);
+    memset (cs->cur, 0, sizeof cs->cur);
     memset (cs->last_zero, 0, sizeof cs->last_zero);
     pid = fork ();
     assert_true (pid >= 0);
@@ -338,8 +337,7 @@ test_crash (void **state)
     df_layer_close (l);
     flushes = cs->flushes;
     /* Rounds start with fresh generations: only compare within a round. */
-    memset (cs->flushed_gen, 0, sizeof cs->flushed_gen);
-    memset (cs->flushed_zero, 0, sizeof cs->flushed_zero);
+    memset (cs->flushed, 0, sizeof cs->flushed);
     assert_int_equal (truncate (p, 0), 0);
     unlink (p);
     l = df_layer_create (p, CRASH_BLOCKS * BS, BS, NULL, NULL, 0);

@@ -1,0 +1,71 @@
+/* diskfarm — layer internals shared by layer.c and layer-hash.c. */
+#ifndef DISKFARM_LAYER_INT_H
+#define DISKFARM_LAYER_INT_H
+
+#include <endian.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "layer/layer.h"
+
+struct bulk_hasher;
+
+struct df_layer {
+  char *path;
+  int fd;
+  bool writable;
+  bool bulk;                    /* DF_LAYER_BULK: map written at seal */
+  struct df_layer_info info;
+  uint8_t *map;                 /* map_length bytes */
+  uint8_t *dirty;               /* 1 bit per 4 KiB page of the map */
+  bool any_dirty;
+  pthread_mutex_t map_lock;     /* map, dirty bits and map writes */
+  struct bulk_hasher *hasher;   /* DF_LAYER_BULK only */
+};
+
+static inline uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
+static inline uint64_t get64 (const uint8_t *p) { uint64_t v; memcpy (&v, p, 8); return le64toh (v); }
+static inline void put32 (uint8_t *p, uint32_t v) { v = htole32 (v); memcpy (p, &v, 4); }
+static inline void put64 (uint8_t *p, uint64_t v) { v = htole64 (v); memcpy (p, &v, 8); }
+
+/* Map bytes are read without the lock (a reader sees a byte before or
+ * after a change) and changed under it, hence relaxed atomics.
+ */
+static inline enum df_block_state
+map_get (const uint8_t *map, uint64_t block)
+{
+  return (__atomic_load_n (&map[block / 4], __ATOMIC_RELAXED) >>
+          ((block % 4) * 2)) & 3;
+}
+
+static inline void
+map_put (uint8_t *map, uint64_t block, enum df_block_state s)
+{
+  unsigned shift = (block % 4) * 2;
+  uint8_t v = __atomic_load_n (&map[block / 4], __ATOMIC_RELAXED);
+
+  v = (v & ~(3u << shift)) | (unsigned) s << shift;
+  __atomic_store_n (&map[block / 4], v, __ATOMIC_RELAXED);
+}
+
+/* Whole reads and writes, retried on EINTR; a short read is EIO. */
+int layer_pread_all (int fd, void *buf, size_t len, uint64_t off);
+int layer_pwrite_all (int fd, const void *buf, size_t len, uint64_t off);
+/* Bytes of blocks [first, first+count) inside the virtual size. */
+size_t layer_blocks_bytes (const struct df_layer *l, uint64_t first,
+                           uint64_t count);
+
+/* layer-hash.c: a bulk layer hashes regions as the writer leaves them
+ * behind, so that sealing has little left to hash.
+ */
+int layer_bulk_hasher_start (struct df_layer *l);
+void layer_bulk_hasher_note (struct df_layer *l, uint64_t first, uint64_t count);
+void layer_bulk_hasher_stop (struct df_layer *l);
+/* The content hash, from the bulk hasher's leaves when it saw every
+ * write in order, else by hashing the file.
+ */
+int layer_seal_hash (struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
+
+#endif
