@@ -107,6 +107,20 @@ df_bdev_close (struct df_bdev *b)
     b->ops->close (b);
 }
 
+/* Splits the request [offset, offset+count) of a device of size bytes
+ * at block_size boundaries: runs of whole blocks go to whole(), a part
+ * of a block to partial() (skipped when partial is NULL, as trims do).
+ * The short last block of the device counts as whole when the request
+ * reaches the end.  data advances with the request; NULL stays NULL.
+ */
+typedef int (*df_whole_fn) (void *opaque, const char *data, uint64_t first,
+                            uint64_t n);
+typedef int (*df_partial_fn) (void *opaque, uint64_t block, const char *data,
+                              uint32_t len, uint32_t within);
+int df_bdev_for_blocks (uint64_t size, uint32_t block_size, const char *data,
+                        uint32_t count, uint64_t offset, df_whole_fn whole,
+                        df_partial_fn partial, void *opaque);
+
 /* A device in RAM, all zero to start: for unit tests of the stack. */
 struct df_bdev *df_mem_bdev_new (uint64_t size);
 

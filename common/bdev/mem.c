@@ -96,3 +96,33 @@ df_mem_bdev_new (uint64_t size)
   m->bdev.size = size;
   return &m->bdev;
 }
+
+int
+df_bdev_for_blocks (uint64_t size, uint32_t bs, const char *data,
+                    uint32_t count, uint64_t offset, df_whole_fn whole,
+                    df_partial_fn partial, void *opaque)
+{
+  while (count > 0) {
+    uint64_t b = offset / bs;
+    uint32_t within = offset % bs, len;
+    uint64_t n = within ? 0 : count / bs;
+
+    if (!within && count % bs && offset + count == size)
+      n++;
+    if (n > 0) {
+      len = n * bs > count ? count : n * bs;
+      if (whole (opaque, data, b, n) == -1)
+        return -1;
+    }
+    else {
+      len = bs - within < count ? bs - within : count;
+      if (partial && partial (opaque, b, data, len, within) == -1)
+        return -1;
+    }
+    if (data)
+      data += len;
+    offset += len;
+    count -= len;
+  }
+  return 0;
+}

@@ -398,8 +398,10 @@ write_disk (struct cache *c, const char *data, uint64_t b, uint64_t n)
 }
 
 static int
-write_whole (struct cache *c, const char *data, uint64_t b, uint64_t n)
+write_whole (void *opaque, const char *data, uint64_t b, uint64_t n)
 {
+  struct cache *c = opaque;
+
   if (c->mode == DF_CACHE_RAM || c->mode == DF_CACHE_RAM_DISK)
     return write_ram (c, data, b, n);
   return write_disk (c, data, b, n);
@@ -407,8 +409,9 @@ write_whole (struct cache *c, const char *data, uint64_t b, uint64_t n)
 
 /* Zeroes whole blocks: they read as zeros and hold no space. */
 static int
-zero_whole (struct cache *c, const char *unused, uint64_t b, uint64_t n)
+zero_whole (void *opaque, const char *unused, uint64_t b, uint64_t n)
 {
+  struct cache *c = opaque;
   uint64_t i, freed = 0, run = b;
   SCOPED_LOCK (&c->lock);
 
@@ -447,9 +450,10 @@ zero_whole (struct cache *c, const char *unused, uint64_t b, uint64_t n)
 
 /* Part of one block: read it, patch, write it whole (data NULL: zeros). */
 static int
-write_partial (struct cache *c, uint64_t b, const char *data, uint32_t len,
+write_partial (void *opaque, uint64_t b, const char *data, uint32_t len,
                uint32_t within)
 {
+  struct cache *c = opaque;
   char tmp[BS];
   uint32_t blen = (b + 1) * BS > c->bdev.size ? c->bdev.size - b * BS : BS;
   SCOPED_LOCK (&c->rmw_lock);
@@ -461,38 +465,6 @@ write_partial (struct cache *c, uint64_t b, const char *data, uint32_t len,
   else
     memset (tmp + within, 0, len);
   return write_whole (c, tmp, b, 1);
-}
-
-static int
-for_blocks (struct cache *c, const char *data, uint32_t count, uint64_t offset,
-            int (*whole) (struct cache *, const char *, uint64_t, uint64_t))
-{
-  while (count > 0) {
-    uint64_t b = offset / BS;
-    uint32_t within = offset % BS, len;
-
-    /* Whole blocks; the short last block of the disk counts as whole
-     * when the request reaches the end.
-     */
-    uint64_t n = within ? 0 : count / BS;
-    if (!within && count % BS && offset + count == c->bdev.size)
-      n++;
-    if (n > 0) {
-      len = n * BS > count ? count : n * BS;
-      if (whole (c, data, b, n) == -1)
-        return -1;
-    }
-    else {
-      len = BS - within < count ? BS - within : count;
-      if (write_partial (c, b, data, len, within) == -1)
-        return -1;
-    }
-    if (data)
-      data += len;
-    offset += len;
-    count -= len;
-  }
-  return 0;
 }
 
 static int
@@ -509,7 +481,8 @@ cache_pwrite (struct df_bdev *bdev, const void *buf, uint32_t count,
 {
   struct cache *c = (struct cache *) bdev;
 
-  if (for_blocks (c, buf, count, offset, write_whole) == -1)
+  if (df_bdev_for_blocks (c->bdev.size, BS, buf, count, offset, write_whole,
+                          write_partial, c) == -1)
     return -1;
   return (flags & DF_FUA) ? cache_flush (bdev) : 0;
 }
@@ -520,7 +493,8 @@ cache_zero (struct df_bdev *bdev, uint32_t count, uint64_t offset,
 {
   struct cache *c = (struct cache *) bdev;
 
-  if (for_blocks (c, NULL, count, offset, zero_whole) == -1)
+  if (df_bdev_for_blocks (c->bdev.size, BS, NULL, count, offset, zero_whole,
+                          write_partial, c) == -1)
     return -1;
   return (flags & DF_FUA) ? cache_flush (bdev) : 0;
 }
@@ -530,13 +504,10 @@ cache_trim (struct df_bdev *bdev, uint32_t count, uint64_t offset,
             uint32_t flags)
 {
   struct cache *c = (struct cache *) bdev;
-  uint64_t first = (offset + BS - 1) / BS;
-  uint64_t end = (offset + count) / BS;
 
   /* Only whole blocks are dropped; a trim is advice. */
-  if ((offset + count) == c->bdev.size)
-    end = c->nblocks;
-  if (end > first && zero_whole (c, NULL, first, end - first) == -1)
+  if (df_bdev_for_blocks (c->bdev.size, BS, NULL, count, offset, zero_whole,
+                          NULL, c) == -1)
     return -1;
   return (flags & DF_FUA) ? cache_flush (bdev) : 0;
 }

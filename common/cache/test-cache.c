@@ -11,25 +11,8 @@
 #define SIZE (2 * 1024 * 1024 + 512)    /* a short last block */
 #define BS 4096
 
-static char *tmpdir;
 static const uint8_t parent_id[DF_LAYER_ID_LEN] = { 7, 7, 7 };
 static const uint8_t parent_hash[DF_HASH_LEN] = { 8, 8, 8 };
-
-static int
-setup (void **state)
-{
-  (void) state;
-  tmpdir = test_tmpdir ();
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  (void) state;
-  test_tmpdir_free (tmpdir);
-  return 0;
-}
 
 /* A lower device with random content; ref receives a copy. */
 static struct df_bdev *
@@ -364,5 +347,5 @@ main (void)
     cmocka_unit_test (test_threads),
   };
 
-  return cmocka_run_group_tests (tests, setup, teardown);
+  return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
 }

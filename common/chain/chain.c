@@ -68,27 +68,14 @@ chain_pread (struct df_bdev *bdev, void *buf, uint32_t count, uint64_t offset)
   return 0;
 }
 
-/* True if [offset, offset+len) covers block b whole (the short last
- * block of the disk counts as whole when the range reaches the end).
- */
-static bool
-covers_block (const struct chain *c, uint64_t b, uint64_t offset, uint64_t len)
-{
-  uint64_t start = b * c->block_size;
-  uint64_t end = start + c->block_size;
-
-  if (end > c->bdev.size)
-    end = c->bdev.size;
-  return offset <= start && offset + len >= end;
-}
-
 /* Writes part of one block: read it through the chain, patch, write it
  * whole into the top layer.  data == NULL writes zeros.
  */
 static int
-write_partial (struct chain *c, uint64_t b, const char *data, uint32_t len,
-               uint64_t offset)
+write_partial (void *opaque, uint64_t b, const char *data, uint32_t len,
+               uint32_t within)
 {
+  struct chain *c = opaque;
   const uint32_t bs = c->block_size;
   uint64_t start = b * bs;
   uint32_t blen = start + bs > c->bdev.size ? c->bdev.size - start : bs;
@@ -100,55 +87,20 @@ write_partial (struct chain *c, uint64_t b, const char *data, uint32_t len,
   if (chain_pread (&c->bdev, tmp, blen, start) == -1)
     return -1;
   if (data)
-    memcpy (tmp + (offset - start), data, len);
+    memcpy (tmp + within, data, len);
   else
-    memset (tmp + (offset - start), 0, len);
+    memset (tmp + within, 0, len);
   if (df_layer_write_blocks (c->layers[c->n - 1], tmp, b, 1) == -1)
     return -1;
   idx_set (c, b, 1, c->n - 1);
   return 0;
 }
 
-/* Splits [offset, offset+count) into whole blocks, which go to whole(),
- * and partial ones, which are read-modify-written.
- */
 static int
-for_blocks (struct chain *c, const char *data, uint32_t count, uint64_t offset,
-            int (*whole) (struct chain *, const char *, uint64_t, uint64_t))
+write_whole (void *opaque, const char *data, uint64_t b, uint64_t n)
 {
-  const uint32_t bs = c->block_size;
+  struct chain *c = opaque;
 
-  while (count > 0) {
-    uint64_t b = offset / bs;
-    uint64_t n = 0;
-    uint32_t len;
-
-    while (covers_block (c, b + n, offset, count) &&
-           (b + n) * bs < offset + count)
-      n++;
-    if (n > 0) {
-      uint64_t end = (b + n) * bs;
-      len = (end > c->bdev.size ? c->bdev.size : end) - offset;
-      if (whole (c, data, b, n) == -1)
-        return -1;
-    }
-    else {
-      uint64_t block_end = (b + 1) * bs;
-      len = block_end - offset < count ? block_end - offset : count;
-      if (write_partial (c, b, data, len, offset) == -1)
-        return -1;
-    }
-    if (data)
-      data += len;
-    offset += len;
-    count -= len;
-  }
-  return 0;
-}
-
-static int
-write_whole (struct chain *c, const char *data, uint64_t b, uint64_t n)
-{
   if (df_layer_write_blocks (c->layers[c->n - 1], data, b, n) == -1)
     return -1;
   idx_set (c, b, n, c->n - 1);
@@ -156,8 +108,10 @@ write_whole (struct chain *c, const char *data, uint64_t b, uint64_t n)
 }
 
 static int
-zero_whole (struct chain *c, const char *data, uint64_t b, uint64_t n)
+zero_whole (void *opaque, const char *data, uint64_t b, uint64_t n)
 {
+  struct chain *c = opaque;
+
   (void) data;
   if (df_layer_set_blocks (c->layers[c->n - 1], b, n, DF_BLOCK_ZERO) == -1)
     return -1;
@@ -179,7 +133,8 @@ chain_pwrite (struct df_bdev *bdev, const void *buf, uint32_t count,
 {
   struct chain *c = (struct chain *) bdev;
 
-  if (for_blocks (c, buf, count, offset, write_whole) == -1)
+  if (df_bdev_for_blocks (c->bdev.size, c->block_size, buf, count, offset,
+                          write_whole, write_partial, c) == -1)
     return -1;
   return (flags & DF_FUA) ? chain_flush (bdev) : 0;
 }
@@ -190,7 +145,8 @@ chain_zero (struct df_bdev *bdev, uint32_t count, uint64_t offset,
 {
   struct chain *c = (struct chain *) bdev;
 
-  if (for_blocks (c, NULL, count, offset, zero_whole) == -1)
+  if (df_bdev_for_blocks (c->bdev.size, c->block_size, NULL, count, offset,
+                          zero_whole, write_partial, c) == -1)
     return -1;
   return (flags & DF_FUA) ? chain_flush (bdev) : 0;
 }
@@ -200,14 +156,10 @@ chain_trim (struct df_bdev *bdev, uint32_t count, uint64_t offset,
             uint32_t flags)
 {
   struct chain *c = (struct chain *) bdev;
-  const uint32_t bs = c->block_size;
-  uint64_t b = (offset + bs - 1) / bs;
-  uint64_t n = 0;
 
   /* Only whole blocks are dropped; a trim is advice. */
-  while (covers_block (c, b + n, offset, count) && (b + n) * bs < offset + count)
-    n++;
-  if (n > 0 && zero_whole (c, NULL, b, n) == -1)
+  if (df_bdev_for_blocks (c->bdev.size, c->block_size, NULL, count, offset,
+                          zero_whole, NULL, c) == -1)
     return -1;
   return (flags & DF_FUA) ? chain_flush (bdev) : 0;
 }

@@ -8,24 +8,6 @@
 #define NBLOCKS 64
 #define SIZE (NBLOCKS * BS)
 
-static char *tmpdir;
-
-static int
-setup (void **state)
-{
-  (void) state;
-  tmpdir = test_tmpdir ();
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  (void) state;
-  test_tmpdir_free (tmpdir);
-  return 0;
-}
-
 /* A sealed layer over parent (or a base) with blocks [first, first+n)
  * filled with byte v; also applied to ref.
  */
@@ -188,5 +170,5 @@ main (void)
     cmocka_unit_test (test_readonly),
   };
 
-  return cmocka_run_group_tests (tests, setup, teardown);
+  return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -13,24 +13,6 @@
 
 #define BS 4096
 
-static char *tmpdir;
-
-static int
-setup (void **state)
-{
-  (void) state;
-  tmpdir = test_tmpdir ();
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  (void) state;
-  test_tmpdir_free (tmpdir);
-  return 0;
-}
-
 static void
 test_round_trip (void **state)
 {
@@ -360,5 +342,5 @@ main (void)
     cmocka_unit_test (test_crash),
   };
 
-  return cmocka_run_group_tests (tests, setup, teardown);
+  return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
 }

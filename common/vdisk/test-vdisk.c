@@ -8,24 +8,6 @@
 
 #define SIZE (4 * 1024 * 1024)
 
-static char *tmpdir;
-
-static int
-setup (void **state)
-{
-  (void) state;
-  tmpdir = test_tmpdir ();
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  (void) state;
-  test_tmpdir_free (tmpdir);
-  return 0;
-}
-
 static const char good[] =
   "# hand comment\n"
   "[vdisk]\n"
@@ -255,5 +237,5 @@ main (void)
     cmocka_unit_test (test_versions_and_merge),
   };
 
-  return cmocka_run_group_tests (tests, setup, teardown);
+  return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -37,6 +37,27 @@ test_tmpdir_free (char *d)
   free (d);
 }
 
+/* A group fixture: a fresh tmpdir for the whole group, removed after.
+ *   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
+ */
+static char *tmpdir;
+
+static inline int
+tmpdir_setup (void **state)
+{
+  (void) state;
+  tmpdir = test_tmpdir ();
+  return 0;
+}
+
+static inline int
+tmpdir_teardown (void **state)
+{
+  (void) state;
+  test_tmpdir_free (tmpdir);
+  return 0;
+}
+
 static inline char *
 test_path (const char *dir, const char *name)
 {
