@@ -79,12 +79,20 @@ u_cow="nbd+unix:///?socket=$TESTDIR/cow.sock"
 u_nbdsrv="nbd+unix:///flat?socket=$TESTDIR/nbdsrv.sock"
 
 # ---- 1. sequential read ----
-t_plugin=999 t_file=999
+median () {    # median KEY
+  tr ' ' '\n' <<<"${vals[$1]}" | grep . | sort -n |
+    awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+pratio () {    # pratio KEY_A KEY_B: median over rounds of A/B
+  paste <(tr ' ' '\n' <<<"${vals[$1]}" | grep .) <(tr ' ' '\n' <<<"${vals[$2]}" | grep .) |
+    awk '$2 > 0 { print $1 / $2 }' | sort -n |
+    awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'
+}
+declare -A vals
 for _ in 1 2 3; do
-  t=$(secs nbdcopy "$u_plugin" null:)
-  t_plugin=$(awk -v a="$t_plugin" -v t="$t" 'BEGIN { print (t < a) ? t : a }')
-  t=$(secs nbdcopy "$u_file" null:)
-  t_file=$(awk -v a="$t_file" -v t="$t" 'BEGIN { print (t < a) ? t : a }')
+  sync
+  vals[seq_plugin]+=" $(rate $bytes "$(secs nbdcopy "$u_plugin" null:)")"
+  vals[seq_file]+=" $(rate $bytes "$(secs nbdcopy "$u_file" null:)")"
 done
 
 # ---- 2. fio random I/O ----
@@ -98,16 +106,14 @@ import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 print(int(j["read"]["iops"] + j["write"]["iops"]))' "$TESTDIR/fio.json"
 }
-# This machine's speed drifts: measure in rounds that alternate the
-# servers, and keep each one's best.
+# This machine's speed drifts by 20% from minute to minute: measure in
+# rounds that alternate the servers; report each one's median, and as the
+# ratio the median of the ratios within a round (paired measurements).
 df device add bench-d --mac 52:54:00:bb:00:01 --vdisk base --cache disk >/dev/null
 df device add bench-r --mac 52:54:00:bb:00:02 --vdisk base --cache ram >/dev/null
-declare -A best
 measure () {   # measure KEY URI RW
-  local v
-  v=$(fio_iops "$2" "$3")
-  [ "$v" -gt "${best[$1]:-0}" ] && best[$1]=$v
-  true
+  sync          # each starts without the last one's writeback
+  vals[$1]+=" $(fio_iops "$2" "$3")"
 }
 for round in $(seq "${BENCH_ROUNDS:-3}"); do
   measure rr_plugin "$(nbd_uri dev/bench@rr)" randread
@@ -120,10 +126,6 @@ for round in $(seq "${BENCH_ROUNDS:-3}"); do
   measure rw_cow "$u_cow" randwrite
   measure rw_nbdsrv "$u_nbdsrv" randwrite
 done
-rr_plugin=${best[rr_plugin]} rr_file=${best[rr_file]} rr_nbdsrv=${best[rr_nbdsrv]}
-rw_plugin=${best[rw_plugin]} rw_inplace=${best[rw_inplace]}
-rw_plugin_disk=${best[rw_plugin_disk]} rw_plugin_ram=${best[rw_plugin_ram]}
-rw_cow=${best[rw_cow]} rw_nbdsrv=${best[rw_nbdsrv]}
 
 # ---- 3. boot storm ----
 # A fresh server, so its peak RSS is the storm's.
@@ -148,23 +150,25 @@ read -r s_nbdsrv m_nbdsrv < <(storm_run "$NBDSRV_PID" "$u_nbdsrv")
 # ---- the table ----
 printf '\n%s MiB random image; plugin: dev/ export of version 3 of a 3-version chain\n' "$MIB"
 printf '%-58s %12s %8s %8s\n' measurement value "ratio" goal
-printf '%-58s %9s MiB/s %7s %8s\n' "seq read, nbdcopy->null: plugin" "$(rate $bytes "$t_plugin")" \
-  "$(ratio "$t_file" "$t_plugin")x" ">=0.95"
-printf '%-58s %9s MiB/s %8s\n' "seq read, nbdcopy->null: nbdkit file (flat)" "$(rate $bytes "$t_file")" ""
-printf '%-58s %8s IOPS %7s %8s\n' "4K randread qd32: plugin" "$rr_plugin" "$(ratio "$rr_plugin" "$rr_file")x" ">=0.95"
-printf '%-58s %8s IOPS\n' "4K randread qd32: nbdkit file" "$rr_file"
-printf '%-58s %8s IOPS\n' "4K randread qd32: nbd-server copyonwrite" "$rr_nbdsrv"
-printf '%-58s %8s IOPS %7s %8s\n' "4K randwrite qd32: plugin, ram+disk cache (default)" "$rw_plugin" \
-  "$(ratio "$rw_plugin" "$rw_inplace")x" ">=1.0"
-printf '%-58s %8s IOPS %7s\n' "4K randwrite qd32: plugin, disk cache" "$rw_plugin_disk" \
-  "$(ratio "$rw_plugin_disk" "$rw_inplace")x"
-printf '%-58s %8s IOPS %7s\n' "4K randwrite qd32: plugin, ram cache" "$rw_plugin_ram" \
-  "$(ratio "$rw_plugin_ram" "$rw_inplace")x"
-printf '%-58s %8s IOPS\n' "4K randwrite qd32: nbdkit file (in place)" "$rw_inplace"
-printf '%-58s %8s IOPS %7s %8s\n' "4K randwrite qd32: nbdkit --filter=cow file" "$rw_cow" \
-  "$(ratio "$rw_plugin" "$rw_cow")x" ">=3 (plugin/cow)"
-printf '%-58s %8s IOPS %7s %8s\n' "4K randwrite qd32: nbd-server copyonwrite" "$rw_nbdsrv" \
-  "$(ratio "$rw_plugin" "$rw_nbdsrv")x" ">=1.3 (plugin/nbd-server)"
+printf '%-58s %9s MiB/s %7s %s\n' "seq read, nbdcopy->null: plugin" "$(median seq_plugin)" \
+  "$(pratio seq_plugin seq_file)x" ">=0.95 (vs file)"
+printf '%-58s %9s MiB/s\n' "seq read, nbdcopy->null: nbdkit file (flat)" "$(median seq_file)"
+row () {       # row LABEL KEY [RATIO GOAL]
+  printf '%-58s %8s IOPS %7s %s\n' "$1" "$(median "$2")" "${3:+${3}x}" "${4:-}"
+}
+row "4K randread qd32: plugin" rr_plugin "$(pratio rr_plugin rr_file)" ">=0.95 (vs file)"
+row "4K randread qd32: nbdkit file" rr_file
+row "4K randread qd32: nbd-server copyonwrite" rr_nbdsrv
+row "4K randwrite qd32: plugin, ram+disk cache (default)" rw_plugin \
+  "$(pratio rw_plugin rw_inplace)" ">=1.0 (vs file)"
+row "4K randwrite qd32: plugin, disk cache" rw_plugin_disk "$(pratio rw_plugin_disk rw_inplace)"
+row "4K randwrite qd32: plugin, ram cache" rw_plugin_ram "$(pratio rw_plugin_ram rw_inplace)"
+row "4K randwrite qd32: nbdkit file (in place)" rw_inplace
+row "4K randwrite qd32: nbdkit --filter=cow file" rw_cow \
+  "$(pratio rw_plugin rw_cow)" ">=3 (plugin/cow; ram cache: $(pratio rw_plugin_ram rw_cow)x)"
+row "4K randwrite qd32: nbd-server copyonwrite" rw_nbdsrv \
+  "$(pratio rw_plugin rw_nbdsrv)" ">=1.3 (plugin/nbd-server; disk cache: $(pratio rw_plugin_disk rw_nbdsrv)x)"
+printf '(IOPS: median of %s rounds; ratios: median of the ratios within a round)\n' "${BENCH_ROUNDS:-3}"
 printf '%-58s %7s s %5s MiB\n' "storm $CLIENTS x (64M read + 8M write): plugin, disk cache" "$s_disk" "$m_disk"
 printf '%-58s %7s s %5s MiB\n' "storm: plugin, ram+disk cache" "$s_ram" "$m_ram"
 printf '%-58s %7s s %5s MiB\n' "storm: nbd-server copyonwrite" "$s_nbdsrv" "$m_nbdsrv"
