@@ -99,10 +99,12 @@ make_image () {
 # Runs nbdkit with the diskfarm plugin (and any further arguments) on a
 # private unix socket, logging to $TESTDIR/nbdkit.log; sets $NBD_SOCK and
 # $NBD_PID.  Stopped at exit.  Call again after stopping it to restart.
+# Verbose (every request logged) unless NBDKIT_VERBOSE is empty, as
+# benchmarks want it.
 start_nbdkit () {
   NBD_SOCK="$TESTDIR/nbd.sock"
   rm -f "$NBD_SOCK"
-  nbdkit -f -v -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" "$@" \
+  nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" "$@" \
     2>>"$TESTDIR/nbdkit.log" &
   NBD_PID=$!
   cleanup_fn "kill $NBD_PID 2>/dev/null; wait $NBD_PID 2>/dev/null"

@@ -1,12 +1,16 @@
 # diskfarm — helpers for benchmarks (sourced after tests/functions.sh).
 
+# meson test sets MALLOC_PERTURB_ to catch use of uninitialised memory;
+# it makes every malloc and free write the whole block.  Not for timing.
+unset MALLOC_PERTURB_
+
 # secs CMD...: runs a command and prints its wall time in seconds.
 secs () {
   local start end
   start=$(date +%s%N)
   "$@" >/dev/null || { echo "bench: failed: $*" >&2; exit 1; }
   end=$(date +%s%N)
-  awk -v ns=$((end - start)) 'BEGIN { printf "%.2f", ns / 1e9 }'
+  awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }'
 }
 
 # rate BYTES SECONDS: MiB/s.

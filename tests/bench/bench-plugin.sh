@@ -5,7 +5,8 @@
 #      3-version chain vs nbdkit file on the same content as a flat file;
 #   2. fio 4 KiB random read and random write, iodepth 32 (nbd engine):
 #      the plugin vs nbdkit file (a raw copy written in place), nbdkit
-#      --filter=cow file, and nbd-server copyonwrite;
+#      --filter=cow file, and nbd-server copyonwrite; and nbdkit null,
+#      the ceiling of transport and client;
 #   3. a small boot storm: 100 sessions each reading a 64 MiB working set
 #      and writing 8 MiB: total time and server peak RSS vs nbd-server
 #      copyonwrite.
@@ -23,6 +24,8 @@ FIO_SECS=${BENCH_FIO_SECS:-10}
 CLIENTS=${BENCH_CLIENTS:-100}
 STORM="$DISKFARM_BUILD/tests/storm"
 bytes=$((MIB << 20))
+# The peers log nothing per request; neither does the plugin here.
+NBDKIT_VERBOSE=
 
 # ---- a 3-version chain: base, then two versions with scattered edits ----
 make_farm
@@ -38,9 +41,7 @@ for v in 2 3; do
     cmds+=(-c "write -P $((v * 16 + i % 16)) $(( (RANDOM * 32768 + RANDOM) % (MIB * 16) * 65536 )) 64k")
   done
   qemu-io -f raw "$(nbd_uri edit/base)" "${cmds[@]}" >/dev/null
-  # The editor's connection must be gone before promote seals it.
-  sleep 0.5
-  df version promote base $v production >/dev/null
+  eventually df version promote base $v production
 done
 df vdisk export base "$TESTDIR/flat.raw" >/dev/null
 cp --sparse=never "$TESTDIR/flat.raw" "$TESTDIR/inplace.raw"
@@ -51,6 +52,9 @@ cleanup_fn "kill $! 2>/dev/null"
 nbdkit -f -U "$TESTDIR/inplace.sock" file "$TESTDIR/inplace.raw" 2>/dev/null &
 cleanup_fn "kill $! 2>/dev/null"
 nbdkit -f -U "$TESTDIR/cow.sock" --filter=cow file "$TESTDIR/flat.raw" 2>/dev/null &
+cleanup_fn "kill $! 2>/dev/null"
+# What the wire and the client allow: a server that does nothing.
+nbdkit -f -U "$TESTDIR/null.sock" null "${MIB}M" 2>/dev/null &
 cleanup_fn "kill $! 2>/dev/null"
 # port 0 would mean inetd mode: listen on a loopback port nobody uses.
 cat > "$TESTDIR/nbd-server.conf" <<CONF
@@ -69,13 +73,14 @@ nbd-server -C "$TESTDIR/nbd-server.conf" -p "$TESTDIR/nbdsrv.pid" 2>/dev/null
 for _ in $(seq 100); do [ -S "$TESTDIR/nbdsrv.sock" ] && break; sleep 0.05; done
 NBDSRV_PID=$(cat "$TESTDIR/nbdsrv.pid")
 cleanup_fn "kill $NBDSRV_PID 2>/dev/null"
-for s in file inplace cow; do
+for s in file inplace cow null; do
   for _ in $(seq 100); do [ -S "$TESTDIR/$s.sock" ] && break; sleep 0.05; done
 done
 u_plugin=$(nbd_uri dev/bench@seq)
 u_file="nbd+unix:///?socket=$TESTDIR/file.sock"
 u_inplace="nbd+unix:///?socket=$TESTDIR/inplace.sock"
 u_cow="nbd+unix:///?socket=$TESTDIR/cow.sock"
+u_null="nbd+unix:///?socket=$TESTDIR/null.sock"
 u_nbdsrv="nbd+unix:///flat?socket=$TESTDIR/nbdsrv.sock"
 
 # ---- 1. sequential read ----
@@ -125,6 +130,7 @@ for round in $(seq "${BENCH_ROUNDS:-3}"); do
   measure rw_plugin_ram "$(nbd_uri dev/bench-r@rw$round)" randwrite
   measure rw_cow "$u_cow" randwrite
   measure rw_nbdsrv "$u_nbdsrv" randwrite
+  measure rw_null "$u_null" randwrite
 done
 
 # ---- 3. boot storm ----
@@ -168,6 +174,8 @@ row "4K randwrite qd32: nbdkit --filter=cow file" rw_cow \
   "$(pratio rw_plugin rw_cow)" ">=3 (plugin/cow; ram cache: $(pratio rw_plugin_ram rw_cow)x)"
 row "4K randwrite qd32: nbd-server copyonwrite" rw_nbdsrv \
   "$(pratio rw_plugin rw_nbdsrv)" ">=1.3 (plugin/nbd-server; disk cache: $(pratio rw_plugin_disk rw_nbdsrv)x)"
+row "4K randwrite qd32: nbdkit null (the transport's ceiling)" rw_null \
+  "$(pratio rw_null rw_cow)" "(null/cow)"
 printf '(IOPS: median of %s rounds; ratios: median of the ratios within a round)\n' "${BENCH_ROUNDS:-3}"
 printf '%-58s %7s s %5s MiB\n' "storm $CLIENTS x (64M read + 8M write): plugin, disk cache" "$s_disk" "$m_disk"
 printf '%-58s %7s s %5s MiB\n' "storm: plugin, ram+disk cache" "$s_ram" "$m_ram"

@@ -12,6 +12,7 @@
 # Environment: BENCH_TFTP_MIB (default 32), BENCH_CLIENTS (100),
 # BENCH_RUNS (best of, default 3).
 . "$DISKFARM_SRCDIR/tests/functions.sh"
+. "$DISKFARM_SRCDIR/tests/bench/bench-lib.sh"
 requires curl --version
 requires in.tftpd -V
 requires_root                   # in.tftpd -s chroots
@@ -28,41 +29,6 @@ head -c $((MIB << 20)) /dev/urandom > "$root/big"
 head -c $((4 << 20)) /dev/urandom > "$root/small"
 chmod 644 "$root"/*
 bytes=$((MIB << 20))
-
-# secs CMD...: the wall time of CMD in seconds.
-secs () {
-  local start end
-  start=$(date +%s%N)
-  "$@" >/dev/null
-  end=$(date +%s%N)
-  awk -v ns=$((end - start)) 'BEGIN { printf "%.3f", ns / 1e9 }'
-}
-
-# mibps BYTES SECONDS
-mibps () {
-  awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", b / 1048576 / s }'
-}
-
-# ratio A B: A / B
-ratio () {
-  awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b }'
-}
-
-# peak_kib PID CMD...: runs CMD; prints the peak summed RSS (KiB) of PID
-# and its children meanwhile, sampled every 50 ms.
-peak_kib () {
-  local root=$1 peak=0 pid cur
-  shift
-  "$@" >/dev/null &
-  pid=$!
-  while kill -0 $pid 2>/dev/null; do
-    cur=$(ps -o rss= --ppid "$root" --pid "$root" | awk '{ s += $1 } END { print s + 0 }')
-    [ "$cur" -gt "$peak" ] && peak=$cur
-    sleep 0.05
-  done
-  wait $pid
-  echo "$peak"
-}
 
 free_port () {
   /usr/bin/python3 -c '
@@ -120,7 +86,7 @@ hpa_window=$(sed -n 's/.*windowsize \([0-9]*\).*/\1/p' "$TESTDIR/hpa-w.err")
 storm () {
   local port=$1 pid=$2 start end peak
   start=$(date +%s%N)
-  peak=$(peak_kib "$pid" bash -c '
+  peak=$(peak_rss "$pid" bash -c '
     for i in $(seq '"$CLIENTS"'); do
       curl -sSf --tftp-blksize 1468 -o "'"$TESTDIR"'/out/s$i" \
         "tftp://127.0.0.1:'"$port"'/small" &
@@ -139,7 +105,7 @@ read -r s_hpa m_hpa <<<"$(storm "$HPA_PORT" "$HPA_PID")"
 printf '\nTFTP over loopback, %s MiB random file, best of %s; 2 cores\n' "$MIB" "$RUNS"
 printf '%-62s %10s %8s\n' measurement MiB/s "vs hpa"
 row () {   # row LABEL SECONDS [PEER_SECONDS]
-  printf '%-62s %10s %8s\n' "$1" "$(mibps $bytes "$2")" \
+  printf '%-62s %10s %8s\n' "$1" "$(rate $bytes "$2")" \
     "${3:+$(ratio "$3" "$2")x}"
 }
 row "curl, blksize 1468: diskfarm tftp" "$c1468_ours" "$c1468_hpa"
