@@ -42,10 +42,6 @@ export_once () {
   [ "$1" = "$TESTDIR/pre" ] && { rm -f "$TESTDIR/e.raw"; sync; return 0; }
   df vdisk export v "$TESTDIR/e.raw"
 }
-qemu_out () {
-  [ "$1" = "$TESTDIR/pre" ] && { rm -f "$TESTDIR/q.raw"; sync; return 0; }
-  qemu-img convert -f raw -O raw "$TESTDIR/src.raw" "$TESTDIR/q.raw"
-}
 
 # Rounds alternate the tools (this machine's speed drifts); each keeps
 # its best.
