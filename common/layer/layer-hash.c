@@ -116,20 +116,8 @@ present_regions (const struct df_layer *l, size_t *n)
 static int
 hash_leaves (struct hash_job *job)
 {
-  long cpus = sysconf (_SC_NPROCESSORS_ONLN);
-  size_t nthreads = cpus > 1 ? (cpus > 8 ? 8 : (size_t) cpus) : 1, i, started = 0;
-  pthread_t threads[8];
-
-  if (nthreads > job->nregions)
-    nthreads = job->nregions ? job->nregions : 1;
-  for (i = 1; i < nthreads; i++)
-    if (pthread_create (&threads[i], NULL, hash_worker, job) == 0)
-      started = i;
-    else
-      break;
-  hash_worker (job);
-  for (i = 1; i <= started; i++)
-    pthread_join (threads[i], NULL);
+  df_parallel (job->nregions ? (job->nregions < 8 ? job->nregions : 8) : 1,
+               hash_worker, job);
   if (job->err) {
     errno = job->err;
     return -1;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,4 +473,24 @@ df_is_zero (const void *buf, size_t len)
     if (p[i])
       return false;
   return len <= 16 || memcmp (p, p + 16, len - 16) == 0;
+}
+
+size_t
+df_parallel (size_t max, void *(*fn) (void *), void *arg)
+{
+  long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+  pthread_t threads[DF_PARALLEL_MAX];
+  size_t n = cpus > 1 ? (size_t) cpus : 1, started = 0, i;
+
+  if (n > max)
+    n = max;
+  if (n > DF_PARALLEL_MAX)
+    n = DF_PARALLEL_MAX;
+  /* A thread that cannot be started leaves its share to the others. */
+  while (started + 1 < n && pthread_create (&threads[started], NULL, fn, arg) == 0)
+    started++;
+  fn (arg);
+  for (i = 0; i < started; i++)
+    pthread_join (threads[i], NULL);
+  return started + 1;
 }

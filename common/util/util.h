@@ -86,4 +86,12 @@ df_round_up (uint64_t v, uint64_t align)
 /* True if the len bytes at buf are all zero (fast, word-wise). */
 bool df_is_zero (const void *buf, size_t len);
 
+/* Runs fn (arg) on up to max threads at once, one per online CPU, the
+ * calling thread being one of them, and waits for all.  For workers that
+ * share a job and take its pieces until none are left.  Returns how many
+ * ran (at least 1: the caller).
+ */
+#define DF_PARALLEL_MAX 16
+size_t df_parallel (size_t max, void *(*fn) (void *), void *arg);
+
 #endif

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -315,44 +317,130 @@ write_nonzero (struct copy_dst *d, const char *buf, uint32_t len, uint64_t off)
   return 0;
 }
 
+/* A copy hands out the source's data runs in chunks of at most CHUNK,
+ * in ascending order, to one or several workers.
+ */
+struct copy_job {
+  struct copy_src *s;
+  struct copy_dst *d;
+  df_progress_fn progress;
+  void *opaque;
+  pthread_mutex_t lock;
+  uint64_t off;                 /* where the search for data goes on */
+  uint64_t run, run_end;        /* what is left of the current run */
+  bool failed;
+  int err;
+  char *msg;                    /* the first failure's message */
+};
+
+/* The next chunk: 1 and *start, *len; 0 when the copy is done (or has
+ * failed); -1 on error.  Called with the lock held.
+ */
+static int
+next_chunk (struct copy_job *job, uint64_t *start, uint32_t *len)
+{
+  const uint64_t g = job->d->granularity, size = job->s->size;
+
+  if (job->failed)
+    return 0;
+  while (job->run >= job->run_end) {
+    uint64_t a, b;
+
+    if (job->off >= size)
+      return 0;
+    if (job->s->next_data (job->s, job->off, &a, &b) == -1)
+      return -1;
+    if (a >= size) {
+      job->off = size;
+      return 0;
+    }
+    /* Whole granules, so every write covers whole blocks. */
+    a = a / g * g;
+    if (a < job->off)
+      a = job->off;
+    b = df_round_up (b, g);
+    if (b > size)
+      b = size;
+    job->run = a;
+    job->run_end = job->off = b;
+  }
+  *start = job->run;
+  *len = job->run_end - job->run < CHUNK ? job->run_end - job->run : CHUNK;
+  job->run += *len;
+  return 1;
+}
+
+static void
+job_fail (struct copy_job *job)
+{
+  if (!job->failed) {
+    job->failed = true;
+    job->err = errno ? errno : EIO;
+    job->msg = strdup (df_error_get ());
+  }
+}
+
+static void *
+copy_worker (void *opaque)
+{
+  struct copy_job *job = opaque;
+  CLEANUP_FREE char *buf = NULL;
+  uint64_t start;
+  uint32_t len;
+  int r;
+
+  if (posix_memalign ((void **) &buf, 4096, CHUNK) != 0) {
+    SCOPED_LOCK (&job->lock);
+    df_error (ENOMEM, "copy buffer");
+    job_fail (job);
+    return NULL;
+  }
+  for (;;) {
+    pthread_mutex_lock (&job->lock);
+    r = next_chunk (job, &start, &len);
+    if (r == -1)
+      job_fail (job);
+    pthread_mutex_unlock (&job->lock);
+    if (r != 1)
+      return NULL;
+    if (job->s->read (job->s, buf, len, start) == -1 ||
+        write_nonzero (job->d, buf, len, start) == -1) {
+      SCOPED_LOCK (&job->lock);
+      job_fail (job);
+      return NULL;
+    }
+    if (job->progress) {
+      SCOPED_LOCK (&job->lock);
+      job->progress (job->opaque, job->run, job->s->size);
+    }
+  }
+}
+
 int
 copy_image (struct copy_src *s, struct copy_dst *d, df_progress_fn progress,
             void *opaque)
 {
-  const uint64_t g = d->granularity;
-  CLEANUP_FREE char *buf = NULL;
-  uint64_t off = 0;
+  struct copy_job job = { .s = s, .d = d, .progress = progress,
+                          .opaque = opaque };
+  int r = 0;
 
-  if (posix_memalign ((void **) &buf, 4096, CHUNK) != 0)
-    return df_error (ENOMEM, "copy buffer");
-  while (off < s->size) {
-    uint64_t start, end;
-
-    if (s->next_data (s, off, &start, &end) == -1)
-      return -1;
-    if (start >= s->size)
-      break;
-    /* Whole granules, so every write covers whole blocks. */
-    start = start / g * g;
-    if (start < off)
-      start = off;
-    end = df_round_up (end, g);
-    if (end > s->size)
-      end = s->size;
-    while (start < end) {
-      uint32_t len = end - start < CHUNK ? end - start : CHUNK;
-      if (s->read (s, buf, len, start) == -1 ||
-          write_nonzero (d, buf, len, start) == -1)
-        return -1;
-      start += len;
-      if (progress)
-        progress (opaque, start, s->size);
-    }
-    off = end;
+  pthread_mutex_init (&job.lock, NULL);
+  /* Files take reads and writes at independent offsets from several
+   * threads; one thread copying from the page cache is bound by memcpy.
+   * A layer wants its blocks in order, an NBD handle serialises anyway.
+   */
+  if (s->nbd == NULL && d->fd >= 0)
+    df_parallel (4, copy_worker, &job);
+  else
+    copy_worker (&job);
+  pthread_mutex_destroy (&job.lock);
+  if (job.failed) {
+    r = df_error (job.err, "%s", job.msg ? job.msg : strerror (job.err));
+    free (job.msg);
   }
-  if (progress)
+  else if (progress)
     progress (opaque, s->size, s->size);
-  return 0;
+  return r;
 }
 
 /* ---- opening images ---- */
