@@ -72,18 +72,6 @@ expect_fail () {
   esac
 }
 
-# eventually CMD...: runs CMD until it succeeds, for up to 10 s, then
-# once more showing its error.  For what a server finishes a moment after
-# its client left (nbdkit closes a connection asynchronously).
-eventually () {
-  local _
-  for _ in $(seq 100); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  "$@"
-}
-
 # A raw image of SIZE with random data in the given MiB ranges:
 #   make_image FILE SIZE [OFFSET_MIB:LEN_MIB]...
 make_image () {

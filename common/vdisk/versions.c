@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chain/chain.h"
@@ -229,6 +230,26 @@ df_version_new (const char *store, const char *name, unsigned *num)
   return r;
 }
 
+/* Opening a layer writable fails while an editor holds it (the plugin's
+ * edit/ exports lock the layer).  The hold ends when the server has
+ * closed the editor's connection, a moment after the client left: a
+ * promote run right then waits that moment out, up to SEAL_WAIT_MS.
+ */
+#define SEAL_WAIT_MS 3000
+
+static struct df_layer *
+open_for_seal (const char *path)
+{
+  const uint64_t deadline = df_now_mono_ns () + SEAL_WAIT_MS * UINT64_C (1000000);
+  const struct timespec pause = { .tv_nsec = 50 * 1000000 };
+  struct df_layer *l;
+
+  while ((l = df_layer_open (path, true)) == NULL && errno == EBUSY &&
+         df_now_mono_ns () < deadline)
+    nanosleep (&pause, NULL);
+  return l;
+}
+
 int
 df_version_promote (const char *store, const char *name, unsigned num,
                     enum df_version_state to)
@@ -264,10 +285,7 @@ df_version_promote (const char *store, const char *name, unsigned num,
     path = df_vdisk_layer_path (vd, v);
     if (path == NULL)
       goto out;
-    /* Opening it writable fails while an editor holds it (see the
-     * plugin's edit/ exports, which lock the layer).
-     */
-    l = df_layer_open (path, true);
+    l = open_for_seal (path);
     if (l) {
       r = df_layer_seal (l, hash);
       df_layer_close (l);

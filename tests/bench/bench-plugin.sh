@@ -41,7 +41,7 @@ for v in 2 3; do
     cmds+=(-c "write -P $((v * 16 + i % 16)) $(( (RANDOM * 32768 + RANDOM) % (MIB * 16) * 65536 )) 64k")
   done
   qemu-io -f raw "$(nbd_uri edit/base)" "${cmds[@]}" >/dev/null
-  eventually df version promote base $v production
+  df version promote base $v production >/dev/null
 done
 df vdisk export base "$TESTDIR/flat.raw" >/dev/null
 cp --sparse=never "$TESTDIR/flat.raw" "$TESTDIR/inplace.raw"

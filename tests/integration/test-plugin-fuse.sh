@@ -47,7 +47,7 @@ attach edit edit/base
 echo "version 2 marker" > "$TESTDIR/mnt-edit/marker"
 mkdir "$TESTDIR/mnt-edit/newdir"
 detach edit
-eventually df version promote base 2 production
+df version promote base 2 production >/dev/null
 df vdisk verify base >/dev/null
 
 # The running session keeps version 1 and its own write.

@@ -34,7 +34,7 @@ assert r.returncode != 0 and "open for writing elsewhere" in r.stderr, r
 h.pwrite(b"E" * 4096, 0)
 '
 grep -q 'already being edited' "$TESTDIR/nbdkit.log" || fail "second editor not logged"
-eventually df version promote base 2 test
+df version promote base 2 test >/dev/null
 
 # A private vDisk: a second device is refused.
 make_image "$TESTDIR/priv.raw" 8M 0:1

@@ -17,7 +17,14 @@ for x in json.load(sys.stdin)['versions']:
 [ "$(df version new v)" = 2 ] || fail "new did not print 2"
 [ "$(state_of 2)" = maintenance ] || fail "new version not in maintenance"
 expect_fail 'already in maintenance' df version new v
-df version promote v 2 test >/dev/null
+# A writer's hold that ends within a moment (an editor's server closing
+# its connection) is waited for; one that lasts is refused
+# (test-plugin-sessions.sh).
+layer=$TESTDIR/farm/store/vdisks/v/0002.layer
+flock -x "$layer" sleep 1 &
+sleep 0.2
+df version promote v 2 test >/dev/null || fail "promote did not wait for a short hold"
+wait
 [ "$(state_of 2)" = test ] || fail "promote to test"
 expect_fail 'cannot become test' df version promote v 2 test
 df version promote v 2 production >/dev/null
