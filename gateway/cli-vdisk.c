@@ -435,8 +435,8 @@ cmd_verify (struct cli *cli, int argc, char **argv)
                                "versions", (int) vd->nversions, "ok", n == 0,
                                "problems", vo.problems));
   else if (n == 0)
-    printf ("vdisk %s: %zu versions verified, all good\n", vd->name,
-            vd->nversions);
+    printf ("vdisk %s: %zu version%s verified, all good\n", vd->name,
+            vd->nversions, vd->nversions == 1 ? "" : "s");
   else
     fprintf (stderr, "diskfarm: vdisk %s: %d problem%s found\n", vd->name, n,
              n == 1 ? "" : "s");
