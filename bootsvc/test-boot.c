@@ -31,6 +31,18 @@ edit_farm (const char *kind_name, enum df_kind k, const char *name,
   df_farm_free (farm);
 }
 
+/* Sets farm.conf's [farm] KEY = VALUE. */
+static void
+set_farm_setting (const char *key, const char *value)
+{
+  struct df_farm *farm = df_farm_open (farm_dir);
+
+  assert_non_null (farm);
+  assert_int_equal (df_farm_set_setting (farm, "farm", key, value), 0);
+  assert_int_equal (df_farm_save (farm), 0);
+  df_farm_free (farm);
+}
+
 static void
 set_boot (const char *kernel, const char *initrd, const char *cmdline)
 {
@@ -165,12 +177,7 @@ test_affinity_fixed (void **state)
   (void) state;
   set_boot ("boot/vmlinuz", "boot/initrd.img", NULL);
   edit_farm ("server", DF_KIND_SERVER, "srv1", "subnets", "10.0.0.0/24");
-  {
-    struct df_farm *farm = df_farm_open (farm_dir);
-    assert_int_equal (df_farm_set_setting (farm, "farm", "affinity", "fixed"), 0);
-    assert_int_equal (df_farm_save (farm), 0);
-    df_farm_free (farm);
-  }
+  set_farm_setting ("affinity", "fixed");
   text = boot_script (&svc, mac1, htonl (0x0a000063), true, true, &status);
   assert_non_null (strstr (text, "kernel http://10.0.0.1"));
   free (text);
@@ -191,14 +198,8 @@ test_auto_add (void **state)
   assert_int_equal (bootsvc_device (&svc, mac9, true, &dev), -1);
   edit_farm ("collection", DF_KIND_COLLECTION, "lab", "vdisk", "v");
   edit_farm ("collection", DF_KIND_COLLECTION, "lab", "type", "test");
-  {
-    struct df_farm *farm = df_farm_open (farm_dir);
-    assert_int_equal (df_farm_set_setting (farm, "farm", "auto-add", "yes"), 0);
-    assert_int_equal (df_farm_set_setting (farm, "farm", "auto-add-collection",
-                                           "lab"), 0);
-    assert_int_equal (df_farm_save (farm), 0);
-    df_farm_free (farm);
-  }
+  set_farm_setting ("auto-add", "yes");
+  set_farm_setting ("auto-add-collection", "lab");
   assert_int_equal (bootsvc_device (&svc, mac9, false, &dev), -1);
   assert_int_equal (bootsvc_device (&svc, mac9, true, &dev), 0);
   assert_string_equal (dev.name, "lab-525400000009");
@@ -214,12 +215,7 @@ test_auto_add (void **state)
   assert_int_equal (svc.stats.devices_added, 1);
 
   /* A broken setting is refused on reload; the old farm stays. */
-  {
-    struct df_farm *farm = df_farm_open (farm_dir);
-    assert_int_equal (df_farm_set_setting (farm, "farm", "affinity", "sideways"), 0);
-    assert_int_equal (df_farm_save (farm), 0);
-    df_farm_free (farm);
-  }
+  set_farm_setting ("affinity", "sideways");
   assert_int_equal (bootsvc_device (&svc, mac9, false, &dev), 0);
   assert_null (farm_cache_new (farm_dir, NULL));
   assert_error_contains ("sideways");
@@ -234,14 +230,8 @@ test_auto_add_limit (void **state)
 
   (void) state;
   edit_farm ("collection", DF_KIND_COLLECTION, "lab", "vdisk", "v");
-  {
-    struct df_farm *farm = df_farm_open (farm_dir);
-    assert_int_equal (df_farm_set_setting (farm, "farm", "auto-add", "yes"), 0);
-    assert_int_equal (df_farm_set_setting (farm, "farm", "auto-add-collection",
-                                           "lab"), 0);
-    assert_int_equal (df_farm_save (farm), 0);
-    df_farm_free (farm);
-  }
+  set_farm_setting ("auto-add", "yes");
+  set_farm_setting ("auto-add-collection", "lab");
   /* A flood of new MACs: 120 a minute are added, the rest wait. */
   for (i = 0; i < 125; i++) {
     mac[4] = i >> 8;

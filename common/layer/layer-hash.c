@@ -125,43 +125,55 @@ hash_leaves (struct hash_job *job)
   return 0;
 }
 
+/* The content hash from the leaves (docs/layer-format.md): SHA-256 of
+ * header, map, then each present region's index and leaf in ascending
+ * order.  regions[0..n) are those indexes; the leaf of regions[i] is
+ * leaves[regions[i]] when by_region, else leaves[i].
+ */
+static int
+combine_leaves (const struct df_layer *l, size_t n, const uint64_t *regions,
+                const uint8_t (*leaves)[DF_HASH_LEN], bool by_region,
+                uint8_t hash[DF_HASH_LEN])
+{
+  uint8_t header[DF_LAYER_HEADER_SIZE], idx[8];
+  struct df_hash *h = df_hash_new ();
+  size_t i;
+
+  if (h == NULL ||
+      layer_pread_all (l->fd, header, sizeof header, 0) == -1 ||
+      df_hash_update (h, header, sizeof header) == -1 ||
+      df_hash_update (h, l->map, l->info.map_length) == -1)
+    goto fail;
+  for (i = 0; i < n; i++) {
+    put64 (idx, regions[i]);
+    if (df_hash_update (h, idx, sizeof idx) == -1 ||
+        df_hash_update (h, leaves[by_region ? regions[i] : i], DF_HASH_LEN) == -1)
+      goto fail;
+  }
+  return df_hash_final (h, hash);
+
+ fail:
+  df_error_errno ("hash %s", l->path);
+  df_hash_free (h);
+  return -1;
+}
+
 int
 df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN])
 {
   struct hash_job job = { .l = l };
   CLEANUP_FREE uint64_t *regions = present_regions (l, &job.nregions);
   CLEANUP_FREE uint8_t (*leaves)[DF_HASH_LEN] = NULL;
-  uint8_t header[DF_LAYER_HEADER_SIZE], idx[8];
-  struct df_hash *h = NULL;
-  size_t i;
 
-  if (regions == NULL)
-    goto fail_errno;
-  leaves = calloc (job.nregions ? job.nregions : 1, sizeof *leaves);
-  if (leaves == NULL)
-    goto fail_errno;
+  if (regions == NULL ||
+      (leaves = calloc (job.nregions ? job.nregions : 1, sizeof *leaves)) == NULL)
+    return df_error_errno ("hash %s", l->path);
   job.regions = regions;
   job.leaves = leaves;
   if (hash_leaves (&job) == -1)
-    goto fail_errno;
-  h = df_hash_new ();
-  if (h == NULL ||
-      layer_pread_all (l->fd, header, sizeof header, 0) == -1 ||
-      df_hash_update (h, header, sizeof header) == -1 ||
-      df_hash_update (h, l->map, l->info.map_length) == -1)
-    goto fail_errno;
-  for (i = 0; i < job.nregions; i++) {
-    put64 (idx, regions[i]);
-    if (df_hash_update (h, idx, sizeof idx) == -1 ||
-        df_hash_update (h, leaves[i], DF_HASH_LEN) == -1)
-      goto fail_errno;
-  }
-  return df_hash_final (h, hash);
-
- fail_errno:
-  df_error_errno ("hash %s", l->path);
-  df_hash_free (h);
-  return -1;
+    return df_error_errno ("hash %s", l->path);
+  return combine_leaves (l, job.nregions, regions,
+                         (const uint8_t (*)[DF_HASH_LEN]) leaves, false, hash);
 }
 
 
@@ -334,9 +346,10 @@ int
 layer_seal_hash (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
 {
   struct bulk_hasher *bh = l->hasher;
-  uint8_t header[DF_LAYER_HEADER_SIZE], idx[8];
-  struct df_hash *h;
+  CLEANUP_FREE uint64_t *regions = NULL;
+  size_t n = 0;
   uint64_t r;
+  int rc;
 
   if (bh == NULL)
     return df_layer_hash (l, hash);
@@ -345,26 +358,16 @@ layer_seal_hash (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
     layer_bulk_hasher_stop (l);
     return df_layer_hash (l, hash);
   }
-  h = df_hash_new ();
-  if (h == NULL ||
-      layer_pread_all (l->fd, header, sizeof header, 0) == -1 ||
-      df_hash_update (h, header, sizeof header) == -1 ||
-      df_hash_update (h, l->map, l->info.map_length) == -1)
-    goto fail;
-  for (r = 0; r < bh->nregions; r++) {
-    if (!bh->present[r])
-      continue;
-    put64 (idx, r);
-    if (df_hash_update (h, idx, sizeof idx) == -1 ||
-        df_hash_update (h, bh->leaves[r], DF_HASH_LEN) == -1)
-      goto fail;
+  regions = malloc ((bh->nregions ? bh->nregions : 1) * sizeof *regions);
+  if (regions == NULL) {
+    layer_bulk_hasher_stop (l);
+    return df_error_errno ("hash %s", l->path);
   }
+  for (r = 0; r < bh->nregions; r++)
+    if (bh->present[r])
+      regions[n++] = r;
+  rc = combine_leaves (l, n, regions, (const uint8_t (*)[DF_HASH_LEN]) bh->leaves,
+                       true, hash);
   layer_bulk_hasher_stop (l);
-  return df_hash_final (h, hash);
-
- fail:
-  df_error_errno ("hash %s", l->path);
-  df_hash_free (h);
-  layer_bulk_hasher_stop (l);
-  return -1;
+  return rc;
 }
