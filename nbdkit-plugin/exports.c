@@ -119,6 +119,7 @@ image_open (const struct df_export_name *en, char **desc)
   struct df_vdisk *vd;
   const struct df_version *v;
   struct chain_ref *c = NULL;
+  char hex[2 * DF_HASH_LEN + 1];
 
   if (farm == NULL)
     return NULL;
@@ -136,8 +137,10 @@ image_open (const struct df_export_name *en, char **desc)
     df_error (EACCES, "vdisk \"%s\" version %u is in maintenance: only its "
               "editor sees it (edit/%s)", en->name, v->num, en->name);
   else if ((c = chain_get (vd, v->num)) != NULL &&
-           asprintf (desc, "vdisk %s version %u (%s), read-only", en->name,
-                     v->num, df_state_name (v->state)) == -1)
+           asprintf (desc, "vdisk %s version %u (%s), read-only vdisk=%s "
+                     "version=%u hash=%s", en->name, v->num,
+                     df_state_name (v->state), en->name, v->num,
+                     df_hex (c->hash, DF_HASH_LEN, hex)) == -1)
     *desc = NULL;
   df_vdisk_free (vd);
   return c;

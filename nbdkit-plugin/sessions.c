@@ -341,16 +341,27 @@ find_session (const char *device, const char *name)
   return NULL;
 }
 
+/* Ends with the machine-readable tail of sealed versions (see
+ * nbdkit-diskfarm-plugin(1) "EXPORT DESCRIPTIONS"): a client checks
+ * with it that another server serves an identical replica.
+ */
 static char *
 describe (const struct session *s)
 {
-  char *d;
+  char *d, hex[2 * DF_HASH_LEN + 1];
+  int r;
 
-  if (asprintf (&d, "device %s session %s: vdisk %s version %u, write cache %s",
-                s->device, s->name, s->vdisk, s->version,
-                df_cache_mode_name (s->spec.mode)) == -1)
-    return NULL;
-  return d;
+  if (s->chain)
+    r = asprintf (&d, "device %s session %s: vdisk %s version %u, write "
+                  "cache %s vdisk=%s version=%u hash=%s", s->device, s->name,
+                  s->vdisk, s->version, df_cache_mode_name (s->spec.mode),
+                  s->vdisk, s->version, df_hex (s->chain->hash, DF_HASH_LEN,
+                                                hex));
+  else
+    r = asprintf (&d, "device %s session %s: vdisk %s version %u, write "
+                  "cache %s", s->device, s->name, s->vdisk, s->version,
+                  df_cache_mode_name (s->spec.mode));
+  return r == -1 ? NULL : d;
 }
 
 struct session *
