@@ -1,0 +1,234 @@
+/* diskfarm — NBD server: the transmission phase of a connection. */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "nbd/server-int.h"
+
+#define CACHE_CHUNK (1024 * 1024)   /* NBD_CMD_CACHE reads this at a time */
+
+void
+nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in, int out)
+{
+  memset (c, 0, sizeof *c);
+  c->e = e;
+  c->in = in;
+  c->out = out;
+  pthread_mutex_init (&c->send_lock, NULL);
+  pthread_mutex_init (&c->lock, NULL);
+  pthread_cond_init (&c->cond, NULL);
+}
+
+void
+nbd_conn_destroy (struct conn *c)
+{
+  pthread_mutex_destroy (&c->send_lock);
+  pthread_mutex_destroy (&c->lock);
+  pthread_cond_destroy (&c->cond);
+}
+
+static const char *
+command_name (uint16_t type)
+{
+  switch (type) {
+  case NBD_CMD_READ: return "read";
+  case NBD_CMD_WRITE: return "write";
+  case NBD_CMD_FLUSH: return "flush";
+  case NBD_CMD_TRIM: return "trim";
+  case NBD_CMD_CACHE: return "cache";
+  case NBD_CMD_WRITE_ZEROES: return "write zeroes";
+  default: return "unknown command";
+  }
+}
+
+static void
+send_reply (struct conn *c, const struct nbd_request *r, uint32_t error,
+            const void *data, uint32_t len)
+{
+  uint8_t h[NBD_SIMPLE_REPLY_SIZE];
+
+  nbd_put32 (h, NBD_SIMPLE_REPLY_MAGIC);
+  nbd_put32 (h + 4, error);
+  nbd_put64 (h + 8, r->cookie);
+  pthread_mutex_lock (&c->send_lock);
+  if (!c->send_failed &&
+      nbd_send_all (c, h, sizeof h, data, error ? 0 : len) == -1)
+    /* The client is gone; the reader notices at its next read. */
+    c->send_failed = true;
+  pthread_mutex_unlock (&c->send_lock);
+}
+
+/* NBD_CMD_CACHE: reads the range through the stack (a read cache keeps
+ * it) and drops the data.
+ */
+static int
+cache_range (struct df_bdev *b, uint64_t offset, uint32_t count)
+{
+  char *buf = malloc (count < CACHE_CHUNK ? count : CACHE_CHUNK);
+  int r = 0;
+
+  if (buf == NULL)
+    return -1;
+  while (r == 0 && count > 0) {
+    uint32_t n = count < CACHE_CHUNK ? count : CACHE_CHUNK;
+    r = df_bdev_pread (b, buf, n, offset);
+    offset += n;
+    count -= n;
+  }
+  free (buf);
+  return r;
+}
+
+static int
+run (struct conn *c, struct job *j)
+{
+  struct df_bdev *b = c->e->bdev;
+  const struct nbd_request *r = &j->req;
+  uint32_t fua = (r->flags & NBD_CMD_FLAG_FUA) ? DF_FUA : 0;
+  uint32_t zf = fua;
+
+  switch (r->type) {
+  case NBD_CMD_READ:
+    return df_bdev_pread (b, j->data, r->count, r->offset);
+  case NBD_CMD_WRITE:
+    return df_bdev_pwrite (b, j->data, r->count, r->offset, fua);
+  case NBD_CMD_FLUSH:
+    return df_bdev_flush (b);
+  case NBD_CMD_TRIM:
+    return df_bdev_trim (b, r->count, r->offset, fua);
+  case NBD_CMD_WRITE_ZEROES:
+    if (!(r->flags & NBD_CMD_FLAG_NO_HOLE))
+      zf |= DF_MAY_TRIM;
+    if (r->flags & NBD_CMD_FLAG_FAST_ZERO)
+      zf |= DF_FAST_ZERO;
+    return df_bdev_zero (b, r->count, r->offset, zf);
+  case NBD_CMD_CACHE:
+    return cache_range (b, r->offset, r->count);
+  }
+  return df_error (EINVAL, "unknown command %u", r->type);
+}
+
+void
+nbd_job_run (struct job *j)
+{
+  struct conn *c = j->conn;
+  const struct nbd_request *r = &j->req;
+  uint32_t error = j->error;
+
+  if (error == 0 && run (c, j) == -1) {
+    int err = errno;
+    error = nbd_errno_to_wire (err);
+    if (err != ENOSPC && err != ESHUTDOWN)
+      nbd_conn_log (c, "%s of %" PRIu32 " bytes at %" PRIu64 ": %s",
+                    command_name (r->type), r->count, r->offset,
+                    df_error_get ());
+    df_error_clear ();
+  }
+  send_reply (c, r, error,
+              r->type == NBD_CMD_READ ? j->data : NULL,
+              r->type == NBD_CMD_READ ? r->count : 0);
+  free (j);
+}
+
+/* Reads and discards len bytes of a refused write's payload. */
+static int
+skip_payload (int fd, uint32_t len)
+{
+  char buf[65536];
+
+  while (len > 0) {
+    uint32_t n = len < sizeof buf ? len : sizeof buf;
+    if (nbd_read_full (fd, buf, n) == -1)
+      return -1;
+    len -= n;
+  }
+  return 0;
+}
+
+/* Reads one request and its payload into a new job.  NULL when the
+ * connection ends (EOF, NBD_CMD_DISC, a protocol error: logged).
+ */
+static struct job *
+read_job (struct conn *c)
+{
+  uint8_t h[NBD_REQUEST_SIZE];
+  struct nbd_request r;
+  struct job *j;
+  int check;
+  size_t room;
+
+  if (nbd_read_full (c->in, h, sizeof h) == -1) {
+    if (errno != 0 && errno != ECONNRESET)
+      nbd_conn_log (c, "reading a request: %s", strerror (errno));
+    return NULL;
+  }
+  if (nbd_request_decode (h, &r) == -1) {
+    nbd_conn_log (c, "bad request magic: dropping the connection");
+    return NULL;
+  }
+  check = nbd_request_check (&r, &c->limits);
+  if (check == -1) {
+    nbd_conn_log (c, "write of %" PRIu32 " bytes is over the limit: "
+                  "dropping the connection", r.count);
+    return NULL;
+  }
+  if (r.type == NBD_CMD_DISC)
+    return NULL;
+  room = check == 0 && (r.type == NBD_CMD_READ || r.type == NBD_CMD_WRITE)
+    ? r.count : 0;
+  j = malloc (sizeof *j + room);
+  if (j == NULL) {
+    nbd_conn_log (c, "out of memory for a request of %" PRIu32 " bytes",
+                  r.count);
+    return NULL;
+  }
+  j->conn = c;
+  j->req = r;
+  j->error = check;
+  j->next = NULL;
+  if (nbd_request_has_payload (&r) &&
+      (check ? skip_payload (c->in, r.count)
+             : nbd_read_full (c->in, j->data, r.count)) == -1) {
+    nbd_conn_log (c, "reading a write's payload: %s",
+                  errno ? strerror (errno) : "end of file");
+    free (j);
+    return NULL;
+  }
+  return j;
+}
+
+void
+nbd_conn_job_done (struct conn *c)
+{
+  pthread_mutex_lock (&c->lock);
+  c->inflight--;
+  pthread_cond_signal (&c->cond);
+  pthread_mutex_unlock (&c->lock);
+}
+
+void
+nbd_transmission (struct conn *c, void (*submit) (struct job *j))
+{
+  struct job *j;
+
+  while ((j = read_job (c)) != NULL) {
+    if (submit == NULL || j->error) {
+      nbd_job_run (j);
+      continue;
+    }
+    pthread_mutex_lock (&c->lock);
+    while (c->inflight >= DF_NBD_MAX_INFLIGHT)
+      pthread_cond_wait (&c->cond, &c->lock);
+    c->inflight++;
+    pthread_mutex_unlock (&c->lock);
+    submit (j);
+  }
+  pthread_mutex_lock (&c->lock);
+  while (c->inflight > 0)
+    pthread_cond_wait (&c->cond, &c->lock);
+  pthread_mutex_unlock (&c->lock);
+}

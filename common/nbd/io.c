@@ -1,0 +1,93 @@
+/* diskfarm — NBD server: whole reads and writes on a connection. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "nbd/server-int.h"
+
+int
+nbd_read_full (int fd, void *buf, size_t len)
+{
+  char *p = buf;
+  size_t got = 0;
+
+  while (got < len) {
+    ssize_t r = read (fd, p + got, len - got);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1)
+      return -1;
+    if (r == 0) {
+      errno = got ? EPIPE : 0;
+      return -1;
+    }
+    got += r;
+  }
+  return 0;
+}
+
+/* Advances iov past n bytes written. */
+static void
+iov_advance (struct iovec **iov, int *n, size_t done)
+{
+  while (*n > 0 && done >= (*iov)->iov_len) {
+    done -= (*iov)->iov_len;
+    (*iov)++;
+    (*n)--;
+  }
+  if (*n > 0) {
+    (*iov)->iov_base = (char *) (*iov)->iov_base + done;
+    (*iov)->iov_len -= done;
+  }
+}
+
+int
+nbd_send_all (struct conn *c, const void *a, size_t alen, const void *b,
+              size_t blen)
+{
+  struct iovec vec[2] = {
+    { .iov_base = (void *) a, .iov_len = alen },
+    { .iov_base = (void *) b, .iov_len = blen },
+  };
+  struct iovec *iov = vec;
+  int n = blen ? 2 : 1;
+
+  while (n > 0) {
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = n };
+    ssize_t r;
+
+    if (c->plain_write)
+      r = writev (c->out, iov, n);
+    else {
+      r = sendmsg (c->out, &msg, MSG_NOSIGNAL);
+      if (r == -1 && errno == ENOTSOCK) {
+        c->plain_write = true;
+        continue;
+      }
+    }
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1)
+      return -1;
+    iov_advance (&iov, &n, r);
+  }
+  return 0;
+}
+
+void
+nbd_log (const struct df_nbd_export *e, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+
+  if (e->log == NULL)
+    return;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  e->log (e->opaque, msg);
+}

@@ -1,0 +1,73 @@
+/* diskfarm — NBD server internals shared by its files. */
+#ifndef DISKFARM_NBD_SERVER_INT_H
+#define DISKFARM_NBD_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nbd/proto.h"
+#include "nbd/server.h"
+
+struct conn;
+
+/* A request read off a connection, waiting for or held by a worker. */
+struct job {
+  struct conn *conn;
+  struct nbd_request req;
+  uint32_t error;               /* NBD error decided before running */
+  struct job *next;
+  char data[];                  /* read or write payload */
+};
+
+struct conn {
+  struct df_nbd_server *srv;    /* NULL: served serially */
+  const struct df_nbd_export *e;
+  int in, out;
+  bool no_zeroes;               /* the client sent NBD_FLAG_C_NO_ZEROES */
+  struct nbd_limits limits;
+  pthread_mutex_t send_lock;    /* a reply goes out whole */
+  bool send_failed;             /* under send_lock */
+  bool plain_write;             /* out is no socket: write(), not send() */
+  /* Lock order: the server's lock, then this one. */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  unsigned inflight;            /* requests handed to workers */
+  struct conn *next;            /* the server's list */
+};
+
+/* ---- io.c ---- */
+/* Reads exactly len bytes: 0, or -1 with errno (0 at a clean EOF
+ * before the first byte, EPIPE at one in the middle).
+ */
+int nbd_read_full (int fd, void *buf, size_t len);
+/* Writes the iovecs whole (send with MSG_NOSIGNAL on sockets). */
+int nbd_send_all (struct conn *c, const void *a, size_t alen,
+                  const void *b, size_t blen);
+void nbd_log (const struct df_nbd_export *e, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+#define nbd_conn_log(c, ...) nbd_log ((c)->e, __VA_ARGS__)
+
+/* ---- handshake.c ---- */
+/* The handshake: 1 when the client enters transmission, 0 when it
+ * leaves (NBD_OPT_ABORT, EOF), -1 on a protocol error (logged).
+ */
+int nbd_handshake (struct conn *c);
+
+/* ---- conn.c ---- */
+void nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in,
+                    int out);
+void nbd_conn_destroy (struct conn *c);
+/* Runs a job and sends its reply; frees it. */
+void nbd_job_run (struct job *j);
+/* The transmission phase: reads requests until the client leaves, then
+ * waits for the requests handed to workers.  submit == NULL: each job
+ * runs in the calling thread.
+ */
+void nbd_transmission (struct conn *c, void (*submit) (struct job *j));
+/* A worker finished a job of c. */
+void nbd_conn_job_done (struct conn *c);
+
+#endif

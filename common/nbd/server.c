@@ -1,0 +1,330 @@
+/* diskfarm — NBD server: listening, connection threads, workers. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "nbd/server-int.h"
+
+#define STOP_GRACE 10           /* seconds for replies at shutdown */
+
+struct df_nbd_server {
+  struct df_nbd_export e;       /* name and description are copies */
+  int listen_fd;
+  char *socket_path;
+  pthread_t acceptor;
+  bool accepting;
+  pthread_t *workers;
+  unsigned nworkers;
+  /* Lock order: this lock, then a connection's. */
+  pthread_mutex_t lock;
+  pthread_cond_t work_cond;     /* a job was queued, or stopping */
+  pthread_cond_t conns_cond;    /* a connection ended */
+  struct job *head, *tail;      /* jobs waiting for a worker */
+  struct conn *conns;
+  unsigned nconns;
+  bool stopping, stop_workers;
+};
+
+static void
+submit (struct job *j)
+{
+  struct df_nbd_server *s = j->conn->srv;
+
+  pthread_mutex_lock (&s->lock);
+  if (s->tail)
+    s->tail->next = j;
+  else
+    s->head = j;
+  s->tail = j;
+  pthread_cond_signal (&s->work_cond);
+  pthread_mutex_unlock (&s->lock);
+}
+
+static void *
+worker_main (void *arg)
+{
+  struct df_nbd_server *s = arg;
+
+  pthread_mutex_lock (&s->lock);
+  for (;;) {
+    struct job *j = s->head;
+    struct conn *c;
+
+    if (j == NULL) {
+      if (s->stop_workers)
+        break;
+      pthread_cond_wait (&s->work_cond, &s->lock);
+      continue;
+    }
+    s->head = j->next;
+    if (s->head == NULL)
+      s->tail = NULL;
+    pthread_mutex_unlock (&s->lock);
+    c = j->conn;
+    nbd_job_run (j);
+    nbd_conn_job_done (c);
+    pthread_mutex_lock (&s->lock);
+  }
+  pthread_mutex_unlock (&s->lock);
+  return NULL;
+}
+
+static void *
+conn_main (void *arg)
+{
+  struct conn *c = arg;
+  struct df_nbd_server *s = c->srv;
+  struct conn **p;
+
+  if (nbd_handshake (c) == 1)
+    nbd_transmission (c, submit);
+  close (c->in);
+  pthread_mutex_lock (&s->lock);
+  for (p = &s->conns; *p; p = &(*p)->next)
+    if (*p == c) {
+      *p = c->next;
+      break;
+    }
+  s->nconns--;
+  pthread_cond_broadcast (&s->conns_cond);
+  pthread_mutex_unlock (&s->lock);
+  nbd_conn_destroy (c);
+  free (c);
+  return NULL;
+}
+
+int
+df_nbd_server_add_fd (struct df_nbd_server *s, int fd)
+{
+  struct conn *c = malloc (sizeof *c);
+  pthread_attr_t attr;
+  pthread_t t;
+  int err;
+
+  if (c == NULL) {
+    close (fd);
+    return df_error_errno ("NBD connection");
+  }
+  nbd_conn_init (c, &s->e, fd, fd);
+  c->srv = s;
+  pthread_mutex_lock (&s->lock);
+  if (s->stopping) {
+    pthread_mutex_unlock (&s->lock);
+    nbd_conn_destroy (c);
+    free (c);
+    close (fd);
+    return df_error (ESHUTDOWN, "the NBD server is stopping");
+  }
+  c->next = s->conns;
+  s->conns = c;
+  s->nconns++;
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  err = pthread_create (&t, &attr, conn_main, c);
+  pthread_attr_destroy (&attr);
+  if (err) {
+    s->conns = c->next;
+    s->nconns--;
+    pthread_mutex_unlock (&s->lock);
+    nbd_conn_destroy (c);
+    free (c);
+    close (fd);
+    return df_error (err, "NBD connection thread: %m");
+  }
+  pthread_mutex_unlock (&s->lock);
+  return 0;
+}
+
+static void *
+accept_main (void *arg)
+{
+  struct df_nbd_server *s = arg;
+
+  for (;;) {
+    int fd = accept4 (s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (fd == -1) {
+      if (errno == EINTR || errno == ECONNABORTED)
+        continue;
+      pthread_mutex_lock (&s->lock);
+      bool stopping = s->stopping;
+      pthread_mutex_unlock (&s->lock);
+      if (stopping)
+        break;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        nbd_log (&s->e, "accept: %s", strerror (errno));
+        usleep (100000);
+        continue;
+      }
+      break;
+    }
+    if (df_nbd_server_add_fd (s, fd) == -1 && errno != ESHUTDOWN)
+      nbd_log (&s->e, "%s", df_error_get ());
+  }
+  return NULL;
+}
+
+struct df_nbd_server *
+df_nbd_server_new (const struct df_nbd_export *e, unsigned workers)
+{
+  struct df_nbd_server *s = calloc (1, sizeof *s);
+  int err;
+
+  if (s == NULL) {
+    df_error_errno ("NBD server");
+    return NULL;
+  }
+  s->e = *e;
+  s->e.name = strdup (e->name);
+  s->e.description = e->description ? strdup (e->description) : NULL;
+  s->listen_fd = -1;
+  s->nworkers = workers ? workers : DF_NBD_DEFAULT_WORKERS;
+  s->workers = calloc (s->nworkers, sizeof *s->workers);
+  pthread_mutex_init (&s->lock, NULL);
+  pthread_cond_init (&s->work_cond, NULL);
+  pthread_cond_init (&s->conns_cond, NULL);
+  if (s->e.name == NULL || s->workers == NULL ||
+      (e->description && s->e.description == NULL)) {
+    df_error_errno ("NBD server");
+    s->nworkers = 0;
+    df_nbd_server_free (s);
+    return NULL;
+  }
+  for (unsigned i = 0; i < s->nworkers; i++)
+    if ((err = pthread_create (&s->workers[i], NULL, worker_main, s)) != 0) {
+      df_error (err, "NBD server worker: %m");
+      s->nworkers = i;
+      df_nbd_server_free (s);
+      return NULL;
+    }
+  return s;
+}
+
+/* Removes a socket file left by an earlier run; refuses other files. */
+static int
+clear_socket_path (const char *path)
+{
+  struct stat st;
+
+  if (lstat (path, &st) == -1)
+    return errno == ENOENT ? 0 : df_error_errno ("%s", path);
+  if (!S_ISSOCK (st.st_mode))
+    return df_error (EEXIST, "%s exists and is not a socket", path);
+  if (unlink (path) == -1)
+    return df_error_errno ("removing the old socket %s", path);
+  return 0;
+}
+
+int
+df_nbd_server_listen_unix (struct df_nbd_server *s, const char *path,
+                           mode_t mode)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  int fd, err;
+
+  if (strlen (path) >= sizeof sa.sun_path)
+    return df_error (ENAMETOOLONG, "%s: socket path too long", path);
+  strcpy (sa.sun_path, path);
+  if (clear_socket_path (path) == -1)
+    return -1;
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1)
+    return df_error_errno ("socket");
+  if (bind (fd, (struct sockaddr *) &sa, sizeof sa) == -1 ||
+      chmod (path, mode) == -1 || listen (fd, 64) == -1) {
+    df_error_errno ("%s", path);
+    close (fd);
+    return -1;
+  }
+  s->listen_fd = fd;
+  s->socket_path = strdup (path);
+  err = pthread_create (&s->acceptor, NULL, accept_main, s);
+  if (err) {
+    close (fd);
+    s->listen_fd = -1;
+    unlink (path);
+    return df_error (err, "NBD accept thread: %m");
+  }
+  s->accepting = true;
+  return 0;
+}
+
+unsigned
+df_nbd_server_connections (struct df_nbd_server *s)
+{
+  unsigned n;
+
+  pthread_mutex_lock (&s->lock);
+  n = s->nconns;
+  pthread_mutex_unlock (&s->lock);
+  return n;
+}
+
+void
+df_nbd_server_free (struct df_nbd_server *s)
+{
+  struct timespec deadline;
+  struct conn *c;
+
+  if (s == NULL)
+    return;
+  pthread_mutex_lock (&s->lock);
+  s->stopping = true;
+  pthread_mutex_unlock (&s->lock);
+  if (s->accepting) {
+    shutdown (s->listen_fd, SHUT_RDWR);     /* wakes accept() */
+    pthread_join (s->acceptor, NULL);
+  }
+  if (s->listen_fd >= 0)
+    close (s->listen_fd);
+  if (s->socket_path)
+    unlink (s->socket_path);
+  /* Readers see end of file; each connection ends after its jobs.  A
+   * client that reads no replies is cut off after STOP_GRACE seconds.
+   */
+  pthread_mutex_lock (&s->lock);
+  for (c = s->conns; c; c = c->next)
+    shutdown (c->in, SHUT_RD);
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += STOP_GRACE;
+  while (s->nconns > 0)
+    if (pthread_cond_timedwait (&s->conns_cond, &s->lock, &deadline)
+        == ETIMEDOUT) {
+      for (c = s->conns; c; c = c->next)
+        shutdown (c->in, SHUT_RDWR);
+      deadline.tv_sec += 3600;
+    }
+  s->stop_workers = true;
+  pthread_cond_broadcast (&s->work_cond);
+  pthread_mutex_unlock (&s->lock);
+  for (unsigned i = 0; i < s->nworkers; i++)
+    pthread_join (s->workers[i], NULL);
+  pthread_mutex_destroy (&s->lock);
+  pthread_cond_destroy (&s->work_cond);
+  pthread_cond_destroy (&s->conns_cond);
+  free (s->workers);
+  free (s->socket_path);
+  free ((char *) s->e.name);
+  free ((char *) s->e.description);
+  free (s);
+}
+
+void
+df_nbd_serve_serial (const struct df_nbd_export *e, int in, int out)
+{
+  struct conn c;
+
+  nbd_conn_init (&c, e, in, out);
+  if (nbd_handshake (&c) == 1)
+    nbd_transmission (&c, NULL);
+  nbd_conn_destroy (&c);
+}
