@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "farm/farm.h"
 #include "upstream/upstream.h"
 
 /* The last space-separated word of desc[0..*end) that starts with key;
@@ -68,9 +69,8 @@ df_upstream_parse_identity (const char *desc, struct df_upstream_info *out)
 int
 df_upstream_parse_addr (const char *s, struct df_upstream_addr *out)
 {
-  const char *host = s, *colon;
-  size_t hlen;
-  uint64_t port = DF_UPSTREAM_DEFAULT_PORT;
+  char host[sizeof out->host + 2];
+  size_t len;
 
   memset (out, 0, sizeof *out);
   if (strncmp (s, "unix:", 5) == 0) {
@@ -79,30 +79,16 @@ df_upstream_parse_addr (const char *s, struct df_upstream_addr *out)
     strcpy (out->path, s + 5);
     return 0;
   }
-  if (s[0] == '[') {
-    const char *close = strchr (s, ']');
-    if (close == NULL || close == s + 1)
-      return df_error (EINVAL, "server \"%s\": bad IPv6 address", s);
-    host = s + 1;
-    hlen = close - host;
-    colon = close[1] == ':' ? close + 1 : NULL;
-    if (close[1] && !colon)
-      return df_error (EINVAL, "server \"%s\": junk after the address", s);
+  if (df_address_split (s, DF_UPSTREAM_DEFAULT_PORT, host, sizeof host,
+                        &out->port) == -1)
+    return -1;
+  /* getaddrinfo wants an IPv6 address without its brackets. */
+  len = strlen (host);
+  if (host[0] == '[') {
+    memcpy (out->host, host + 1, len - 2);
+    out->host[len - 2] = '\0';
   }
-  else {
-    colon = strchr (s, ':');
-    if (colon && strchr (colon + 1, ':'))
-      return df_error (EINVAL, "server \"%s\": write an IPv6 address as "
-                       "[ADDRESS]:PORT", s);
-    hlen = colon ? (size_t) (colon - s) : strlen (s);
-  }
-  if (hlen == 0 || hlen >= sizeof out->host)
-    return df_error (EINVAL, "server \"%s\": bad host", s);
-  if (colon && (df_parse_u64 (colon + 1, &port) == -1 || port == 0 ||
-                port > 65535))
-    return df_error (EINVAL, "server \"%s\": bad port", s);
-  memcpy (out->host, host, hlen);
-  out->host[hlen] = '\0';
-  out->port = port;
+  else
+    strcpy (out->host, host);
   return 0;
 }

@@ -63,7 +63,9 @@ test_addr (void **state)
   assert_int_equal (a.port, 10);
   assert_int_equal (df_upstream_parse_addr ("unix:/run/x.sock", &a), 0);
   assert_string_equal (a.path, "/run/x.sock");
-  assert_int_equal (df_upstream_parse_addr ("fd00::1", &a), -1);
+  assert_int_equal (df_upstream_parse_addr ("fd00::1", &a), 0);
+  assert_string_equal (a.host, "fd00::1");
+  assert_int_equal (df_upstream_parse_addr ("fd00::zz", &a), -1);
   assert_int_equal (df_upstream_parse_addr ("h:0", &a), -1);
   assert_int_equal (df_upstream_parse_addr ("h:70000", &a), -1);
   assert_int_equal (df_upstream_parse_addr (":1", &a), -1);

@@ -80,6 +80,7 @@ struct upstream {
   pthread_cond_t super_cond;    /* the supervisor has work */
   enum up_state state;
   bool any_server;
+  bool interrupted;             /* waiting requests fail */
   unsigned gen;
   size_t server;                /* index in p.servers in use */
   struct uconn *conns[DF_UPSTREAM_MAX_CONNECTIONS];

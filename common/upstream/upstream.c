@@ -51,7 +51,7 @@ wait_up (struct upstream *up)
     uint64_t limit = (uint64_t) up->p.dead_timeout * 1000000000;
     struct timespec ts;
 
-    if (up->state == UP_STOPPING)
+    if (up->state == UP_STOPPING || up->interrupted)
       return df_error (ESHUTDOWN, "the device is being detached");
     if (limit && df_now_mono_ns () - up->down_since >= limit)
       return df_error (EIO, "no server has served the device for %u s "
@@ -433,6 +433,17 @@ df_upstream_allow_failover (struct df_bdev *b, bool any_server)
 
   pthread_mutex_lock (&up->lock);
   up->any_server = any_server;
+  pthread_mutex_unlock (&up->lock);
+}
+
+void
+df_upstream_interrupt (struct df_bdev *b)
+{
+  struct upstream *up = (struct upstream *) b;
+
+  pthread_mutex_lock (&up->lock);
+  up->interrupted = true;
+  pthread_cond_broadcast (&up->cond);
   pthread_mutex_unlock (&up->lock);
 }
 

@@ -90,6 +90,12 @@ const struct df_upstream_info *df_upstream_info (struct df_bdev *b);
  */
 void df_upstream_allow_failover (struct df_bdev *b, bool any_server);
 
+/* Requests waiting for a server fail with ESHUTDOWN from now on (those
+ * a server has are answered as usual): to detach while no server
+ * answers.
+ */
+void df_upstream_interrupt (struct df_bdev *b);
+
 /* The server in use now ("HOST:PORT"), into buf. */
 const char *df_upstream_server (struct df_bdev *b, char *buf, size_t len);
 
@@ -111,8 +117,9 @@ void df_upstream_stats (struct df_bdev *b, struct df_upstream_stats *out);
  */
 int df_upstream_parse_identity (const char *desc, struct df_upstream_info *out);
 
-/* A server address: host (IPv6 without brackets) and port, or a unix
- * socket path (then *port is 0).  -1 with a message on bad input.
+/* A server address: host (IPv6 without brackets) and port (as
+ * df_address_split reads them, default 10809), or "unix:PATH" (then
+ * port is 0).  -1 with a message on bad input.
  */
 struct df_upstream_addr {
   char host[256];

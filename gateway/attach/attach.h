@@ -11,6 +11,29 @@
 #include "bdev/bdev.h"
 #include "upstream/upstream.h"
 
+/* ---- attach-main.c, run.c ---- */
+
+struct attach_opts {
+  const char *export;           /* dev/DEVICE[@SESSION], img/VDISK[@N] */
+  const char *servers, *farm;
+  const char *file, *nbd_socket;
+  const char *overlay;
+  const char *read_cache;
+  const char *pid_file;
+  unsigned connections, connect_timeout, io_timeout, dead_timeout;
+  unsigned gateway_port;
+  uint64_t replay_limit, read_cache_size;
+  bool shared_cache, read_only, verbose;
+};
+
+/* Attaches, serves until a signal, detaches: 0 or -1 (reported). */
+int attach_run (const struct attach_opts *o);
+
+/* dev/DEVICE[@SESSION] or img/VDISK[@VERSION], names checked; -1 with
+ * a message.
+ */
+int attach_export_check (const char *export);
+
 /* ---- policy.c: what the stack is, from what the server said ---- */
 
 struct attach_facts {

@@ -10,6 +10,7 @@
 
 #include "attach.h"
 #include "error.h"
+#include "util.h"
 
 /* Server-side modes whose FLUSH is durable in the cache directory, so
  * that another server sharing it resumes the session exactly.
@@ -104,4 +105,33 @@ attach_desc_cache_mode (const char *desc, char *buf, size_t len)
   memcpy (buf, p, n);
   buf[n] = '\0';
   return buf;
+}
+
+int
+attach_export_check (const char *e)
+{
+  char name[DF_NAME_MAX + 1];
+  const char *rest, *at;
+  size_t n;
+  uint64_t v;
+
+  if (strncmp (e, "dev/", 4) != 0 && strncmp (e, "img/", 4) != 0)
+    return df_error (EINVAL, "export \"%s\" is not dev/DEVICE[@SESSION] or "
+                     "img/VDISK[@VERSION]", e);
+  rest = e + 4;
+  at = strchr (rest, '@');
+  n = at ? (size_t) (at - rest) : strlen (rest);
+  if (n == 0 || n > DF_NAME_MAX)
+    return df_error (EINVAL, "export \"%s\": bad name", e);
+  memcpy (name, rest, n);
+  name[n] = '\0';
+  if (df_name_check (e[0] == 'd' ? "device" : "vdisk", name) == -1)
+    return -1;
+  if (at == NULL)
+    return 0;
+  if (e[0] == 'd')
+    return df_name_check ("session", at + 1);
+  if (df_parse_u64 (at + 1, &v) == -1 || v == 0 || at[1] == '0')
+    return df_error (EINVAL, "export \"%s\": bad version", e);
+  return 0;
 }
