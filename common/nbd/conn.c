@@ -19,16 +19,14 @@ nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in, int out)
   c->in = in;
   c->out = out;
   pthread_mutex_init (&c->send_lock, NULL);
-  pthread_mutex_init (&c->lock, NULL);
-  pthread_cond_init (&c->cond, NULL);
+  pthread_mutex_init (&c->read_lock, NULL);
 }
 
 void
 nbd_conn_destroy (struct conn *c)
 {
   pthread_mutex_destroy (&c->send_lock);
-  pthread_mutex_destroy (&c->lock);
-  pthread_cond_destroy (&c->cond);
+  pthread_mutex_destroy (&c->read_lock);
 }
 
 static const char *
@@ -112,8 +110,8 @@ run (struct conn *c, struct job *j)
   return df_error (EINVAL, "unknown command %u", r->type);
 }
 
-void
-nbd_job_run (struct job *j)
+static void
+job_run (struct job *j)
 {
   struct conn *c = j->conn;
   const struct nbd_request *r = &j->req;
@@ -189,7 +187,6 @@ read_job (struct conn *c)
   j->conn = c;
   j->req = r;
   j->error = check;
-  j->next = NULL;
   if (nbd_request_has_payload (&r) &&
       (check ? skip_payload (c->in, r.count)
              : nbd_read_full (c->in, j->data, r.count)) == -1) {
@@ -202,33 +199,18 @@ read_job (struct conn *c)
 }
 
 void
-nbd_conn_job_done (struct conn *c)
+nbd_transmission (struct conn *c)
 {
-  pthread_mutex_lock (&c->lock);
-  c->inflight--;
-  pthread_cond_signal (&c->cond);
-  pthread_mutex_unlock (&c->lock);
-}
+  for (;;) {
+    struct job *j;
 
-void
-nbd_transmission (struct conn *c, void (*submit) (struct job *j))
-{
-  struct job *j;
-
-  while ((j = read_job (c)) != NULL) {
-    if (submit == NULL || j->error) {
-      nbd_job_run (j);
-      continue;
-    }
-    pthread_mutex_lock (&c->lock);
-    while (c->inflight >= DF_NBD_MAX_INFLIGHT)
-      pthread_cond_wait (&c->cond, &c->lock);
-    c->inflight++;
-    pthread_mutex_unlock (&c->lock);
-    submit (j);
+    pthread_mutex_lock (&c->read_lock);
+    j = c->eof ? NULL : read_job (c);
+    if (j == NULL)
+      c->eof = true;
+    pthread_mutex_unlock (&c->read_lock);
+    if (j == NULL)
+      return;
+    job_run (j);
   }
-  pthread_mutex_lock (&c->lock);
-  while (c->inflight > 0)
-    pthread_cond_wait (&c->cond, &c->lock);
-  pthread_mutex_unlock (&c->lock);
 }

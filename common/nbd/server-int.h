@@ -13,12 +13,11 @@
 
 struct conn;
 
-/* A request read off a connection, waiting for or held by a worker. */
+/* A request read off a connection. */
 struct job {
   struct conn *conn;
   struct nbd_request req;
   uint32_t error;               /* NBD error decided before running */
-  struct job *next;
   char data[];                  /* read or write payload */
 };
 
@@ -31,10 +30,10 @@ struct conn {
   pthread_mutex_t send_lock;    /* a reply goes out whole */
   bool send_failed;             /* under send_lock */
   bool plain_write;             /* out is no socket: write(), not send() */
-  /* Lock order: the server's lock, then this one. */
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  unsigned inflight;            /* requests handed to workers */
+  pthread_mutex_t read_lock;    /* one thread reads a request at a time */
+  bool eof;                     /* under read_lock: the client left */
+  unsigned nthreads;            /* threads serving the connection */
+  pthread_t thread;             /* the first of them */
   struct conn *next;            /* the server's list */
 };
 
@@ -60,14 +59,10 @@ int nbd_handshake (struct conn *c);
 void nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in,
                     int out);
 void nbd_conn_destroy (struct conn *c);
-/* Runs a job and sends its reply; frees it. */
-void nbd_job_run (struct job *j);
-/* The transmission phase: reads requests until the client leaves, then
- * waits for the requests handed to workers.  submit == NULL: each job
- * runs in the calling thread.
+/* The transmission phase, run by each of the connection's threads: in
+ * turn, a thread reads a request, then runs it and sends its reply
+ * while the next thread reads.  Returns when the client has left.
  */
-void nbd_transmission (struct conn *c, void (*submit) (struct job *j));
-/* A worker finished a job of c. */
-void nbd_conn_job_done (struct conn *c);
+void nbd_transmission (struct conn *c);
 
 #endif

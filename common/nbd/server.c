@@ -1,4 +1,4 @@
-/* diskfarm — NBD server: listening, connection threads, workers. */
+/* diskfarm — NBD server: listening, and the threads of each connection. */
 #include <config.h>
 
 #include <errno.h>
@@ -17,64 +17,41 @@
 
 struct df_nbd_server {
   struct df_nbd_export e;       /* name and description are copies */
+  unsigned threads;             /* per connection */
   int listen_fd;
   char *socket_path;
   pthread_t acceptor;
   bool accepting;
-  pthread_t *workers;
-  unsigned nworkers;
-  /* Lock order: this lock, then a connection's. */
-  pthread_mutex_t lock;
-  pthread_cond_t work_cond;     /* a job was queued, or stopping */
+  pthread_mutex_t lock;         /* below */
   pthread_cond_t conns_cond;    /* a connection ended */
-  struct job *head, *tail;      /* jobs waiting for a worker */
   struct conn *conns;
   unsigned nconns;
-  bool stopping, stop_workers;
+  bool stopping;
 };
 
-static void
-submit (struct job *j)
+static void *
+serve_main (void *arg)
 {
-  struct df_nbd_server *s = j->conn->srv;
-
-  pthread_mutex_lock (&s->lock);
-  if (s->tail)
-    s->tail->next = j;
-  else
-    s->head = j;
-  s->tail = j;
-  pthread_cond_signal (&s->work_cond);
-  pthread_mutex_unlock (&s->lock);
+  nbd_transmission (arg);
+  return NULL;
 }
 
-static void *
-worker_main (void *arg)
+/* The handshake, then the connection's threads until the client
+ * leaves.
+ */
+static void
+serve_conn (struct conn *c, unsigned threads)
 {
-  struct df_nbd_server *s = arg;
+  pthread_t t[DF_NBD_MAX_THREADS];
+  unsigned n = 0, i;
 
-  pthread_mutex_lock (&s->lock);
-  for (;;) {
-    struct job *j = s->head;
-    struct conn *c;
-
-    if (j == NULL) {
-      if (s->stop_workers)
-        break;
-      pthread_cond_wait (&s->work_cond, &s->lock);
-      continue;
-    }
-    s->head = j->next;
-    if (s->head == NULL)
-      s->tail = NULL;
-    pthread_mutex_unlock (&s->lock);
-    c = j->conn;
-    nbd_job_run (j);
-    nbd_conn_job_done (c);
-    pthread_mutex_lock (&s->lock);
-  }
-  pthread_mutex_unlock (&s->lock);
-  return NULL;
+  if (nbd_handshake (c) != 1)
+    return;
+  while (n + 1 < threads && pthread_create (&t[n], NULL, serve_main, c) == 0)
+    n++;
+  nbd_transmission (c);
+  for (i = 0; i < n; i++)
+    pthread_join (t[i], NULL);
 }
 
 static void *
@@ -84,8 +61,7 @@ conn_main (void *arg)
   struct df_nbd_server *s = c->srv;
   struct conn **p;
 
-  if (nbd_handshake (c) == 1)
-    nbd_transmission (c, submit);
+  serve_conn (c, s->threads);
   close (c->in);
   pthread_mutex_lock (&s->lock);
   for (p = &s->conns; *p; p = &(*p)->next)
@@ -174,10 +150,9 @@ accept_main (void *arg)
 }
 
 struct df_nbd_server *
-df_nbd_server_new (const struct df_nbd_export *e, unsigned workers)
+df_nbd_server_new (const struct df_nbd_export *e, unsigned threads)
 {
   struct df_nbd_server *s = calloc (1, sizeof *s);
-  int err;
 
   if (s == NULL) {
     df_error_errno ("NBD server");
@@ -187,25 +162,16 @@ df_nbd_server_new (const struct df_nbd_export *e, unsigned workers)
   s->e.name = strdup (e->name);
   s->e.description = e->description ? strdup (e->description) : NULL;
   s->listen_fd = -1;
-  s->nworkers = workers ? workers : DF_NBD_DEFAULT_WORKERS;
-  s->workers = calloc (s->nworkers, sizeof *s->workers);
+  s->threads = threads ? threads : DF_NBD_DEFAULT_THREADS;
+  if (s->threads > DF_NBD_MAX_THREADS)
+    s->threads = DF_NBD_MAX_THREADS;
   pthread_mutex_init (&s->lock, NULL);
-  pthread_cond_init (&s->work_cond, NULL);
   pthread_cond_init (&s->conns_cond, NULL);
-  if (s->e.name == NULL || s->workers == NULL ||
-      (e->description && s->e.description == NULL)) {
+  if (s->e.name == NULL || (e->description && s->e.description == NULL)) {
     df_error_errno ("NBD server");
-    s->nworkers = 0;
     df_nbd_server_free (s);
     return NULL;
   }
-  for (unsigned i = 0; i < s->nworkers; i++)
-    if ((err = pthread_create (&s->workers[i], NULL, worker_main, s)) != 0) {
-      df_error (err, "NBD server worker: %m");
-      s->nworkers = i;
-      df_nbd_server_free (s);
-      return NULL;
-    }
   return s;
 }
 
@@ -303,15 +269,9 @@ df_nbd_server_free (struct df_nbd_server *s)
         shutdown (c->in, SHUT_RDWR);
       deadline.tv_sec += 3600;
     }
-  s->stop_workers = true;
-  pthread_cond_broadcast (&s->work_cond);
   pthread_mutex_unlock (&s->lock);
-  for (unsigned i = 0; i < s->nworkers; i++)
-    pthread_join (s->workers[i], NULL);
   pthread_mutex_destroy (&s->lock);
-  pthread_cond_destroy (&s->work_cond);
   pthread_cond_destroy (&s->conns_cond);
-  free (s->workers);
   free (s->socket_path);
   free ((char *) s->e.name);
   free ((char *) s->e.description);
@@ -324,7 +284,6 @@ df_nbd_serve_serial (const struct df_nbd_export *e, int in, int out)
   struct conn c;
 
   nbd_conn_init (&c, e, in, out);
-  if (nbd_handshake (&c) == 1)
-    nbd_transmission (&c, NULL);
+  serve_conn (&c, 1);
   nbd_conn_destroy (&c);
 }

@@ -10,11 +10,11 @@
  * fall back to simple replies).  The export is accepted under its name
  * and under the default name "".
  *
- * Threads: one per connection reads requests; a pool of workers shared
- * by all connections runs them against the device and writes the
- * replies, so a slow request does not hold up the others (replies go
- * out in completion order, as NBD allows).  Each connection has at
- * most DF_NBD_MAX_INFLIGHT requests running.
+ * Threads: each connection has its own (as nbdkit does): in turn, one
+ * reads a request, then runs it against the device and writes the
+ * reply while the next one reads, so a slow request does not hold up
+ * the others (replies go out in completion order, as NBD allows) and a
+ * request wakes no other thread.
  *
  * The library does not print: protocol errors and failed requests are
  * handed to export->log if set.  Writes use MSG_NOSIGNAL, so a client
@@ -28,8 +28,8 @@
 
 #include "bdev/bdev.h"
 
-#define DF_NBD_MAX_INFLIGHT 64
-#define DF_NBD_DEFAULT_WORKERS 32
+#define DF_NBD_DEFAULT_THREADS 16  /* per connection */
+#define DF_NBD_MAX_THREADS 64
 
 struct df_nbd_export {
   struct df_bdev *bdev;         /* not owned; must outlive the server */
@@ -45,11 +45,12 @@ struct df_nbd_export {
 
 struct df_nbd_server;
 
-/* A server with workers threads (0: DF_NBD_DEFAULT_WORKERS).  NULL
- * with a message on failure.
+/* A server with threads per connection (0: DF_NBD_DEFAULT_THREADS):
+ * as many requests of a connection run at once.  NULL with a message
+ * on failure.
  */
 struct df_nbd_server *df_nbd_server_new (const struct df_nbd_export *e,
-                                         unsigned workers);
+                                         unsigned threads);
 
 /* Listens on a unix socket at path (a socket file left there by an
  * earlier run is replaced; any other file is refused) with the given
@@ -65,8 +66,8 @@ int df_nbd_server_add_fd (struct df_nbd_server *s, int fd);
 unsigned df_nbd_server_connections (struct df_nbd_server *s);
 
 /* Stops accepting (and removes the socket file), lets every connection
- * finish the requests it has read and closes it, then stops the
- * workers and frees.  NULL is fine.
+ * finish the requests it has read and closes it, then frees.  A client
+ * that reads no replies is cut off after 10 s.  NULL is fine.
  */
 void df_nbd_server_free (struct df_nbd_server *s);
 

@@ -1,4 +1,6 @@
-/* diskfarm — NBD upstream: one libnbd connection and its poller. */
+/* diskfarm — NBD upstream: one libnbd connection, and running requests
+ * on it in the calling thread.
+ */
 #include <config.h>
 
 #include <errno.h>
@@ -7,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -144,14 +145,8 @@ uconn_open (struct upstream *up, size_t k, bool first)
     df_error_errno ("upstream connection");
     goto err;
   }
-  c->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (c->wake_fd == -1) {
-    df_error_errno ("eventfd");
-    free (c);
-    goto err;
-  }
-  c->up = up;
   c->h = h;
+  c->fd = nbd_aio_get_fd (h);
   return c;
  err:
   df_error_prefix ("%s", server);
@@ -159,257 +154,138 @@ uconn_open (struct upstream *up, size_t k, bool first)
   return NULL;
 }
 
-static void
-wake (struct uconn *c)
+void
+uconn_close (struct uconn *c)
 {
-  uint64_t one = 1;
+  struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-  if (write (c->wake_fd, &one, sizeof one) == -1 && errno != EAGAIN)
-    abort ();                   /* an eventfd write cannot fail otherwise */
-}
-
-/* Next poll timeout (ms, -1: none), or 0 with the round marked lost
- * when the oldest request waited too long.  Lock held.
- */
-static int
-io_deadline (struct upstream *up, struct uconn *c)
-{
-  uint64_t limit = (uint64_t) up->p.io_timeout * 1000000000, now;
-  char why[64];
-
-  if (limit == 0 || c->head == NULL)
-    return -1;
-  now = df_now_mono_ns ();
-  if (now - c->head->sent_ns < limit)
-    return (c->head->sent_ns + limit - now) / 1000000 + 1;
-  snprintf (why, sizeof why, "no reply for %u s", up->p.io_timeout);
-  up_round_lost (up, c, why);
-  return 0;
-}
-
-static void *
-poller_main (void *arg)
-{
-  struct uconn *c = arg;
-  struct upstream *up = c->up;
-
-  for (;;) {
-    struct pollfd pfd[2] = {
-      { .fd = nbd_aio_get_fd (c->h), .events = POLLIN },
-      { .fd = c->wake_fd, .events = POLLIN },
-    };
-    int timeout;
-    uint64_t junk;
-
-    pthread_mutex_lock (&up->lock);
-    timeout = c->dead ? 0 : io_deadline (up, c);
-    pthread_mutex_unlock (&up->lock);
-    if (timeout == 0 || pfd[0].fd == -1)
-      break;
-    if (nbd_aio_get_direction (c->h) & LIBNBD_AIO_DIRECTION_WRITE)
-      pfd[0].events |= POLLOUT;
-    if (poll (pfd, 2, timeout) == -1 && errno != EINTR)
-      break;
-    if (pfd[1].revents && read (c->wake_fd, &junk, sizeof junk) == -1 &&
-        errno != EAGAIN)
-      break;
-    if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-      nbd_aio_notify_read (c->h);
-    else if (pfd[0].revents & POLLOUT)
-      nbd_aio_notify_write (c->h);
-    if (nbd_aio_is_dead (c->h) || nbd_aio_is_closed (c->h))
-      break;
-  }
-  if (nbd_aio_is_dead (c->h) || nbd_aio_is_closed (c->h)) {
-    const char *why = nbd_get_error ();
-    pthread_mutex_lock (&up->lock);
-    up_round_lost (up, c, why ? why : "the connection closed");
-    pthread_mutex_unlock (&up->lock);
-  }
-  return NULL;
-}
-
-int
-uconn_start (struct uconn *c)
-{
-  int err = pthread_create (&c->poller, NULL, poller_main, c);
-
-  if (err)
-    return df_error (err, "upstream poller thread: %m");
-  c->poller_running = true;
-  return 0;
-}
-
-static void
-unlink_req (struct uconn *c, struct req *r)
-{
-  if (r->prev) r->prev->next = r->next;
-  else c->head = r->next;
-  if (r->next) r->next->prev = r->prev;
-  else c->tail = r->prev;
-  r->prev = r->next = NULL;
-}
-
-static bool
-modifies (enum req_type t)
-{
-  return t == R_WRITE || t == R_TRIM || t == R_ZERO;
-}
-
-/* libnbd's completion callback, on the poller's thread or in the
- * nbd_aio_* call itself.  ENOTCONN: the connection died under the
- * request; ESHUTDOWN: the server is going away.  Both send it again.
- */
-static int
-completed (void *user_data, int *error)
-{
-  struct req *r = user_data;
-  struct upstream *up = r->up;
-  int err = *error;
-
-  pthread_mutex_lock (&up->lock);
-  if (r->state == RS_INFLIGHT) {
-    struct uconn *c = r->conn;
-    unlink_req (c, r);
-    if (err == ENOTCONN || err == ESHUTDOWN) {
-      r->state = RS_RETRY;
-      up_round_lost (up, c, err == ESHUTDOWN ? "the server is shutting down"
-                     : nbd_get_error () ? nbd_get_error ()
-                     : "the connection died");
-    }
-    else {
-      r->state = RS_DONE;
-      r->error = err;
-      if (err == 0 && !r->replay && up->p.replay_limit &&
-          (modifies (r->type) || r->type == R_FLUSH)) {
-        r->completing = true;
-        up->completing++;
-      }
-    }
-    pthread_cond_signal (&r->cond);
-  }
-  pthread_mutex_unlock (&up->lock);
-  return 1;
+  if (c == NULL)
+    return;
+  /* Nothing unsent may reach the server later: reset, do not linger. */
+  if (c->fd >= 0)
+    setsockopt (c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  nbd_close (c->h);
+  free (c);
 }
 
 static int64_t
 issue (struct uconn *c, struct req *r)
 {
-  nbd_completion_callback cb = { .callback = completed, .user_data = r };
   uint32_t f = (r->flags & DF_FUA) ? LIBNBD_CMD_FLAG_FUA : 0;
 
   switch (r->type) {
   case R_READ:
-    return nbd_aio_pread (c->h, r->buf, r->count, r->offset, cb, 0);
+    return nbd_aio_pread (c->h, r->buf, r->count, r->offset,
+                          NBD_NULL_COMPLETION, 0);
   case R_WRITE:
-    return nbd_aio_pwrite (c->h, r->buf, r->count, r->offset, cb, f);
+    return nbd_aio_pwrite (c->h, r->buf, r->count, r->offset,
+                           NBD_NULL_COMPLETION, f);
   case R_FLUSH:
-    return nbd_aio_flush (c->h, cb, 0);
+    return nbd_aio_flush (c->h, NBD_NULL_COMPLETION, 0);
   case R_TRIM:
-    return nbd_aio_trim (c->h, r->count, r->offset, cb, f);
+    return nbd_aio_trim (c->h, r->count, r->offset, NBD_NULL_COMPLETION, f);
   case R_ZERO:
     if (!(r->flags & DF_MAY_TRIM))
       f |= LIBNBD_CMD_FLAG_NO_HOLE;
     if (r->flags & DF_FAST_ZERO)
       f |= LIBNBD_CMD_FLAG_FAST_ZERO;
-    return nbd_aio_zero (c->h, r->count, r->offset, cb, f);
+    return nbd_aio_zero (c->h, r->count, r->offset, NBD_NULL_COMPLETION, f);
   }
   abort ();
 }
 
-int
-uconn_submit (struct uconn *c, struct req *r)
+static bool
+dead (struct uconn *c)
 {
-  struct upstream *up = c->up;
-  unsigned dir = 0;
-  bool dead = false, first;
-  int64_t cookie;
-  int err = 0, rv;
-  char why[256] = "";
-
-  pthread_mutex_lock (&up->lock);
-  if (c->dead) {
-    r->state = RS_RETRY;
-    pthread_mutex_unlock (&up->lock);
-    return -1;
-  }
-  r->state = RS_INFLIGHT;
-  r->conn = c;
-  r->sent_ns = df_now_mono_ns ();
-  /* The poller's timeout starts with the oldest request: tell it. */
-  first = c->head == NULL && up->p.io_timeout;
-  r->prev = c->tail;
-  r->next = NULL;
-  if (c->tail) c->tail->next = r;
-  else c->head = r;
-  c->tail = r;
-  c->users++;
-  pthread_mutex_unlock (&up->lock);
-
-  cookie = issue (c, r);
-  if (cookie == -1) {
-    err = nbd_get_errno () ? nbd_get_errno () : EIO;
-    snprintf (why, sizeof why, "%s", nbd_get_error ());
-    dead = nbd_aio_is_dead (c->h) || nbd_aio_is_closed (c->h);
-  }
-  else {
-    dir = nbd_aio_get_direction (c->h);
-    if (first || (dir & LIBNBD_AIO_DIRECTION_WRITE))
-      wake (c);                 /* before users drops: c may go then */
-  }
-
-  pthread_mutex_lock (&up->lock);
-  if (cookie == -1 && r->state == RS_INFLIGHT) {
-    /* Not sent (the callback will not be called). */
-    unlink_req (c, r);
-    if (dead) {
-      r->state = RS_RETRY;
-      up_round_lost (up, c, why);
-    }
-    else {
-      r->state = RS_DONE;
-      r->error = err;
-      df_error (err, "%s", why);
-    }
-  }
-  if (--c->users == 0 && c->dead)
-    pthread_cond_broadcast (&up->cond);
-  rv = r->state == RS_RETRY ? -1 : 0;
-  pthread_mutex_unlock (&up->lock);
-  return rv;
+  return nbd_aio_is_dead (c->h) || nbd_aio_is_closed (c->h);
 }
 
-void
-uconn_drop (struct uconn *c)
+static int
+lost (char *why, size_t len, const char *what)
 {
-  struct upstream *up = c->up;
-  struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-  struct req *r;
-  int fd;
+  snprintf (why, len, "%s", what && *what ? what : "the connection died");
+  return -1;
+}
 
-  pthread_mutex_lock (&up->lock);
-  c->dead = true;
-  pthread_mutex_unlock (&up->lock);
-  if (c->poller_running) {
-    wake (c);
-    pthread_join (c->poller, NULL);
+/* Collects the answers that came; returns how many are left.  -1: an
+ * answer says the connection is lost.
+ */
+static int
+collect (struct uconn *c, struct req *r, size_t n, size_t *left,
+         uint64_t *last, char *why, size_t len)
+{
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    int rc;
+    if (r[i].cookie <= 0)
+      continue;
+    rc = nbd_aio_command_completed (c->h, r[i].cookie);
+    if (rc == 0)
+      continue;
+    r[i].error = 0;
+    if (rc == -1) {
+      int err = nbd_get_errno () ? nbd_get_errno () : EIO;
+      if (err == ESHUTDOWN)
+        return lost (why, len, "the server is shutting down");
+      if (err == ENOTCONN || dead (c))
+        return lost (why, len, nbd_get_error ());
+      r[i].error = err;
+    }
+    r[i].cookie = 0;
+    (*left)--;
+    *last = df_now_mono_ns ();
   }
-  pthread_mutex_lock (&up->lock);
-  while (c->users > 0)
-    pthread_cond_wait (&up->cond, &up->lock);
-  pthread_mutex_unlock (&up->lock);
-  /* Nothing unsent may reach the server later: reset, do not linger. */
-  fd = nbd_aio_get_fd (c->h);
-  if (fd >= 0)
-    setsockopt (fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  nbd_close (c->h);             /* frees the callbacks without calling */
-  pthread_mutex_lock (&up->lock);
-  while ((r = c->head) != NULL) {
-    unlink_req (c, r);
-    r->state = RS_RETRY;
-    pthread_cond_signal (&r->cond);
+  return 0;
+}
+
+int
+uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
+           char *why, size_t len)
+{
+  uint64_t limit = (uint64_t) up->p.io_timeout * 1000000000;
+  uint64_t last = df_now_mono_ns ();
+  size_t i, left = n;
+
+  for (i = 0; i < n; i++) {
+    r[i].cookie = issue (c, &r[i]);
+    if (r[i].cookie == -1) {
+      if (dead (c))
+        return lost (why, len, nbd_get_error ());
+      r[i].error = nbd_get_errno () ? nbd_get_errno () : EIO;
+      r[i].cookie = 0;
+      left--;
+    }
   }
-  pthread_mutex_unlock (&up->lock);
-  close (c->wake_fd);
-  free (c);
+  for (;;) {
+    struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+    uint64_t now;
+    int timeout = -1, pr;
+
+    if (collect (c, r, n, &left, &last, why, len) == -1)
+      return -1;
+    if (left == 0)
+      return 0;
+    if (dead (c))
+      return lost (why, len, nbd_get_error ());
+    now = df_now_mono_ns ();
+    if (limit) {
+      if (now - last >= limit) {
+        snprintf (why, len, "no reply for %u s", up->p.io_timeout);
+        return -1;
+      }
+      timeout = (last + limit - now) / 1000000 + 1;
+    }
+    if (nbd_aio_get_direction (c->h) & LIBNBD_AIO_DIRECTION_WRITE)
+      pfd.events |= POLLOUT;
+    pr = poll (&pfd, 1, timeout);
+    if (pr == -1 && errno != EINTR)
+      return lost (why, len, strerror (errno));
+    if (pr <= 0)
+      continue;
+    if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+      nbd_aio_notify_read (c->h);
+    else if (pfd.revents & POLLOUT)
+      nbd_aio_notify_write (c->h);
+  }
 }

@@ -7,13 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "error.h"
 #include "upstream/upstream-int.h"
 
 void
-up_round_lost (struct upstream *up, struct uconn *c, const char *why)
+up_round_lost (struct upstream *up, struct uconn *c, const char *why,
+               uint64_t since)
 {
   unsigned i;
 
@@ -21,34 +23,24 @@ up_round_lost (struct upstream *up, struct uconn *c, const char *why)
     return;
   up->state = UP_DOWN;
   up->down_since = df_now_mono_ns ();
-  /* The client waits since the oldest request still unanswered. */
-  up->stall_since = up->down_since;
-  for (i = 0; i < up->nconns; i++)
-    if (up->conns[i]->head && up->conns[i]->head->sent_ns < up->stall_since)
-      up->stall_since = up->conns[i]->head->sent_ns;
+  up->stall_since = since < up->down_since ? since : up->down_since;
   up->stats.failovers++;
   snprintf (up->down_reason, sizeof up->down_reason, "%s",
             why && *why ? why : "connection lost");
-  /* New requests stay away from the round's other connections. */
+  /* Threads waiting for answers on the round's other connections
+   * return at once.
+   */
   for (i = 0; i < up->nconns; i++)
-    up->conns[i]->dead = true;
+    shutdown (up->conns[i]->fd, SHUT_RDWR);
+  pthread_cond_broadcast (&up->free_cond);
   pthread_cond_signal (&up->super_cond);
-}
-
-static void
-close_unstarted (struct uconn **c, unsigned n)
-{
-  unsigned i;
-
-  for (i = 0; i < n; i++)
-    uconn_drop (c[i]);
 }
 
 int
 up_connect_round (struct upstream *up, size_t k, bool first)
 {
   struct uconn *c[DF_UPSTREAM_MAX_CONNECTIONS];
-  unsigned n = 1, i;
+  unsigned n, i;
 
   c[0] = uconn_open (up, k, first);
   if (c[0] == NULL)
@@ -61,31 +53,29 @@ up_connect_round (struct upstream *up, size_t k, bool first)
     c[i] = uconn_open (up, k, false);
     if (c[i] == NULL) {
       df_error_prefix ("connection %u of %u", i + 1, n);
-      close_unstarted (c, i);
+      while (i > 0)
+        uconn_close (c[--i]);
       return -1;
     }
   }
   pthread_mutex_lock (&up->lock);
   up->gen++;
+  up->free = NULL;
   for (i = 0; i < n; i++) {
     c[i]->gen = up->gen;
+    c[i]->next_free = up->free;
+    up->free = c[i];
     up->conns[i] = c[i];
   }
   up->nconns = n;
   up->server = k;
   pthread_mutex_unlock (&up->lock);
-  for (i = 0; i < n; i++)
-    if (uconn_start (c[i]) == -1) {
-      pthread_mutex_lock (&up->lock);
-      up->nconns = 0;
-      pthread_mutex_unlock (&up->lock);
-      close_unstarted (c, n);
-      return -1;
-    }
   return 0;
 }
 
-/* Drops the round in use (lock not held). */
+/* Drops the round in use, once every thread has given its connection
+ * back (lock not held).
+ */
 static void
 drop_round (struct upstream *up)
 {
@@ -93,12 +83,17 @@ drop_round (struct upstream *up)
   unsigned n, i;
 
   pthread_mutex_lock (&up->lock);
+  for (i = 0; i < up->nconns; i++)
+    shutdown (up->conns[i]->fd, SHUT_RDWR);
+  while (up->out > 0)
+    pthread_cond_wait (&up->free_cond, &up->lock);
   n = up->nconns;
   memcpy (c, up->conns, n * sizeof *c);
   up->nconns = 0;
+  up->free = NULL;
   pthread_mutex_unlock (&up->lock);
   for (i = 0; i < n; i++)
-    uconn_drop (c[i]);
+    uconn_close (c[i]);
 }
 
 /* The servers to try, best first: the ranking, the server just lost
@@ -157,13 +152,9 @@ nap (struct upstream *up, unsigned ms)
 static int
 try_server (struct upstream *up, size_t k)
 {
+  /* The old round is gone: every write it answered is in the log. */
   if (up_connect_round (up, k, false) == -1)
     return -1;
-  /* Every write answered before the loss must be in the log. */
-  pthread_mutex_lock (&up->lock);
-  while (up->completing > 0)
-    pthread_cond_wait (&up->cond, &up->lock);
-  pthread_mutex_unlock (&up->lock);
   if (log_replay (up) == -1) {
     df_error_prefix ("%s: replaying the unflushed writes", up->p.servers[k]);
     drop_round (up);
@@ -193,6 +184,7 @@ recover (struct upstream *up)
         up->stats.last_pause_ns = pause;
         up->state = UP_UP;
         pthread_cond_broadcast (&up->cond);
+        pthread_cond_broadcast (&up->free_cond);
         pthread_mutex_unlock (&up->lock);
         up_log (up, DF_UP_INFO, "now served by %s, after a pause of "
                 "%.3f s (%.3f s to notice the loss)", up->p.servers[k],
@@ -259,6 +251,7 @@ up_supervisor_stop (struct upstream *up)
   up->state = UP_STOPPING;
   pthread_cond_broadcast (&up->super_cond);
   pthread_cond_broadcast (&up->cond);
+  pthread_cond_broadcast (&up->free_cond);
   pthread_mutex_unlock (&up->lock);
   if (up->supervisor_running)
     pthread_join (up->supervisor, NULL);

@@ -78,36 +78,32 @@ overlaps (const struct logged *a, const struct logged *b)
   return a->offset < b->offset + b->count && b->offset < a->offset + a->count;
 }
 
-/* Sends the batch at once and waits for every answer. */
+/* Sends the batch at once on the new round's first connection and
+ * waits for every answer.
+ */
 static int
 run_batch (struct upstream *up, struct logged **batch, size_t n)
 {
   struct req r[BATCH];
-  size_t i, started = 0;
-  int rv = 0;
+  char why[256];
+  size_t i;
 
-  for (i = 0; i < n; i++) {
+  for (i = 0; i < n; i++)
     r[i] = (struct req) {
-      .up = up, .type = batch[i]->type, .count = batch[i]->count,
+      .type = batch[i]->type, .count = batch[i]->count,
       .offset = batch[i]->offset, .flags = batch[i]->flags,
       .buf = batch[i]->type == R_WRITE ? batch[i]->data : NULL,
-      .replay = true,
     };
-    pthread_cond_init (&r[i].cond, NULL);
-  }
-  for (i = 0; i < n && rv == 0; i++, started++)
-    rv = up_start_once (up, &r[i]);
-  for (i = 0; i < started; i++)
-    if (up_wait_once (up, &r[i]) == -1)
-      rv = -1;
+  if (uconn_run (up, up->conns[0], r, n, why, sizeof why) == -1)
+    return df_error (ENOTCONN, "%s", why);
   for (i = 0; i < n; i++)
-    pthread_cond_destroy (&r[i].cond);
-  if (rv == 0) {
-    pthread_mutex_lock (&up->lock);
-    up->stats.replayed += n;
-    pthread_mutex_unlock (&up->lock);
-  }
-  return rv;
+    if (r[i].error)
+      return df_error (r[i].error, "the server refused a write of %u bytes "
+                       "at %ju: %m", r[i].count, (uintmax_t) r[i].offset);
+  pthread_mutex_lock (&up->lock);
+  up->stats.replayed += n;
+  pthread_mutex_unlock (&up->lock);
+  return 0;
 }
 
 int
@@ -116,9 +112,8 @@ log_replay (struct upstream *up)
   struct logged *batch[BATCH], *l;
   size_t n = 0, i;
 
-  /* While the upstream is down, with no answered write or flush left
-   * to account (completing == 0), nothing is added or flushed: the list
-   * is stable without the lock.
+  /* While the upstream is down and the old round dropped, nothing is
+   * added or flushed: the list is stable without the lock.
    */
   pthread_mutex_lock (&up->lock);
   l = up->log_head;

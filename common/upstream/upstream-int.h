@@ -1,4 +1,12 @@
-/* diskfarm — NBD upstream internals shared by its files. */
+/* diskfarm — NBD upstream internals shared by its files.
+ *
+ * A round is the set of connections to the server in use.  A thread
+ * with a request checks a connection out of the round, runs the request
+ * on it itself (libnbd's aio calls and its own poll, with the I/O
+ * timeout), and checks it back in: no other thread touches a checked
+ * out connection, so requests take no lock but the upstream's, twice,
+ * and wake no other thread.
+ */
 #ifndef DISKFARM_UPSTREAM_INT_H
 #define DISKFARM_UPSTREAM_INT_H
 
@@ -10,47 +18,24 @@
 #include "upstream/upstream.h"
 
 enum req_type { R_READ, R_WRITE, R_FLUSH, R_TRIM, R_ZERO };
-enum req_state {
-  RS_NEW,                       /* not sent */
-  RS_INFLIGHT,                  /* sent on conn */
-  RS_DONE,                      /* answered: error holds the result */
-  RS_RETRY,                     /* its connection died: send it again */
-};
-
-struct uconn;
 
 struct req {
-  struct upstream *up;
   enum req_type type;
   void *buf;                    /* read into / write from; NULL otherwise */
   uint32_t count;
   uint64_t offset;
   uint32_t flags;               /* DF_FUA, DF_MAY_TRIM, DF_FAST_ZERO */
-  /* Under the upstream's lock: */
-  enum req_state state;
-  int error;
-  bool replay;                  /* sent by the replay: not logged again */
-  bool completing;              /* a write or flush answered OK whose
-                                   caller has not updated the log yet */
-  struct uconn *conn;
-  uint64_t sent_ns;
+  int error;                    /* the server's answer: 0 or an errno */
   uint64_t flush_seq;           /* flush: the log's next seq when sent */
-  struct req *prev, *next;      /* conn's in-flight list, oldest first */
-  pthread_cond_t cond;          /* state changed */
+  int64_t cookie;               /* libnbd's, while in flight */
 };
 
-/* One libnbd connection and the thread that polls it. */
+/* One libnbd connection of a round. */
 struct uconn {
-  struct upstream *up;
-  struct nbd_handle *h;         /* used without the upstream's lock */
-  int wake_fd;                  /* eventfd: look at the direction again */
-  unsigned gen;                 /* the round of connections it is part of */
-  pthread_t poller;
-  bool poller_running;
-  /* Under the upstream's lock: */
-  unsigned users;               /* threads inside an nbd_aio_* call */
-  bool dead;                    /* no new requests; being dropped */
-  struct req *head, *tail;      /* in flight */
+  struct nbd_handle *h;
+  int fd;                       /* its socket, to shut down from outside */
+  unsigned gen;                 /* its round */
+  struct uconn *next_free;      /* under the upstream's lock */
 };
 
 /* A write kept until a FLUSH covers it (replay.c). */
@@ -72,23 +57,24 @@ struct upstream {
   struct df_upstream_info info;
   bool can_fua, can_trim, can_zero, can_fast_zero;
 
-  /* Lock order: libnbd's handle lock, then this one.  No nbd_* call is
-   * made with it held.
+  /* Lock order: this lock before libnbd's handle locks; no nbd_* call
+   * is made with it held.
    */
   pthread_mutex_t lock;
   pthread_cond_t cond;          /* state or round changed; log shrank */
+  pthread_cond_t free_cond;     /* a connection was checked in */
   pthread_cond_t super_cond;    /* the supervisor has work */
   enum up_state state;
-  bool any_server;
-  bool interrupted;             /* waiting requests fail */
+  bool any_server, interrupted;
   unsigned gen;
   size_t server;                /* index in p.servers in use */
   struct uconn *conns[DF_UPSTREAM_MAX_CONNECTIONS];
-  unsigned nconns, rr;
+  unsigned nconns;
+  struct uconn *free;           /* checked in */
+  unsigned out;                 /* checked out */
   uint64_t down_since;          /* monotonic ns: the loss was noticed */
   uint64_t stall_since;         /* the oldest request then unanswered */
   char down_reason[256];
-  unsigned completing;          /* requests with completing set */
   /* The replay log, oldest first. */
   struct logged *log_head, *log_tail;
   uint64_t log_seq, log_bytes;
@@ -102,25 +88,27 @@ void up_log (struct upstream *up, enum df_upstream_log level,
              const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 
 /* ---- conn.c ---- */
-/* Connects to server k within connect_timeout.  On the first
- * connection (first true) fills up->info and the can_* flags; later
- * ones must offer the same export.  NULL with a message.
+/* Connects to server k within connect_timeout.  The first connection
+ * (first true) fills up->info and the can_* flags; later ones must
+ * offer the same export.  NULL with a message.
  */
 struct uconn *uconn_open (struct upstream *up, size_t k, bool first);
-/* Starts its poller thread. */
-int uconn_start (struct uconn *c);
-/* Sends r on c (r->state INFLIGHT, registered).  -1: c is dead and r
- * was not sent (state RETRY).  Lock not held.
+void uconn_close (struct uconn *c);
+/* Runs n requests on c (sent together, so they must not overlap) and
+ * waits for their answers, up to io_timeout from *since (updated as
+ * answers come).  0: every request answered (its error set: 0 or the
+ * server's errno); -1: the connection is lost (why says how; the
+ * requests not answered must be sent again elsewhere).
  */
-int uconn_submit (struct uconn *c, struct req *r);
-/* Drops a connection: no new requests, its thread stopped, the handle
- * closed; its requests in flight become RETRY.  Lock not held.
- */
-void uconn_drop (struct uconn *c);
-/* Marks c's round as lost (lock held). */
-void up_round_lost (struct upstream *up, struct uconn *c, const char *why);
+int uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
+               char *why, size_t whylen);
 
 /* ---- failover.c ---- */
+/* Marks the round of c lost (lock held); the oldest request of the
+ * round started at since.
+ */
+void up_round_lost (struct upstream *up, struct uconn *c, const char *why,
+                    uint64_t since);
 /* Connects a round to server k (all connections); 0 or -1 with a
  * message.
  */
@@ -133,22 +121,10 @@ void up_supervisor_stop (struct upstream *up);
 int log_append (struct upstream *up, const struct req *r);
 /* A flush sent when the log's next seq was seq succeeded (lock held). */
 void log_flushed (struct upstream *up, uint64_t seq);
-/* Sends every kept write to the current round, in order.  Lock not
- * held; 0, or -1 when the round died meanwhile.
+/* Sends every kept write to the new round, in order; the upstream is
+ * down and nothing else uses the round.  0, or -1 with a message.
  */
 int log_replay (struct upstream *up);
 void log_free (struct upstream *up);
-
-/* ---- upstream.c ---- */
-/* Sends r and waits for its answer, sending it again after failovers.
- * Returns 0 or -1 with errno and a message.
- */
-int up_run (struct upstream *up, struct req *r);
-/* For the replay: sends r on the current round (the upstream may be
- * down), and waits for its answer.  -1 (with a message) if the round
- * died or the server refused it.
- */
-int up_start_once (struct upstream *up, struct req *r);
-int up_wait_once (struct upstream *up, struct req *r);
 
 #endif

@@ -63,6 +63,12 @@ wait_up (struct upstream *up)
   return 0;
 }
 
+static bool
+logged_type (enum req_type t)
+{
+  return t == R_WRITE || t == R_TRIM || t == R_ZERO || t == R_FLUSH;
+}
+
 /* Accounts an answered write or flush in the log (lock held).  Sets
  * *flush when the writer must send a FLUSH: its write could not be
  * kept, or the log grew past its limit and nobody flushes it yet (then
@@ -71,14 +77,13 @@ wait_up (struct upstream *up)
 static void
 account (struct upstream *up, struct req *r, bool *flush, bool *owner)
 {
-  r->completing = false;
-  if (r->type == R_FLUSH)
+  if (r->type == R_FLUSH) {
     log_flushed (up, r->flush_seq);
-  else if (log_append (up, r) == -1)
+    return;
+  }
+  if (log_append (up, r) == -1)
     *flush = true;            /* no copy kept: make it durable instead */
-  if (--up->completing == 0)
-    pthread_cond_broadcast (&up->cond);
-  if (r->type == R_FLUSH || up->log_bytes <= up->p.replay_limit)
+  if (up->log_bytes <= up->p.replay_limit)
     return;
   if (!up->log_flushing) {
     up->log_flushing = true;
@@ -90,34 +95,63 @@ account (struct upstream *up, struct req *r, bool *flush, bool *owner)
     pthread_cond_wait (&up->cond, &up->lock);
 }
 
+/* Gives a connection back (lock held).  One that failed, or whose
+ * round is gone, stays out of the free list: the round is dropped.
+ */
+static void
+checkin (struct upstream *up, struct uconn *c, bool failed)
+{
+  up->out--;
+  if (!failed && c->gen == up->gen && up->state == UP_UP) {
+    c->next_free = up->free;
+    up->free = c;
+    pthread_cond_signal (&up->free_cond);
+  }
+  else
+    pthread_cond_broadcast (&up->free_cond);
+}
+
 static int run_flush (struct upstream *up);
 
-int
+/* Sends r and waits for its answer, sending it again after failovers.
+ * Returns 0 or -1 with errno and a message.
+ */
+static int
 up_run (struct upstream *up, struct req *r)
 {
   bool flush = false, owner = false;
+  char why[256];
   int err;
 
   pthread_mutex_lock (&up->lock);
   for (;;) {
     struct uconn *c;
+    uint64_t start;
+    int rv;
 
     if (wait_up (up) == -1) {
       pthread_mutex_unlock (&up->lock);
       return -1;
     }
-    c = up->conns[up->rr++ % up->nconns];
+    if ((c = up->free) == NULL) {
+      pthread_cond_wait (&up->free_cond, &up->lock);
+      continue;
+    }
+    up->free = c->next_free;
+    up->out++;
     r->flush_seq = up->log_seq;
     pthread_mutex_unlock (&up->lock);
-    uconn_submit (c, r);
+    start = df_now_mono_ns ();
+    rv = uconn_run (up, c, r, 1, why, sizeof why);
     pthread_mutex_lock (&up->lock);
-    while (r->state == RS_INFLIGHT)
-      pthread_cond_wait (&r->cond, &up->lock);
-    if (r->state == RS_DONE)
+    if (rv == -1)
+      up_round_lost (up, c, why, start);
+    else if (r->error == 0 && up->p.replay_limit && logged_type (r->type))
+      account (up, r, &flush, &owner);
+    checkin (up, c, rv == -1);
+    if (rv == 0)
       break;
   }
-  if (r->completing)
-    account (up, r, &flush, &owner);
   err = r->error;
   pthread_mutex_unlock (&up->lock);
   if (err)
@@ -136,54 +170,17 @@ up_run (struct upstream *up, struct req *r)
   return 0;
 }
 
-int
-up_start_once (struct upstream *up, struct req *r)
-{
-  struct uconn *c;
-
-  pthread_mutex_lock (&up->lock);
-  if (up->nconns == 0) {
-    pthread_mutex_unlock (&up->lock);
-    return df_error (ENOTCONN, "the connection was lost");
-  }
-  c = up->conns[up->rr++ % up->nconns];
-  pthread_mutex_unlock (&up->lock);
-  if (uconn_submit (c, r) == -1)
-    return df_error (ENOTCONN, "the connection was lost");
-  return 0;
-}
-
-int
-up_wait_once (struct upstream *up, struct req *r)
-{
-  int err;
-
-  pthread_mutex_lock (&up->lock);
-  while (r->state == RS_INFLIGHT)
-    pthread_cond_wait (&r->cond, &up->lock);
-  err = r->state == RS_RETRY ? ENOTCONN : r->error;
-  pthread_mutex_unlock (&up->lock);
-  if (err)
-    return df_error (err, "%s of %" PRIu32 " bytes at %" PRIu64 ": %m",
-                     type_name (r->type), r->count, r->offset);
-  return 0;
-}
-
 /* One request, start to end. */
 static int
 run1 (struct upstream *up, enum req_type type, void *buf, uint32_t count,
       uint64_t offset, uint32_t flags)
 {
   struct req r = {
-    .up = up, .type = type, .buf = buf, .count = count, .offset = offset,
+    .type = type, .buf = buf, .count = count, .offset = offset,
     .flags = flags,
   };
-  int rv;
 
-  pthread_cond_init (&r.cond, NULL);
-  rv = up_run (up, &r);
-  pthread_cond_destroy (&r.cond);
-  return rv;
+  return up_run (up, &r);
 }
 
 static int
@@ -313,6 +310,7 @@ up_close (struct df_bdev *b)
   log_free (up);
   pthread_mutex_destroy (&up->lock);
   pthread_cond_destroy (&up->cond);
+  pthread_cond_destroy (&up->free_cond);
   pthread_cond_destroy (&up->super_cond);
   for (i = 0; i < up->p.nservers; i++)
     free ((char *) up->p.servers[i]);
@@ -371,6 +369,7 @@ up_new (const struct df_upstream_params *p)
   up->state = UP_DOWN;
   pthread_mutex_init (&up->lock, NULL);
   pthread_cond_init (&up->cond, NULL);
+  pthread_cond_init (&up->free_cond, NULL);
   pthread_cond_init (&up->super_cond, NULL);
   return up;
  err:

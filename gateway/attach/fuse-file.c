@@ -63,6 +63,7 @@ ff_init (void *userdata, struct fuse_conn_info *conn)
 {
   (void) userdata;
   conn->max_write = MAX_IO;
+  conn->max_read = MAX_IO;
   conn->max_readahead = MAX_IO;
   conn->max_background = 64;
   conn->congestion_threshold = 48;
