@@ -1,0 +1,107 @@
+# diskfarm — helpers for the tests of diskfarm-gateway attach.  Source it
+# after tests/functions.sh:
+#
+#   make_vdisk_farm disk 256M
+#   add_servers srv2               # more servers on the farm's store
+#   start_server srv1              # nbdkit on $TESTDIR/srv1.sock
+#   start_attach a dev/pc1@s1 --servers unix:$TESTDIR/srv1.sock \
+#     --nbd-socket "$TESTDIR/a.sock" --file "$TESTDIR/a.img"
+#   ...
+#   stop_attach a                  # SIGTERM; it must exit 0
+#
+# Servers log to $TESTDIR/NAME.log, attaches to $TESTDIR/NAME.attach.log.
+
+GATEWAY="$DISKFARM_BUILD/gateway/diskfarm-gateway"
+declare -A SERVER_PID ATTACH_PID
+
+# wait_for SECONDS WHAT CMD...: until CMD succeeds; fails the test after
+# SECONDS.
+wait_for () {
+  local secs=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < secs * 20; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  fail "$what: not within $secs s"
+}
+
+# add_servers NAME...: more servers in the farm, with the farm's store
+# at the same path: shared storage, as far as the test can tell.
+add_servers () {
+  local s
+  for s in "$@"; do
+    df server add "$s" --address 127.0.0.1
+  done
+  df store set store --shared yes
+}
+
+# start_server NAME [NBDKIT-PLUGIN-ARGS...]: the plugin as server NAME
+# on the unix socket $TESTDIR/NAME.sock (also $NBD_SOCK, for nbd_uri).
+start_server () {
+  local name=$1 sock=$TESTDIR/$1.sock
+  shift
+  rm -f "$sock"
+  nbdkit -f -U "$sock" "$PLUGIN" farm="$TESTDIR/farm" server="$name" "$@" \
+    2>>"$TESTDIR/$name.log" &
+  SERVER_PID[$name]=$!
+  cleanup_fn "kill -9 ${SERVER_PID[$name]} 2>/dev/null; wait ${SERVER_PID[$name]} 2>/dev/null"
+  wait_for 20 "nbdkit $name" test -S "$sock"
+  NBD_SOCK=$sock
+}
+
+# kill_server NAME [SIGNAL]: stops it (SIGKILL by default) and waits.
+kill_server () {
+  kill -"${2:-KILL}" "${SERVER_PID[$1]}" 2>/dev/null || true
+  wait "${SERVER_PID[$1]}" 2>/dev/null || true
+}
+
+# start_attach NAME EXPORT ARGS...: the attach in the background; returns
+# once it has attached (its pid file is written).
+start_attach () {
+  local name=$1 pidfile=$TESTDIR/$1.attach.pid
+  shift
+  rm -f "$pidfile"
+  "$GATEWAY" attach "$@" -P "$pidfile" >>"$TESTDIR/$name.attach.log" 2>&1 &
+  ATTACH_PID[$name]=$!
+  cleanup_fn "kill -9 ${ATTACH_PID[$name]} 2>/dev/null; wait ${ATTACH_PID[$name]} 2>/dev/null"
+  for _ in $(seq 400); do
+    [ -s "$pidfile" ] && return 0
+    kill -0 "${ATTACH_PID[$name]}" 2>/dev/null || break
+    sleep 0.05
+  done
+  cat "$TESTDIR/$name.attach.log" >&2
+  fail "the attach $name did not attach"
+}
+
+# stop_attach NAME: SIGTERM; the attach must flush, detach and exit 0.
+stop_attach () {
+  local status=0
+  kill -TERM "${ATTACH_PID[$1]}"
+  wait "${ATTACH_PID[$1]}" || status=$?
+  [ $status -eq 0 ] || { cat "$TESTDIR/$1.attach.log" >&2;
+                         fail "the attach $1 exited with status $status"; }
+  grep -q "detached" "$TESTDIR/$1.attach.log" || fail "$1 did not detach"
+}
+
+# attach_log NAME: its log so far.
+attach_log () {
+  cat "$TESTDIR/$1.attach.log"
+}
+
+# run_fio NAME ARGS...: fio writing with crc32c verification, then
+# reading everything back; fails the test on any I/O error or bad block.
+#   run_fio nbd --ioengine=nbd --uri=...
+#   run_fio file --ioengine=libaio --filename=...
+run_fio () {
+  local name=$1
+  shift
+  fio --name="$name" --rw=randwrite --bs=4k --iodepth=16 --direct=1 \
+      --verify=crc32c --verify_fatal=1 --do_verify=1 --exitall_on_error \
+      --output-format=terse --terse-version=3 "$@" \
+      >"$TESTDIR/fio-$name.out" 2>&1 ||
+    { cat "$TESTDIR/fio-$name.out" >&2; fail "fio $name failed"; }
+  # Terse field 5 is the error count.
+  [ "$(grep -a '^3;' "$TESTDIR/fio-$name.out" | cut -d';' -f5)" = 0 ] ||
+    { cat "$TESTDIR/fio-$name.out" >&2; fail "fio $name saw I/O errors"; }
+}
