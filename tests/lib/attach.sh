@@ -14,6 +14,16 @@
 GATEWAY="$DISKFARM_BUILD/gateway/diskfarm-gateway"
 declare -A SERVER_PID ATTACH_PID
 
+# A killed attach leaves its FUSE file mounted (dead): unmount what is
+# left under $TESTDIR, last of all.
+_attach_unmount () {
+  local m
+  for m in $(awk -v d="$TESTDIR/" 'index($2, d) == 1 { print $2 }' /proc/mounts); do
+    umount -l "$m" 2>/dev/null
+  done
+}
+cleanup_fn _attach_unmount
+
 # wait_for SECONDS WHAT CMD...: until CMD succeeds; fails the test after
 # SECONDS.
 wait_for () {
