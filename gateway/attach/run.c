@@ -316,6 +316,15 @@ detach (struct run *r)
     df_log_error ("flushing %s: %s", r->export, df_error_get ());
     rv = -1;
   }
+  if (r->rcache) {
+    struct df_rcache_stats st;
+    char used[32], size[32];
+    df_rcache_stats (r->rcache, &st);
+    df_log_info ("read cache %s: %" PRIu64 " hits, %" PRIu64 " misses, %s "
+                 "of %s in use", r->o->read_cache, st.hits, st.misses,
+                 df_format_size (st.used, used, sizeof used),
+                 df_format_size (st.size, size, sizeof size));
+  }
   df_bdev_close (r->overlay);
   df_bdev_close (r->rcache);
   df_bdev_close (r->up);

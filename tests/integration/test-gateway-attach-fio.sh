@@ -6,8 +6,8 @@
 # the device are refused; clients (qemu-img, nbdcopy, nbdinfo) work.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/attach.sh"
-requires nbdkit --version
-requires fio --enghelp=nbd
+need nbdkit --version
+need fio --enghelp=nbd
 [ -c /dev/fuse ] || fail "no /dev/fuse"
 
 make_vdisk_farm disk 256M

@@ -24,6 +24,12 @@ _attach_unmount () {
 }
 cleanup_fn _attach_unmount
 
+# need CMD [ARGS...]: the test fails (not skips) unless the command runs:
+# CI has everything these tests use.
+need () {
+  "$@" >/dev/null 2>&1 || fail "needs: $*"
+}
+
 # wait_for SECONDS WHAT CMD...: until CMD succeeds; fails the test after
 # SECONDS.
 wait_for () {
