@@ -321,7 +321,7 @@ struct reader {
   struct df_bdev *up;
   const uint8_t *expect;
   atomic_bool stop;
-  unsigned errors, reads;
+  atomic_uint errors, reads;
 };
 
 static void *

@@ -313,6 +313,7 @@ attach_fuse_mount (struct df_bdev *b, const char *path, bool readonly)
             geteuid () == 0 ? ",allow_other" : "");
   argv[2] = opts;
   f->se = fuse_session_new (&args, &ops, sizeof ops, f);
+  fuse_opt_free_args (&args);
   if (f->se == NULL) {
     df_error (EIO, "%s: cannot start a FUSE session", f->path);
     goto err;
@@ -362,9 +363,14 @@ attach_fuse_run (struct attach_fuse *f)
 void
 attach_fuse_stop (struct attach_fuse *f)
 {
+  int i;
+
   fuse_session_exit (f->se);
-  if (__atomic_load_n (&f->running, __ATOMIC_ACQUIRE))
+  /* The loop may miss a signal sent just before it waits: send a few. */
+  for (i = 0; i < 20 && __atomic_load_n (&f->running, __ATOMIC_ACQUIRE); i++) {
     pthread_kill (f->loop_thread, SIGUSR1);
+    usleep (50000);
+  }
 }
 
 void

@@ -305,12 +305,15 @@ detach (struct run *r)
 {
   int rv = 0;
 
+  /* The signal thread may fail requests that wait for a server while
+   * the NBD server stops; then it goes, before what it uses does.
+   */
   df_nbd_server_free (r->nbd);
-  attach_fuse_free (r->fuse);
   if (r->signals_running) {
     pthread_kill (r->signals, SIGUSR2);
     pthread_join (r->signals, NULL);
   }
+  attach_fuse_free (r->fuse);
   if (r->top && !(r->top->flags & DF_BDEV_RDONLY) && !r->plan.readonly &&
       df_bdev_flush (r->top) == -1) {
     df_log_error ("flushing %s: %s", r->export, df_error_get ());

@@ -98,6 +98,14 @@ stop_attach () {
   [ $status -eq 0 ] || { cat "$TESTDIR/$1.attach.log" >&2;
                          fail "the attach $1 exited with status $status"; }
   grep -q "detached" "$TESTDIR/$1.attach.log" || fail "$1 did not detach"
+  no_sanitizer_reports "$1"
+}
+
+# no_sanitizer_reports NAME: the attach's log has no ASan/TSan/UBSan
+# report (for sanitizer builds, also of attaches expected to fail).
+no_sanitizer_reports () {
+  ! grep -q "Sanitizer\|runtime error:" "$TESTDIR/$1.attach.log" ||
+    { cat "$TESTDIR/$1.attach.log" >&2; fail "sanitizer report from $1"; }
 }
 
 # attach_log NAME: its log so far.
