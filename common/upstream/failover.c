@@ -14,8 +14,7 @@
 #include "upstream/upstream-int.h"
 
 void
-up_round_lost (struct upstream *up, struct uconn *c, const char *why,
-               uint64_t since)
+up_round_lost (struct upstream *up, struct uconn *c, const char *why)
 {
   unsigned i;
 
@@ -23,7 +22,11 @@ up_round_lost (struct upstream *up, struct uconn *c, const char *why,
     return;
   up->state = UP_DOWN;
   up->down_since = df_now_mono_ns ();
-  up->stall_since = since < up->down_since ? since : up->down_since;
+  /* The client waits since the oldest request still unanswered. */
+  up->stall_since = up->down_since;
+  for (i = 0; i < up->nconns; i++)
+    if (up->conns[i]->busy && up->conns[i]->busy_since < up->stall_since)
+      up->stall_since = up->conns[i]->busy_since;
   up->stats.failovers++;
   snprintf (up->down_reason, sizeof up->down_reason, "%s",
             why && *why ? why : "connection lost");

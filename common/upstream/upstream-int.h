@@ -35,7 +35,10 @@ struct uconn {
   struct nbd_handle *h;
   int fd;                       /* its socket, to shut down from outside */
   unsigned gen;                 /* its round */
-  struct uconn *next_free;      /* under the upstream's lock */
+  /* Under the upstream's lock: */
+  struct uconn *next_free;
+  bool busy;                    /* checked out */
+  uint64_t busy_since;          /* monotonic ns, when checked out */
 };
 
 /* A write kept until a FLUSH covers it (replay.c). */
@@ -104,11 +107,8 @@ int uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
                char *why, size_t whylen);
 
 /* ---- failover.c ---- */
-/* Marks the round of c lost (lock held); the oldest request of the
- * round started at since.
- */
-void up_round_lost (struct upstream *up, struct uconn *c, const char *why,
-                    uint64_t since);
+/* Marks the round of c lost (lock held). */
+void up_round_lost (struct upstream *up, struct uconn *c, const char *why);
 /* Connects a round to server k (all connections); 0 or -1 with a
  * message.
  */

@@ -102,6 +102,7 @@ static void
 checkin (struct upstream *up, struct uconn *c, bool failed)
 {
   up->out--;
+  c->busy = false;
   if (!failed && c->gen == up->gen && up->state == UP_UP) {
     c->next_free = up->free;
     up->free = c;
@@ -126,7 +127,6 @@ up_run (struct upstream *up, struct req *r)
   pthread_mutex_lock (&up->lock);
   for (;;) {
     struct uconn *c;
-    uint64_t start;
     int rv;
 
     if (wait_up (up) == -1) {
@@ -139,13 +139,14 @@ up_run (struct upstream *up, struct req *r)
     }
     up->free = c->next_free;
     up->out++;
+    c->busy = true;
+    c->busy_since = df_now_mono_ns ();
     r->flush_seq = up->log_seq;
     pthread_mutex_unlock (&up->lock);
-    start = df_now_mono_ns ();
     rv = uconn_run (up, c, r, 1, why, sizeof why);
     pthread_mutex_lock (&up->lock);
     if (rv == -1)
-      up_round_lost (up, c, why, start);
+      up_round_lost (up, c, why);
     else if (r->error == 0 && up->p.replay_limit && logged_type (r->type))
       account (up, r, &flush, &owner);
     checkin (up, c, rv == -1);

@@ -18,46 +18,17 @@ need ip netns list
 
 # A vDisk of random data, a device whose writes stay on the client;
 # two servers, each in a namespace joined to this one by a veth pair.
-net=10.$(($$ % 200 + 20))
 make_farm
 make_image "$TESTDIR/base.raw" 256M 0:256
 df vdisk import base "$TESTDIR/base.raw" >/dev/null
 df device add pc1 --mac 52:54:00:00:00:01 --vdisk base --cache device
-declare -A NS HOSTIF
-for i in 1 2; do
-  NS[$i]=dfgw$$-$i
-  HOSTIF[$i]=dfgw$$h$i
-  ip netns add "${NS[$i]}" || fail "cannot create namespace ${NS[$i]}"
-  cleanup_fn "ip netns pids ${NS[$i]} | xargs -r kill -9; ip netns del ${NS[$i]}"
-  ip link add "${HOSTIF[$i]}" type veth peer name eth0 netns "${NS[$i]}"
-  cleanup_fn "ip link del ${HOSTIF[$i]} 2>/dev/null"
-  ip addr add "$net.$i.1/24" dev "${HOSTIF[$i]}"
-  ip link set "${HOSTIF[$i]}" up
-  ip netns exec "${NS[$i]}" ip link set lo up
-  ip netns exec "${NS[$i]}" ip addr add "$net.$i.2/24" dev eth0
-  ip netns exec "${NS[$i]}" ip link set eth0 up
-  if [ $i = 1 ]; then
-    df server set srv1 --address "$net.1.2"
-  else
-    df server add srv2 --address "$net.2.2"
-  fi
-  ip netns exec "${NS[$i]}" nbdkit -f -i "$net.$i.2" -p 10809 "$PLUGIN" \
-    farm="$TESTDIR/farm" server=srv$i 2>>"$TESTDIR/srv$i.log" &
-  SERVER_PID[srv$i]=$!
-  cleanup_fn "kill -9 ${SERVER_PID[srv$i]} 2>/dev/null; wait ${SERVER_PID[srv$i]} 2>/dev/null"
-  wait_for 20 "nbdkit srv$i" nbdinfo --list "nbd://$net.$i.2"
-done
-df store set store --shared yes
-
-cut_link () {     # cut_link N [down|up]: the link of server N
-  ip netns exec "${NS[$1]}" ip link set eth0 "${2:-down}"
-}
+start_netns_servers
 
 SOCK=$TESTDIR/a.sock
 IMG=$TESTDIR/a.img
 start_attach a dev/pc1@cut --farm "$TESTDIR/farm" --io-timeout 2 \
   --nbd-socket "$SOCK" --file "$IMG" --overlay "$TESTDIR/pc1.layer"
-attach_log a | grep -q "from $net.1.2:10809" || fail "not attached to srv1"
+attach_log a | grep -q "from $NET.1.2:10809" || fail "not attached to srv1"
 
 # reader STOPFILE: reads the part of the disk fio leaves alone (it
 # comes from the servers) again and again, comparing it with the image,
@@ -99,12 +70,12 @@ cut_under_fio () {
 }
 
 cut_under_fio 1 1
-attach_log a | grep -q "lost $net.1.2:10809 (no reply for 2 s)" ||
+attach_log a | grep -q "lost $NET.1.2:10809 (no reply for 2 s)" ||
   fail "the cut was not noticed by the I/O timeout"
-attach_log a | grep -q "now served by $net.2.2:10809" || fail "not on srv2"
+attach_log a | grep -q "now served by $NET.2.2:10809" || fail "not on srv2"
 cut_link 1 up
 cut_under_fio 2 2
-attach_log a | grep -q "now served by $net.1.2:10809" || fail "not back on srv1"
+attach_log a | grep -q "now served by $NET.1.2:10809" || fail "not back on srv1"
 cut_link 2 up
 stop_attach a
 echo PASS

@@ -129,3 +129,41 @@ run_fio () {
   [ "$(grep -a '^3;' "$TESTDIR/fio-$name.out" | cut -d';' -f5)" = 0 ] ||
     { cat "$TESTDIR/fio-$name.out" >&2; fail "fio $name saw I/O errors"; }
 }
+
+# start_netns_servers: servers srv1 and srv2 of the farm (added if need
+# be; the store is marked shared), each nbdkit in a network
+# namespace of its own joined to this one by a veth pair: srv N at
+# $NET.N.2:10809, this side $NET.N.1.  cut_link N [down|up] cuts its
+# link (or brings it back).  Everything goes at the end of the test.
+declare -A NS
+start_netns_servers () {
+  local i hostif
+  [ "$(id -u)" -eq 0 ] || fail "needs root (network namespaces)"
+  NET=10.$(($$ % 200 + 20))
+  for i in 1 2; do
+    NS[$i]=dfgw$$-$i
+    hostif=dfgw$$h$i
+    ip netns add "${NS[$i]}" || fail "cannot create namespace ${NS[$i]}"
+    cleanup_fn "ip netns pids ${NS[$i]} | xargs -r kill -9; ip netns del ${NS[$i]}"
+    ip link add "$hostif" type veth peer name eth0 netns "${NS[$i]}" ||
+      fail "cannot create a veth pair"
+    cleanup_fn "ip link del $hostif 2>/dev/null"
+    ip addr add "$NET.$i.1/24" dev "$hostif"
+    ip link set "$hostif" up
+    ip netns exec "${NS[$i]}" ip link set lo up
+    ip netns exec "${NS[$i]}" ip addr add "$NET.$i.2/24" dev eth0
+    ip netns exec "${NS[$i]}" ip link set eth0 up
+    df server set srv$i --address "$NET.$i.2" 2>/dev/null ||
+      df server add srv$i --address "$NET.$i.2"
+    ip netns exec "${NS[$i]}" nbdkit -f -i "$NET.$i.2" -p 10809 "$PLUGIN" \
+      farm="$TESTDIR/farm" server=srv$i 2>>"$TESTDIR/srv$i.log" &
+    SERVER_PID[srv$i]=$!
+    cleanup_fn "kill -9 ${SERVER_PID[srv$i]} 2>/dev/null; wait ${SERVER_PID[srv$i]} 2>/dev/null"
+    wait_for 20 "nbdkit srv$i" nbdinfo --list "nbd://$NET.$i.2"
+  done
+  df store set store --shared yes
+}
+
+cut_link () {
+  ip netns exec "${NS[$1]}" ip link set eth0 "${2:-down}"
+}
