@@ -10,6 +10,8 @@
 #include "nbd/server-int.h"
 
 #define CACHE_CHUNK (1024 * 1024)   /* NBD_CMD_CACHE reads this at a time */
+#define BATCH 32                    /* reads read ahead and run together */
+#define BATCH_BYTES (8 * 1024 * 1024)   /* ... and their bytes at most */
 
 void
 nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in, int out)
@@ -27,6 +29,7 @@ nbd_conn_destroy (struct conn *c)
 {
   pthread_mutex_destroy (&c->send_lock);
   pthread_mutex_destroy (&c->read_lock);
+  free (c->rbuf);
 }
 
 static const char *
@@ -134,13 +137,13 @@ job_run (struct job *j)
 
 /* Reads and discards len bytes of a refused write's payload. */
 static int
-skip_payload (int fd, uint32_t len)
+skip_payload (struct conn *c, uint32_t len)
 {
   char buf[65536];
 
   while (len > 0) {
     uint32_t n = len < sizeof buf ? len : sizeof buf;
-    if (nbd_read_full (fd, buf, n) == -1)
+    if (nbd_conn_read (c, buf, n) == -1)
       return -1;
     len -= n;
   }
@@ -159,7 +162,7 @@ read_job (struct conn *c)
   int check;
   size_t room;
 
-  if (nbd_read_full (c->in, h, sizeof h) == -1) {
+  if (nbd_conn_read (c, h, sizeof h) == -1) {
     if (errno != 0 && errno != ECONNRESET)
       nbd_conn_log (c, "reading a request: %s", strerror (errno));
     return NULL;
@@ -188,8 +191,8 @@ read_job (struct conn *c)
   j->req = r;
   j->error = check;
   if (nbd_request_has_payload (&r) &&
-      (check ? skip_payload (c->in, r.count)
-             : nbd_read_full (c->in, j->data, r.count)) == -1) {
+      (check ? skip_payload (c, r.count)
+             : nbd_conn_read (c, j->data, r.count)) == -1) {
     nbd_conn_log (c, "reading a write's payload: %s",
                   errno ? strerror (errno) : "end of file");
     free (j);
@@ -198,19 +201,92 @@ read_job (struct conn *c)
   return j;
 }
 
+/* Is a READ next in what was read ahead, that keeps the batch within
+ * BATCH_BYTES (bytes so far)?
+ */
+static bool
+read_next (const struct conn *c, uint64_t bytes)
+{
+  const uint8_t *p;
+  size_t n = nbd_conn_buffered (c, &p);
+
+  return n >= NBD_REQUEST_SIZE && nbd_get32 (p) == NBD_REQUEST_MAGIC &&
+    nbd_get16 (p + 6) == NBD_CMD_READ &&
+    bytes + nbd_get32 (p + 24) <= BATCH_BYTES;
+}
+
+/* Reads that arrived together: the device gets them at once (an NBD
+ * upstream sends them together), the replies go out in one write.
+ */
+static void
+run_reads (struct conn *c, struct job **jobs, size_t n)
+{
+  struct df_bdev_read rd[BATCH];
+  uint8_t h[BATCH][NBD_SIMPLE_REPLY_SIZE];
+  struct iovec iov[2 * BATCH];
+  size_t map[BATCH], k = 0, i;
+  int niov = 0;
+
+  for (i = 0; i < n; i++)
+    if (jobs[i]->error == 0) {
+      rd[k] = (struct df_bdev_read) {
+        .buf = jobs[i]->data, .count = jobs[i]->req.count,
+        .offset = jobs[i]->req.offset,
+      };
+      map[k++] = i;
+    }
+  if (k && df_bdev_pread_many (c->e->bdev, rd, k) == -1)
+    for (i = 0; i < k; i++)
+      if (rd[i].error) {
+        jobs[map[i]]->error = nbd_errno_to_wire (rd[i].error);
+        nbd_conn_log (c, "read of %" PRIu32 " bytes at %" PRIu64 ": %s",
+                      rd[i].count, rd[i].offset, strerror (rd[i].error));
+      }
+  df_error_clear ();
+  for (i = 0; i < n; i++) {
+    nbd_put32 (h[i], NBD_SIMPLE_REPLY_MAGIC);
+    nbd_put32 (h[i] + 4, jobs[i]->error);
+    nbd_put64 (h[i] + 8, jobs[i]->req.cookie);
+    iov[niov++] = (struct iovec) { h[i], sizeof h[i] };
+    if (jobs[i]->error == 0)
+      iov[niov++] = (struct iovec) { jobs[i]->data, jobs[i]->req.count };
+  }
+  pthread_mutex_lock (&c->send_lock);
+  if (!c->send_failed && nbd_send_iov (c, iov, niov) == -1)
+    c->send_failed = true;
+  pthread_mutex_unlock (&c->send_lock);
+  for (i = 0; i < n; i++)
+    free (jobs[i]);
+}
+
 void
 nbd_transmission (struct conn *c)
 {
-  for (;;) {
-    struct job *j;
+  struct job *jobs[BATCH];
 
+  for (;;) {
+    uint64_t bytes = 0;
+    size_t n = 0;
+
+    /* A READ takes the READs read ahead behind it along. */
     pthread_mutex_lock (&c->read_lock);
-    j = c->eof ? NULL : read_job (c);
-    if (j == NULL)
-      c->eof = true;
+    while (!c->eof && n < BATCH &&
+           (n == 0 || (jobs[0]->req.type == NBD_CMD_READ &&
+                       read_next (c, bytes)))) {
+      struct job *j = read_job (c);
+      if (j == NULL)
+        c->eof = true;
+      else {
+        jobs[n++] = j;
+        bytes += j->req.count;
+      }
+    }
     pthread_mutex_unlock (&c->read_lock);
-    if (j == NULL)
+    if (n == 0)
       return;
-    job_run (j);
+    if (n == 1)
+      job_run (jobs[0]);
+    else
+      run_reads (c, jobs, n);
   }
 }

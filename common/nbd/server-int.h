@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "nbd/proto.h"
 #include "nbd/server.h"
@@ -30,8 +31,10 @@ struct conn {
   pthread_mutex_t send_lock;    /* a reply goes out whole */
   bool send_failed;             /* under send_lock */
   bool plain_write;             /* out is no socket: write(), not send() */
-  pthread_mutex_t read_lock;    /* one thread reads a request at a time */
+  pthread_mutex_t read_lock;    /* one thread reads requests at a time */
   bool eof;                     /* under read_lock: the client left */
+  uint8_t *rbuf;                /* under read_lock: bytes read ahead */
+  size_t rpos, rlen;
   unsigned nthreads;            /* threads serving the connection */
   pthread_t thread;             /* the first of them */
   struct conn *next;            /* the server's list */
@@ -45,6 +48,13 @@ int nbd_read_full (int fd, void *buf, size_t len);
 /* Writes the iovecs whole (send with MSG_NOSIGNAL on sockets). */
 int nbd_send_all (struct conn *c, const void *a, size_t alen,
                   const void *b, size_t blen);
+int nbd_send_iov (struct conn *c, struct iovec *iov, int n);
+/* The transmission phase reads through a buffer (read_lock held):
+ * exactly len bytes, as nbd_read_full.  nbd_conn_buffered tells what
+ * is there already, at *p.
+ */
+int nbd_conn_read (struct conn *c, void *buf, size_t len);
+size_t nbd_conn_buffered (const struct conn *c, const uint8_t **p);
 void nbd_log (const struct df_nbd_export *e, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 #define nbd_conn_log(c, ...) nbd_log ((c)->e, __VA_ARGS__)

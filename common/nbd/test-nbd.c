@@ -182,10 +182,12 @@ hammer_main (void *arg)
   uint64_t seed = hm->index + 7;
   static const unsigned n = 64;
   char *bufs = malloc (n * 4096), *back = malloc (4096);
+  char *reads = malloc (n * 4096);
   unsigned i;
 
   assert_non_null (bufs);
   assert_non_null (back);
+  assert_non_null (reads);
   for (i = 0; i < n; i++) {
     uint64_t off = ((uint64_t) hm->index * n + i) * 4096;
     test_fill (bufs + i * 4096, 4096, &seed);
@@ -200,6 +202,18 @@ hammer_main (void *arg)
     assert_int_equal (nbd_pread (h, back, 4096, off, 0), 0);
     assert_memory_equal (back, bufs + i * 4096, 4096);
   }
+  /* Reads in flight together: the server runs them as batches. */
+  memset (reads, 0, n * 4096);
+  for (i = 0; i < n; i++) {
+    uint64_t off = ((uint64_t) hm->index * n + i) * 4096;
+    if (nbd_aio_pread (h, reads + i * 4096, 4096, off,
+                       (nbd_completion_callback) { 0 }, 0) == -1)
+      fail_msg ("aio_pread: %s", nbd_get_error ());
+  }
+  while (nbd_aio_in_flight (h) > 0)
+    assert_int_not_equal (nbd_poll (h, -1), -1);
+  assert_memory_equal (reads, bufs, n * 4096);
+  free (reads);
   nbd_shutdown (h, 0);
   nbd_close (h);
   free (bufs);

@@ -149,6 +149,107 @@ rc_pread (struct df_bdev *b, void *buf, uint32_t count, uint64_t offset)
   return 0;
 }
 
+#define MANY 64
+
+/* Misses, each within one chunk: the whole blocks around them from
+ * below, together, then kept.
+ */
+static void
+read_misses (struct rcache *c, struct df_bdev_read *m, size_t n)
+{
+  struct df_bdev_read low[MANY];
+  char *tmp[MANY];
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    uint64_t chunk = m[i].offset / CH;
+    uint32_t within = m[i].offset % CH;
+    uint64_t start = chunk * CH + within / RC_BLOCK * RC_BLOCK;
+    uint64_t end = chunk * CH
+      + (uint64_t) ((within + m[i].count - 1) / RC_BLOCK + 1) * RC_BLOCK;
+
+    if (end > c->bdev.size)
+      end = c->bdev.size;
+    tmp[i] = NULL;
+    low[i] = (struct df_bdev_read) {
+      .buf = m[i].buf, .count = end - start, .offset = start,
+    };
+    if (start != m[i].offset || end - start != m[i].count) {
+      tmp[i] = low[i].buf = malloc (end - start);
+      if (tmp[i] == NULL)       /* just what was asked, then */
+        low[i] = m[i];
+    }
+  }
+  df_bdev_pread_many (c->lower, low, n);
+  for (i = 0; i < n; i++) {
+    uint64_t chunk = m[i].offset / CH;
+    uint32_t first = (low[i].offset - chunk * CH) / RC_BLOCK;
+    bool whole = low[i].offset % RC_BLOCK == 0 &&
+      (low[i].count % RC_BLOCK == 0 || low[i].offset + low[i].count == c->bdev.size);
+
+    m[i].error = low[i].error;
+    if (m[i].error == 0) {
+      if (tmp[i])
+        memcpy (m[i].buf, tmp[i] + (m[i].offset - low[i].offset), m[i].count);
+      if (whole)
+        fill (c, chunk, first, first + (low[i].count - 1) / RC_BLOCK,
+              low[i].buf, low[i].count);
+    }
+    free (tmp[i]);
+  }
+}
+
+/* Hits are read here; the misses go down together, then are kept. */
+static int
+rc_pread_many (struct df_bdev *b, struct df_bdev_read *r, size_t n)
+{
+  struct rcache *c = (struct rcache *) b;
+  size_t i;
+  int rv = 0;
+
+  for (i = 0; i < n; i += MANY) {
+    size_t k = n - i < MANY ? n - i : MANY, j, nm = 0;
+    struct df_bdev_read miss[MANY];
+    size_t map[MANY];
+
+    for (j = 0; j < k; j++) {
+      struct df_bdev_read *x = &r[i + j];
+      uint64_t chunk = x->offset / CH;
+      uint32_t within = x->offset % CH;
+      int h = 1;
+
+      x->error = 0;
+      /* One chunk each, as fills go; a read across chunks goes alone
+       * (rc_pread counts its hits and misses).
+       */
+      if (within + x->count > CH) {
+        x->error = rc_pread (b, x->buf, x->count, x->offset) == -1 ? errno : 0;
+        continue;
+      }
+      h = read_hit (c, x->buf, chunk, within, x->count,
+                    block_mask (within / RC_BLOCK,
+                                (within + x->count - 1) / RC_BLOCK));
+      if (h == 0)
+        __atomic_add_fetch (&c->hits, 1, __ATOMIC_RELAXED);
+      if (h == -1)
+        x->error = errno;
+      if (h != 1)
+        continue;
+      map[nm] = i + j;
+      miss[nm++] = *x;
+    }
+    __atomic_add_fetch (&c->misses, nm, __ATOMIC_RELAXED);
+    if (nm)
+      read_misses (c, miss, nm);
+    for (j = 0; j < nm; j++)
+      r[map[j]].error = miss[j].error;
+  }
+  for (i = 0; i < n; i++)
+    if (r[i].error)
+      rv = -1;
+  return rv;
+}
+
 static int
 rc_refuse (void)
 {
@@ -206,6 +307,7 @@ static const struct df_bdev_ops rcache_ops = {
   .trim = rc_zero,
   .extents = rc_extents,
   .close = rc_close,
+  .pread_many = rc_pread_many,
 };
 
 struct df_bdev *

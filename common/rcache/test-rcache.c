@@ -144,6 +144,53 @@ test_hits (void **state)
   test_tmpdir_free (dir);
 }
 
+/* Batches of reads (df_bdev_pread_many): hits and misses mixed, some
+ * unaligned, some across chunks.
+ */
+static void
+test_many (void **state)
+{
+  char *dir = test_tmpdir ();
+  struct counting *v1;
+  uint8_t *d1 = make_version (&v1, 6);
+  struct df_bdev *rc = open_cache (&v1->bdev, dir, 128 * CH, 1);
+  uint64_t seed = 8;
+  int round, i;
+
+  (void) state;
+  check (rc, d1, 0, SIZE / 2);          /* half of it is there */
+  for (round = 0; round < 50; round++) {
+    struct df_bdev_read r[40];
+    uint8_t *bufs[40];
+    int n = 1 + test_rand (&seed) % 40;
+    for (i = 0; i < n; i++) {
+      uint64_t off = test_rand (&seed) % SIZE;
+      uint32_t len = 1 + test_rand (&seed) % (i % 5 == 0 ? 3 * CH : 9000);
+      if (len > SIZE - off)
+        len = SIZE - off;
+      bufs[i] = malloc (len);
+      assert_non_null (bufs[i]);
+      r[i] = (struct df_bdev_read) { .buf = bufs[i], .count = len, .offset = off };
+    }
+    assert_int_equal (df_bdev_pread_many (rc, r, n), 0);
+    for (i = 0; i < n; i++) {
+      assert_int_equal (r[i].error, 0);
+      if (memcmp (bufs[i], d1 + r[i].offset, r[i].count) != 0)
+        fail_msg ("round %d read %d at %ju+%u is wrong", round, i,
+                  (uintmax_t) r[i].offset, r[i].count);
+      free (bufs[i]);
+    }
+  }
+  /* What the batches read is kept like single reads. */
+  v1->reads = 0;
+  check (rc, d1, 0, SIZE / 2);
+  assert_int_equal (v1->reads, 0);
+  df_bdev_close (rc);
+  df_bdev_close (&v1->bdev);
+  free (d1);
+  test_tmpdir_free (dir);
+}
+
 /* Another version in the same directory never sees the first one's
  * blocks, and both share it.
  */
@@ -306,6 +353,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_hits),
+    cmocka_unit_test (test_many),
     cmocka_unit_test (test_versions),
     cmocka_unit_test (test_lru),
     cmocka_unit_test (test_reboot),

@@ -207,8 +207,8 @@ lost (char *why, size_t len, const char *what)
   return -1;
 }
 
-/* Collects the answers that came; returns how many are left.  -1: an
- * answer says the connection is lost.
+/* Collects the answers that came.  -1: an answer says the connection
+ * is lost.
  */
 static int
 collect (struct uconn *c, struct req *r, size_t n, size_t *left,
@@ -218,7 +218,7 @@ collect (struct uconn *c, struct req *r, size_t n, size_t *left,
 
   for (i = 0; i < n; i++) {
     int rc;
-    if (r[i].cookie <= 0)
+    if (r[i].done)
       continue;
     rc = nbd_aio_command_completed (c->h, r[i].cookie);
     if (rc == 0)
@@ -232,7 +232,7 @@ collect (struct uconn *c, struct req *r, size_t n, size_t *left,
         return lost (why, len, nbd_get_error ());
       r[i].error = err;
     }
-    r[i].cookie = 0;
+    r[i].done = true;
     (*left)--;
     *last = df_now_mono_ns ();
   }
@@ -245,17 +245,20 @@ uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
 {
   uint64_t limit = (uint64_t) up->p.io_timeout * 1000000000;
   uint64_t last = df_now_mono_ns ();
-  size_t i, left = n;
+  size_t i, left = 0;
 
   for (i = 0; i < n; i++) {
+    if (r[i].done)
+      continue;
     r[i].cookie = issue (c, &r[i]);
     if (r[i].cookie == -1) {
       if (dead (c))
         return lost (why, len, nbd_get_error ());
       r[i].error = nbd_get_errno () ? nbd_get_errno () : EIO;
-      r[i].cookie = 0;
-      left--;
+      r[i].done = true;
+      continue;
     }
+    left++;
   }
   for (;;) {
     struct pollfd pfd = { .fd = c->fd, .events = POLLIN };

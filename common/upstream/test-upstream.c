@@ -324,18 +324,27 @@ struct reader {
   atomic_uint errors, reads;
 };
 
+/* Single reads and batches of 16 (df_bdev_pread_many) in turn. */
 static void *
 reader_main (void *arg)
 {
   struct reader *r = arg;
-  uint8_t buf[4096];
+  static __thread uint8_t buf[16][4096];
   uint64_t seed = 11;
 
   while (!r->stop) {
-    uint64_t off = test_rand (&seed) % (SIZE / 4096) * 4096;
-    if (df_bdev_pread (r->up, buf, sizeof buf, off) == -1 ||
-        memcmp (buf, r->expect + off, sizeof buf) != 0)
+    struct df_bdev_read rd[16];
+    unsigned n = r->reads % 2 ? 16 : 1, i;
+    for (i = 0; i < n; i++)
+      rd[i] = (struct df_bdev_read) {
+        .buf = buf[i], .count = 4096,
+        .offset = test_rand (&seed) % (SIZE / 4096) * 4096,
+      };
+    if (df_bdev_pread_many (r->up, rd, n) == -1)
       r->errors++;
+    for (i = 0; i < n; i++)
+      if (memcmp (buf[i], r->expect + rd[i].offset, 4096) != 0)
+        r->errors++;
     r->reads++;
   }
   return NULL;

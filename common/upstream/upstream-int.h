@@ -25,6 +25,7 @@ struct req {
   uint32_t count;
   uint64_t offset;
   uint32_t flags;               /* DF_FUA, DF_MAY_TRIM, DF_FAST_ZERO */
+  bool done;                    /* answered (error is set) */
   int error;                    /* the server's answer: 0 or an errno */
   uint64_t flush_seq;           /* flush: the log's next seq when sent */
   int64_t cookie;               /* libnbd's, while in flight */
@@ -97,11 +98,11 @@ void up_log (struct upstream *up, enum df_upstream_log level,
  */
 struct uconn *uconn_open (struct upstream *up, size_t k, bool first);
 void uconn_close (struct uconn *c);
-/* Runs n requests on c (sent together, so they must not overlap) and
- * waits for their answers, up to io_timeout from *since (updated as
- * answers come).  0: every request answered (its error set: 0 or the
- * server's errno); -1: the connection is lost (why says how; the
- * requests not answered must be sent again elsewhere).
+/* Runs the requests of r[0..n-1] not done yet on c (sent together, so
+ * they must not overlap) and waits for their answers, no longer than
+ * io_timeout without one.  0: every request answered (done, its error
+ * 0 or the server's errno); -1: the connection is lost (why says how;
+ * the requests not done must be sent again elsewhere).
  */
 int uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
                char *why, size_t whylen);
@@ -115,6 +116,21 @@ void up_round_lost (struct upstream *up, struct uconn *c, const char *why);
 int up_connect_round (struct upstream *up, size_t k, bool first);
 int up_supervisor_start (struct upstream *up);
 void up_supervisor_stop (struct upstream *up);
+
+/* ---- request.c ---- */
+/* One request, to its answer (failovers included): 0 or -1 with errno
+ * and a message.  Writes are kept for the replay.
+ */
+int up_request (struct upstream *up, enum req_type type, void *buf,
+                uint32_t count, uint64_t offset, uint32_t flags);
+int up_flush_all (struct upstream *up);
+/* Runs r[0..n-1] (not overlapping; reads: nothing is kept) on a
+ * connection of the round until all are answered, sending the
+ * unanswered ones again after failovers.  Called and returns with the
+ * lock held; -1 with a message when no server serves (dead timeout,
+ * detach).
+ */
+int up_run_round (struct upstream *up, struct req *r, size_t n);
 
 /* ---- replay.c ---- */
 /* Keeps a copy of a write that succeeded (lock held). */

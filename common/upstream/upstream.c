@@ -1,5 +1,5 @@
-/* diskfarm — NBD upstream: the block device and its requests (see
- * upstream.h; conn.c holds the libnbd connections, failover.c the
+/* diskfarm — NBD upstream: the block device (see upstream.h; request.c
+ * runs requests, conn.c holds the libnbd connections, failover.c the
  * supervisor, replay.c the kept writes).
  */
 #include <config.h>
@@ -30,166 +30,6 @@ up_log (struct upstream *up, enum df_upstream_log level, const char *fmt, ...)
   up->p.log (up->p.opaque, level, msg);
 }
 
-static const char *
-type_name (enum req_type t)
-{
-  switch (t) {
-  case R_READ: return "read";
-  case R_WRITE: return "write";
-  case R_FLUSH: return "flush";
-  case R_TRIM: return "trim";
-  case R_ZERO: return "zero";
-  }
-  return "request";
-}
-
-/* Waits until a round serves requests (lock held). */
-static int
-wait_up (struct upstream *up)
-{
-  while (up->state != UP_UP) {
-    uint64_t limit = (uint64_t) up->p.dead_timeout * 1000000000;
-    struct timespec ts;
-
-    if (up->state == UP_STOPPING || up->interrupted)
-      return df_error (ESHUTDOWN, "the device is being detached");
-    if (limit && df_now_mono_ns () - up->down_since >= limit)
-      return df_error (EIO, "no server has served the device for %u s "
-                       "(%s)", up->p.dead_timeout, up->down_reason);
-    clock_gettime (CLOCK_REALTIME, &ts);
-    ts.tv_sec++;
-    pthread_cond_timedwait (&up->cond, &up->lock, &ts);
-  }
-  return 0;
-}
-
-static bool
-logged_type (enum req_type t)
-{
-  return t == R_WRITE || t == R_TRIM || t == R_ZERO || t == R_FLUSH;
-}
-
-/* Accounts an answered write or flush in the log (lock held).  Sets
- * *flush when the writer must send a FLUSH: its write could not be
- * kept, or the log grew past its limit and nobody flushes it yet (then
- * *owner: the writer clears log_flushing after).
- */
-static void
-account (struct upstream *up, struct req *r, bool *flush, bool *owner)
-{
-  if (r->type == R_FLUSH) {
-    log_flushed (up, r->flush_seq);
-    return;
-  }
-  if (log_append (up, r) == -1)
-    *flush = true;            /* no copy kept: make it durable instead */
-  if (up->log_bytes <= up->p.replay_limit)
-    return;
-  if (!up->log_flushing) {
-    up->log_flushing = true;
-    *flush = *owner = true;
-    return;
-  }
-  while (up->log_flushing && up->log_bytes > 2 * up->p.replay_limit &&
-         up->state != UP_STOPPING)
-    pthread_cond_wait (&up->cond, &up->lock);
-}
-
-/* Gives a connection back (lock held).  One that failed, or whose
- * round is gone, stays out of the free list: the round is dropped.
- */
-static void
-checkin (struct upstream *up, struct uconn *c, bool failed)
-{
-  up->out--;
-  c->busy = false;
-  if (!failed && c->gen == up->gen && up->state == UP_UP) {
-    c->next_free = up->free;
-    up->free = c;
-    pthread_cond_signal (&up->free_cond);
-  }
-  else
-    pthread_cond_broadcast (&up->free_cond);
-}
-
-static int run_flush (struct upstream *up);
-
-/* Sends r and waits for its answer, sending it again after failovers.
- * Returns 0 or -1 with errno and a message.
- */
-static int
-up_run (struct upstream *up, struct req *r)
-{
-  bool flush = false, owner = false;
-  char why[256];
-  int err;
-
-  pthread_mutex_lock (&up->lock);
-  for (;;) {
-    struct uconn *c;
-    int rv;
-
-    if (wait_up (up) == -1) {
-      pthread_mutex_unlock (&up->lock);
-      return -1;
-    }
-    if ((c = up->free) == NULL) {
-      pthread_cond_wait (&up->free_cond, &up->lock);
-      continue;
-    }
-    up->free = c->next_free;
-    up->out++;
-    c->busy = true;
-    c->busy_since = df_now_mono_ns ();
-    r->flush_seq = up->log_seq;
-    pthread_mutex_unlock (&up->lock);
-    rv = uconn_run (up, c, r, 1, why, sizeof why);
-    pthread_mutex_lock (&up->lock);
-    if (rv == -1)
-      up_round_lost (up, c, why);
-    else if (r->error == 0 && up->p.replay_limit && logged_type (r->type))
-      account (up, r, &flush, &owner);
-    checkin (up, c, rv == -1);
-    if (rv == 0)
-      break;
-  }
-  err = r->error;
-  pthread_mutex_unlock (&up->lock);
-  if (err)
-    return df_error (err, "%s of %" PRIu32 " bytes at %" PRIu64 ": %m",
-                     type_name (r->type), r->count, r->offset);
-  if (flush) {
-    int rv = run_flush (up);
-    if (owner) {
-      pthread_mutex_lock (&up->lock);
-      up->log_flushing = false;
-      pthread_cond_broadcast (&up->cond);
-      pthread_mutex_unlock (&up->lock);
-    }
-    return rv;
-  }
-  return 0;
-}
-
-/* One request, start to end. */
-static int
-run1 (struct upstream *up, enum req_type type, void *buf, uint32_t count,
-      uint64_t offset, uint32_t flags)
-{
-  struct req r = {
-    .type = type, .buf = buf, .count = count, .offset = offset,
-    .flags = flags,
-  };
-
-  return up_run (up, &r);
-}
-
-static int
-run_flush (struct upstream *up)
-{
-  return run1 (up, R_FLUSH, NULL, 0, 0, 0);
-}
-
 static int
 up_pread (struct df_bdev *b, void *buf, uint32_t count, uint64_t offset)
 {
@@ -198,7 +38,7 @@ up_pread (struct df_bdev *b, void *buf, uint32_t count, uint64_t offset)
 
   while (count > 0) {
     uint32_t n = count < CHUNK ? count : CHUNK;
-    if (run1 (up, R_READ, p, n, offset, 0) == -1)
+    if (up_request (up, R_READ, p, n, offset, 0) == -1)
       return -1;
     p += n;
     offset += n;
@@ -207,11 +47,52 @@ up_pread (struct df_bdev *b, void *buf, uint32_t count, uint64_t offset)
   return 0;
 }
 
+#define MANY 64                 /* reads sent together at most */
+
+static int
+up_pread_many (struct df_bdev *b, struct df_bdev_read *rd, size_t n)
+{
+  struct upstream *up = (struct upstream *) b;
+  struct req r[MANY];
+  size_t i, k;
+  int rv = 0;
+
+  for (i = 0; i < n; i += k) {
+    for (k = 0; k < MANY && i + k < n; k++) {
+      if (rd[i + k].count > CHUNK)
+        break;
+      r[k] = (struct req) {
+        .type = R_READ, .buf = rd[i + k].buf, .count = rd[i + k].count,
+        .offset = rd[i + k].offset,
+      };
+    }
+    if (k == 0) {               /* a read too big to send whole */
+      rd[i].error = up_pread (b, rd[i].buf, rd[i].count, rd[i].offset) == -1
+        ? errno : 0;
+      k = 1;
+      rv = rd[i].error ? -1 : rv;
+      continue;
+    }
+    pthread_mutex_lock (&up->lock);
+    if (up_run_round (up, r, k) == -1) {
+      pthread_mutex_unlock (&up->lock);
+      for (size_t j = 0; j < k; j++)
+        rd[i + j].error = errno;
+      return -1;
+    }
+    pthread_mutex_unlock (&up->lock);
+    for (size_t j = 0; j < k; j++)
+      if ((rd[i + j].error = r[j].error) != 0)
+        rv = -1;
+  }
+  return rv;
+}
+
 /* FUA the server cannot do is a FLUSH after the request. */
 static int
 fua_after (struct upstream *up, uint32_t flags)
 {
-  return (flags & DF_FUA) && !up->can_fua ? run_flush (up) : 0;
+  return (flags & DF_FUA) && !up->can_fua ? up_flush_all (up) : 0;
 }
 
 static uint32_t
@@ -229,7 +110,7 @@ up_pwrite (struct df_bdev *b, const void *buf, uint32_t count,
 
   while (count > 0) {
     uint32_t n = count < CHUNK ? count : CHUNK;
-    if (run1 (up, R_WRITE, (char *) p, n, offset,
+    if (up_request (up, R_WRITE, (char *) p, n, offset,
               sent_flags (up, flags)) == -1)
       return -1;
     p += n;
@@ -242,7 +123,7 @@ up_pwrite (struct df_bdev *b, const void *buf, uint32_t count,
 static int
 up_flush (struct df_bdev *b)
 {
-  return run_flush ((struct upstream *) b);
+  return up_flush_all ((struct upstream *) b);
 }
 
 static int
@@ -252,7 +133,7 @@ up_trim (struct df_bdev *b, uint32_t count, uint64_t offset, uint32_t flags)
 
   if (!up->can_trim)
     return fua_after (up, flags);     /* a trim is advice */
-  if (run1 (up, R_TRIM, NULL, count, offset, sent_flags (up, flags)) == -1)
+  if (up_request (up, R_TRIM, NULL, count, offset, sent_flags (up, flags)) == -1)
     return -1;
   return fua_after (up, flags);
 }
@@ -270,7 +151,7 @@ write_zeroes (struct upstream *up, uint32_t count, uint64_t offset,
     return df_error_errno ("zeroes");
   while (rv == 0 && count > 0) {
     uint32_t n = count < len ? count : len;
-    rv = run1 (up, R_WRITE, z, n, offset, sent_flags (up, flags));
+    rv = up_request (up, R_WRITE, z, n, offset, sent_flags (up, flags));
     offset += n;
     count -= n;
   }
@@ -287,7 +168,7 @@ up_zero (struct df_bdev *b, uint32_t count, uint64_t offset, uint32_t flags)
   if ((flags & DF_FAST_ZERO) && !(up->can_zero && up->can_fast_zero))
     return df_error (ENOTSUP, "the server cannot zero fast");
   if (up->can_zero)
-    rv = run1 (up, R_ZERO, NULL, count, offset, sent_flags (up, flags));
+    rv = up_request (up, R_ZERO, NULL, count, offset, sent_flags (up, flags));
   else
     rv = write_zeroes (up, count, offset, flags);
   return rv == -1 ? -1 : fua_after (up, flags);
@@ -330,6 +211,7 @@ static const struct df_bdev_ops upstream_ops = {
   .trim = up_trim,
   .extents = up_extents,
   .close = up_close,
+  .pread_many = up_pread_many,
 };
 
 static int
