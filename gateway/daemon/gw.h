@@ -87,6 +87,7 @@ struct gw {
   struct gw_farm *farm;
   struct df_http_route routes[GW_MAX_ROUTES + 1];    /* ends with a NULL path */
   struct df_http_server *http[GW_MAX_LISTEN];
+  char where[GW_MAX_LISTEN][64];        /* "ADDR:PORT" of each */
   size_t nhttp;
   struct gw_hashes *hashes;
   struct gw_delta *delta;
