@@ -27,6 +27,8 @@ static const char usage_text[] =
   "  device add|set|list|info|remove\n"
   "  vdisk import|list|info|export|verify|set|remove|boot\n"
   "  version new|promote|rollback|merge|delete\n"
+  "  status                    every server: up, load, identical replicas\n"
+  "  session list              live device sessions of every server\n"
   "\n"
   "Options (for every command):\n"
   "      --farm DIR    the farm directory (default: $DISKFARM_FARM, then\n"
@@ -284,6 +286,10 @@ main (int argc, char **argv)
     return cli_vdisk (&cli, argc, argv);
   if (strcmp (cmd, "version") == 0)
     return cli_version (&cli, argc, argv);
+  if (strcmp (cmd, "status") == 0)
+    return cli_status (&cli, argc, argv);
+  if (strcmp (cmd, "session") == 0)
+    return cli_session (&cli, argc, argv);
   for (i = 0; i < sizeof object_commands / sizeof object_commands[0]; i++)
     if (strcmp (cmd, object_commands[i].name) == 0)
       return cli_objects (&cli, object_commands[i].kind, argc, argv);

@@ -77,5 +77,7 @@ int cli_init (struct cli *cli, int argc, char **argv);
 int cli_objects (struct cli *cli, enum df_kind k, int argc, char **argv);
 int cli_vdisk (struct cli *cli, int argc, char **argv);
 int cli_version (struct cli *cli, int argc, char **argv);
+int cli_status (struct cli *cli, int argc, char **argv);
+int cli_session (struct cli *cli, int argc, char **argv);
 
 #endif
