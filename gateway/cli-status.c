@@ -14,6 +14,7 @@
 #include "error.h"
 #include "gwapi/gwclient.h"
 #include "replicas.h"
+#include "status-print.h"
 #include "util.h"
 
 static const char status_usage[] =
@@ -106,72 +107,23 @@ holds (void *opaque, const char *server, const char *store)
   return df_farm_server_holds (opaque, server, store);
 }
 
-static const char *
-jstr (json_t *o, const char *key)
-{
-  return json_string_value (json_object_get (o, key));
-}
-
 static void
 print_servers (const struct farm_view *v, const struct df_gw_result *st,
                const struct df_gw_result *vd)
 {
-  static const char *const head[] = {
-    "SERVER", "STATE", "LOAD", "SESSIONS", "BOOTING", "VERSION", "PROBLEM",
-    NULL
-  };
-  struct cli_table *t = cli_table_new (head);
+  json_t **docs = calloc (v->n + 1, sizeof *docs);
+  const char **problems = calloc (v->n + 1, sizeof *problems);
   size_t i;
 
+  if (docs == NULL || problems == NULL)
+    abort ();
   for (i = 0; i < v->n; i++) {
-    char load[32] = "", sess[16] = "", boot[16] = "";
-    json_t *d = st[i].doc;
-    const char *problem = st[i].doc ? (vd[i].doc ? NULL : vd[i].error) :
-      st[i].error;
-    if (d) {
-      snprintf (load, sizeof load, "%.2f",
-                json_number_value (json_object_get (d, "load")));
-      snprintf (sess, sizeof sess, "%lld",
-                (long long) json_integer_value (json_object_get (d, "sessions")));
-      snprintf (boot, sizeof boot, "%lld",
-                (long long) json_integer_value (json_object_get (d, "booting")));
-    }
-    cli_table_add (t, (const char *const[]) {
-      v->servers[i], d ? "up" : "down", d ? load : NULL, d ? sess : NULL,
-      d ? boot : NULL, d ? jstr (d, "version") : NULL, problem });
+    docs[i] = st[i].doc;
+    problems[i] = st[i].doc ? (vd[i].doc ? NULL : vd[i].error) : st[i].error;
   }
-  cli_table_print (t);
-}
-
-static void
-print_replicas (json_t *rows)
-{
-  static const char *const head[] = {
-    "VDISK", "VERSION", "STATE", "REPLICAS", "SERVERS", NULL
-  };
-  struct cli_table *t = cli_table_new (head);
-  json_t *r, *per;
-  const char *name;
-  size_t i;
-
-  json_array_foreach (rows, i, r) {
-    char num[16], servers[512] = "";
-    snprintf (num, sizeof num, "%lld",
-              (long long) json_integer_value (json_object_get (r, "version")));
-    json_object_foreach (json_object_get (r, "servers"), name, per) {
-      const char *rep = jstr (per, "replica");
-      const char *ver = jstr (per, "verified");
-      snprintf (servers + strlen (servers), sizeof servers - strlen (servers),
-                "%s%s:%s", servers[0] ? " " : "", name,
-                ver && strcmp (ver, "failed") == 0 ? "damaged" :
-                ver && strcmp (ver, "pending") == 0 ? "checking" :
-                rep ? rep : "?");
-    }
-    cli_table_add (t, (const char *const[]) {
-      jstr (r, "vdisk"), num, jstr (r, "state"), jstr (r, "replicas"),
-      servers });
-  }
-  cli_table_print (t);
+  status_print_servers (stdout, v->servers, v->n, docs, problems);
+  free (docs);
+  free (problems);
 }
 
 static json_t *
@@ -227,7 +179,7 @@ cli_status (struct cli *cli, int argc, char **argv)
   else {
     print_servers (&v, st, vd);
     putchar ('\n');
-    print_replicas (rows);
+    status_print_replicas (stdout, rows);
     json_decref (rows);
   }
   for (i = 0; i < v.n; i++) {
@@ -242,36 +194,6 @@ cli_status (struct cli *cli, int argc, char **argv)
 }
 
 /* ---- session list ---- */
-
-static void
-print_sessions (json_t *all)
-{
-  static const char *const head[] = {
-    "SERVER", "DEVICE", "SESSION", "STATE", "CLIENT", "VDISK", "CONN",
-    "READ", "WRITTEN", "CACHE", NULL
-  };
-  struct cli_table *t = cli_table_new (head);
-  json_t *s;
-  size_t i;
-
-  json_array_foreach (all, i, s) {
-    char vdisk[96], conn[16], rd[32], wr[32], cache[32];
-    snprintf (vdisk, sizeof vdisk, "%s@%lld", jstr (s, "vdisk") ?: "?",
-              (long long) json_integer_value (json_object_get (s, "version")));
-    snprintf (conn, sizeof conn, "%lld", (long long)
-              json_integer_value (json_object_get (s, "connections")));
-    df_format_size (json_integer_value (json_object_get (s, "bytes_read")),
-                    rd, sizeof rd);
-    df_format_size (json_integer_value (json_object_get (s, "bytes_written")),
-                    wr, sizeof wr);
-    df_format_size (json_integer_value (json_object_get (s, "cache_bytes")),
-                    cache, sizeof cache);
-    cli_table_add (t, (const char *const[]) {
-      jstr (s, "server"), jstr (s, "device"), jstr (s, "session"),
-      jstr (s, "state"), jstr (s, "client"), vdisk, conn, rd, wr, cache });
-  }
-  cli_table_print (t);
-}
 
 static int
 session_list (struct cli *cli, int argc, char **argv)
@@ -303,7 +225,7 @@ session_list (struct cli *cli, int argc, char **argv)
     cli_print_json (json_pack ("{s:o, s:o}", "sessions", all, "errors",
                                errors));
   else {
-    print_sessions (all);
+    status_print_sessions (stdout, all);
     json_array_foreach (errors, i, s)
       cli_error ("%s", json_string_value (s));
     json_decref (all);
