@@ -45,7 +45,7 @@ static const struct df_http_route routes[] = {
 static struct df_farm *
 make_farm (const char *dir, unsigned port, const char *extra)
 {
-  char conf[1024];
+  char conf[1024], *token;
   struct df_farm *farm;
 
   snprintf (conf, sizeof conf,
@@ -55,7 +55,9 @@ make_farm (const char *dir, unsigned port, const char *extra)
             "[server v6]\naddress = [fd00::5]:10900\n", extra, port);
   test_write (dir, "farm.conf", conf);
   test_write (dir, "token", TOKEN "\n");
-  chmod (test_path (dir, "token"), 0600);
+  token = test_path (dir, "token");
+  chmod (token, 0600);
+  free (token);
   farm = df_farm_open (dir);
   if (farm == NULL)
     fail_msg ("%s", df_error_get ());

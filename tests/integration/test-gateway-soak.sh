@@ -82,4 +82,5 @@ echo "$rounds rounds, $transfers transfers, RSS after warm-up ${warm} kB, at the
   fail "RSS grew from $warm kB to $end kB"
 expect_code 200 /v1/status
 grep -q "error" "$TESTDIR/gateway-soak.log" && fail "errors logged: $(grep error "$TESTDIR/gateway-soak.log" | head -3)"
+stop_gateways
 echo PASS

@@ -54,4 +54,5 @@ gw /v1/stores/store/files/vdisks/base/0001.layer --cacert "$pki/ca.pem" \
 [ "$(code)" = 206 ] || fail "ranges over HTTPS: HTTP $(code)"
 [ "$(header Content-Type | cut -d';' -f1)" = multipart/byteranges ] ||
   fail "multipart over HTTPS"
+stop_gateways
 echo PASS
