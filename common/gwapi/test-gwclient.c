@@ -88,6 +88,13 @@ test_settings_and_urls (void **state)
   free (url);
   assert_null (df_gw_url (farm, &s, "nobody"));
   df_gw_settings_free (&s);
+  {
+    struct df_gw_client *c = df_gw_client_new (farm);
+    assert_non_null (c);
+    assert_string_equal (df_gw_client_url (c, "up"), "https://127.0.0.1:5000");
+    assert_null (df_gw_client_url (c, "nobody"));
+    df_gw_client_free (c);
+  }
   df_farm_free (farm);
 
   assert_int_equal (df_gw_read_token (path, true, &token), 0);
