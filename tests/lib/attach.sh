@@ -122,6 +122,7 @@ run_fio () {
   shift
   fio --name="$name" --rw=randwrite --bs=4k --iodepth=16 --direct=1 \
       --verify=crc32c --verify_fatal=1 --do_verify=1 --exitall_on_error \
+      --verify_state_save=0 \
       --output-format=terse --terse-version=3 "$@" \
       >"$TESTDIR/fio-$name.out" 2>&1 ||
     { cat "$TESTDIR/fio-$name.out" >&2; fail "fio $name failed"; }
