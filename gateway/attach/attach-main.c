@@ -30,9 +30,9 @@ static const char usage_text[] =
   "Servers:\n"
   "  -s, --servers LIST      HOST[:PORT],... (IPv6: [ADDRESS]:PORT; port\n"
   "                          10809 by default; unix:PATH for a socket)\n"
-  "  -f, --farm DIR          the farm's servers from DIR/farm.conf\n"
-  "      --gateway-port PORT where --servers' gateways give their load\n"
-  "                          (default 10811; 0: use the list order)\n"
+  "  -f, --farm DIR          the farm's servers from DIR/farm.conf, least\n"
+  "                          loaded first (their gateways say; --servers\n"
+  "                          are tried in the order given)\n"
   "  -c, --connections N     connections to the server, when the export\n"
   "                          allows several (default 4)\n"
   "      --connect-timeout S give up connecting to a server after S\n"
@@ -72,7 +72,7 @@ static const char usage_text[] =
   "Runs until SIGTERM or SIGINT, then flushes and detaches.\n";
 
 enum {
-  OPT_GATEWAY_PORT = 256, OPT_CONNECT_TIMEOUT, OPT_IO_TIMEOUT,
+  OPT_CONNECT_TIMEOUT = 256, OPT_IO_TIMEOUT,
   OPT_DEAD_TIMEOUT, OPT_REPLAY_LIMIT, OPT_SHARED_CACHE, OPT_FILE,
   OPT_NBD_SOCKET, OPT_READ_ONLY, OPT_OVERLAY, OPT_READ_CACHE,
   OPT_READ_CACHE_SIZE, OPT_HELP, OPT_VERSION,
@@ -81,7 +81,6 @@ enum {
 static const struct option long_opts[] = {
   { "servers", required_argument, NULL, 's' },
   { "farm", required_argument, NULL, 'f' },
-  { "gateway-port", required_argument, NULL, OPT_GATEWAY_PORT },
   { "connections", required_argument, NULL, 'c' },
   { "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
   { "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
@@ -134,11 +133,6 @@ set_option (struct attach_opts *o, int c, const char *v)
       return bad ("connections", v, "not 1 to 16");
     o->connections = n;
     return 0;
-  case OPT_GATEWAY_PORT:
-    if (df_parse_u64 (v, &n) == -1 || n > 65535)
-      return bad ("gateway-port", v, "not a port");
-    o->gateway_port = n;
-    return 0;
   case OPT_CONNECT_TIMEOUT:
     if (seconds ("connect-timeout", v, &o->connect_timeout) == -1)
       return -1;
@@ -184,7 +178,6 @@ gw_attach_main (int argc, char **argv)
   struct attach_opts o = {
     .connections = 4, .connect_timeout = 5, .io_timeout = 30,
     .replay_limit = 64 << 20, .read_cache_size = UINT64_C (4) << 30,
-    .gateway_port = 10811,
   };
   int c;
 

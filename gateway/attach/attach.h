@@ -21,7 +21,6 @@ struct attach_opts {
   const char *read_cache;
   const char *pid_file;
   unsigned connections, connect_timeout, io_timeout, dead_timeout;
-  unsigned gateway_port;
   uint64_t replay_limit, read_cache_size;
   bool shared_cache, read_only, verbose;
 };
@@ -82,11 +81,12 @@ void attach_fuse_free (struct attach_fuse *f);
 /* ---- load.c: the servers' load figures from their gateways ---- */
 
 struct attach_load;
-/* Polls url[i] (".../v1/status"; NULL: that server has none) every
- * few seconds in a thread.  NULL with a message.
+/* Asks the gateways of the farm's servers names[0..n-1] (the farm's
+ * token and CA) for their load every few seconds, in a thread.  NULL
+ * with a message.
  */
-struct attach_load *attach_load_start (char **urls, size_t n,
-                                       const char *ca_file);
+struct attach_load *attach_load_start (const char *farm_dir,
+                                       const char *const *names, size_t n);
 /* An upstream rank hook: least loaded first; servers whose load is
  * unknown after those, in list order.
  */
@@ -101,19 +101,17 @@ void attach_rank_by_load (const double *load, size_t *order, size_t n);
 /* ---- farm.c: servers from a farm directory ---- */
 
 struct attach_servers {
-  char *nbd[DF_UPSTREAM_MAX_SERVERS];     /* "HOST:PORT" */
-  char *status_url[DF_UPSTREAM_MAX_SERVERS];
+  char *nbd[DF_UPSTREAM_MAX_SERVERS];     /* "HOST:PORT", "unix:PATH" */
+  char *name[DF_UPSTREAM_MAX_SERVERS];    /* in the farm; NULL: a list */
   size_t n;
-  char *ca_file;                /* NULL: plain http */
   bool shared;                  /* every store of the farm is shared */
 };
-/* Reads farm.conf of dir: its servers, their gateways, and whether the
- * stores (so the default cache directories) are shared.
+/* Reads farm.conf of dir: its servers and whether the stores (so the
+ * default cache directories) are shared.
  */
 int attach_servers_from_farm (const char *dir, struct attach_servers *out);
-/* From --servers HOST:PORT,...; gateways on gateway_port (0: none). */
-int attach_servers_from_list (const char *list, unsigned gateway_port,
-                              struct attach_servers *out);
+/* From --servers HOST:PORT,... */
+int attach_servers_from_list (const char *list, struct attach_servers *out);
 void attach_servers_free (struct attach_servers *s);
 
 #endif

@@ -1,9 +1,7 @@
-/* diskfarm-gateway attach — the servers' load figures, from the "load"
- * of each gateway's GET /v1/status (docs/api.md), polled in a thread so
- * that a failover never waits for HTTP.
- *
- * The only HTTP client code of the attach: it moves to the common
- * gateway client once that exists.
+/* diskfarm-gateway attach — the servers' load figures: the "load" of
+ * each gateway's GET /v1/status (docs/api.md), asked of all of them at
+ * once through the gateways' client (common/gwapi) every few seconds in
+ * a thread, so that a failover never waits for HTTP.
  */
 #include <config.h>
 
@@ -13,20 +11,19 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
-#include <jansson.h>
-
 #include "attach.h"
 #include "error.h"
+#include "farm/farm.h"
+#include "gwapi/gwclient.h"
 #include "util.h"
 
 #define POLL_SECONDS 5
-#define MAX_BODY 65536
+#define TIMEOUT_MS 2000
 
 struct attach_load {
-  char **urls;                  /* not owned */
+  struct df_gw_client *client;
+  const char *const *names;     /* not owned */
   size_t n;
-  char *ca_file;
   pthread_t thread;
   pthread_mutex_t lock;         /* below */
   pthread_cond_t cond;
@@ -35,75 +32,36 @@ struct attach_load {
   bool stop;
 };
 
-struct body {
-  char data[MAX_BODY];
-  size_t len;
-};
-
-static size_t
-collect (char *ptr, size_t size, size_t nmemb, void *opaque)
+/* One question to every gateway; the loads, -1 where none came. */
+static void
+ask (struct attach_load *l, double *load)
 {
-  struct body *b = opaque;
-  size_t n = size * nmemb;
+  struct df_gw_result res[DF_UPSTREAM_MAX_SERVERS];
+  size_t i;
 
-  if (b->len + n >= sizeof b->data)
-    return 0;                   /* too big: fail the transfer */
-  memcpy (b->data + b->len, ptr, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-  return n;
-}
-
-/* One GET; the load, or -1 if the gateway does not say. */
-static double
-fetch (CURL *curl, const char *url, const char *ca_file)
-{
-  struct body *b = malloc (sizeof *b);
-  json_t *j = NULL, *load;
-  double r = -1;
-  long code = 0;
-
-  if (b == NULL)
-    return -1;
-  b->len = 0;
-  curl_easy_reset (curl);
-  curl_easy_setopt (curl, CURLOPT_URL, url);
-  curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-  curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, 2000L);
-  curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt (curl, CURLOPT_WRITEDATA, b);
-  if (ca_file)
-    curl_easy_setopt (curl, CURLOPT_CAINFO, ca_file);
-  if (curl_easy_perform (curl) == CURLE_OK &&
-      curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
-      code == 200 && (j = json_loadb (b->data, b->len, 0, NULL)) != NULL &&
-      json_is_number (load = json_object_get (j, "load")))
-    r = json_number_value (load);
-  json_decref (j);
-  free (b);
-  return r >= 0 ? r : -1;
+  df_gw_get_json_many (l->client, l->names, l->n, "/v1/status", res);
+  for (i = 0; i < l->n; i++) {
+    json_t *v = res[i].doc ? json_object_get (res[i].doc, "load") : NULL;
+    load[i] = json_is_number (v) && json_number_value (v) >= 0
+      ? json_number_value (v) : -1;
+    df_gw_result_clear (&res[i]);
+  }
 }
 
 static void *
 poll_main (void *arg)
 {
   struct attach_load *l = arg;
-  CURL *curl = curl_easy_init ();
 
   pthread_mutex_lock (&l->lock);
   while (!l->stop) {
+    double load[DF_UPSTREAM_MAX_SERVERS];
     struct timespec ts;
-    size_t i;
 
-    for (i = 0; i < l->n && !l->stop; i++) {
-      double v = -1;
-      pthread_mutex_unlock (&l->lock);
-      if (curl && l->urls[i])
-        v = fetch (curl, l->urls[i], l->ca_file);
-      pthread_mutex_lock (&l->lock);
-      l->load[i] = v;
-    }
+    pthread_mutex_unlock (&l->lock);
+    ask (l, load);
+    pthread_mutex_lock (&l->lock);
+    memcpy (l->load, load, l->n * sizeof *load);
     l->rounds++;
     pthread_cond_broadcast (&l->cond);
     clock_gettime (CLOCK_REALTIME, &ts);
@@ -112,15 +70,14 @@ poll_main (void *arg)
       pthread_cond_timedwait (&l->cond, &l->lock, &ts);
   }
   pthread_mutex_unlock (&l->lock);
-  if (curl)
-    curl_easy_cleanup (curl);
   return NULL;
 }
 
 struct attach_load *
-attach_load_start (char **urls, size_t n, const char *ca_file)
+attach_load_start (const char *farm_dir, const char *const *names, size_t n)
 {
   struct attach_load *l = calloc (1, sizeof *l);
+  struct df_farm *farm;
   size_t i;
   int err;
 
@@ -128,10 +85,16 @@ attach_load_start (char **urls, size_t n, const char *ca_file)
     df_error_errno ("load figures");
     return NULL;
   }
-  curl_global_init (CURL_GLOBAL_DEFAULT);
-  l->urls = urls;
+  farm = df_farm_open (farm_dir);
+  l->client = farm ? df_gw_client_new (farm) : NULL;
+  df_farm_free (farm);
+  if (l->client == NULL) {
+    free (l);
+    return NULL;
+  }
+  df_gw_client_set_timeout (l->client, TIMEOUT_MS);
+  l->names = names;
   l->n = n;
-  l->ca_file = ca_file ? strdup (ca_file) : NULL;
   for (i = 0; i < DF_UPSTREAM_MAX_SERVERS; i++)
     l->load[i] = -1;
   pthread_mutex_init (&l->lock, NULL);
@@ -141,7 +104,7 @@ attach_load_start (char **urls, size_t n, const char *ca_file)
     df_error (err, "load figure thread: %m");
     pthread_mutex_destroy (&l->lock);
     pthread_cond_destroy (&l->cond);
-    free (l->ca_file);
+    df_gw_client_free (l->client);
     free (l);
     return NULL;
   }
@@ -192,8 +155,6 @@ attach_load_rank (void *opaque, size_t *order, size_t n)
   struct attach_load *l = opaque;
   double load[DF_UPSTREAM_MAX_SERVERS];
 
-  if (l == NULL)
-    return;
   pthread_mutex_lock (&l->lock);
   memcpy (load, l->load, sizeof load);
   pthread_mutex_unlock (&l->lock);
@@ -212,6 +173,6 @@ attach_load_stop (struct attach_load *l)
   pthread_join (l->thread, NULL);
   pthread_mutex_destroy (&l->lock);
   pthread_cond_destroy (&l->cond);
-  free (l->ca_file);
+  df_gw_client_free (l->client);
   free (l);
 }

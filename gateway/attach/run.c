@@ -94,20 +94,17 @@ connect_upstream (struct run *r)
     .dead_timeout = o->dead_timeout, .replay_limit = o->replay_limit,
     .log = upstream_log,
   };
-  size_t i;
 
   if ((o->farm ? attach_servers_from_farm (o->farm, &r->servers)
-       : attach_servers_from_list (o->servers, o->gateway_port,
-                                   &r->servers)) == -1)
+       : attach_servers_from_list (o->servers, &r->servers)) == -1)
     return -1;
-  for (i = 0; i < r->servers.n && !r->servers.status_url[i]; i++)
-    ;
-  if (i < r->servers.n) {
-    r->load = attach_load_start (r->servers.status_url, r->servers.n,
-                                 r->servers.ca_file);
+  /* The farm's gateways say which server is least loaded. */
+  if (o->farm) {
+    r->load = attach_load_start (o->farm, (const char *const *) r->servers.name,
+                                 r->servers.n);
     if (r->load == NULL)
       return -1;
-    attach_load_wait (r->load, 1500);
+    attach_load_wait (r->load, 2500);
     p.rank = attach_load_rank;
     p.opaque = r->load;
   }
