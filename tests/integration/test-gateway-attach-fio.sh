@@ -3,7 +3,8 @@
 # front ends (the NBD socket and the FUSE file) at once, for a device
 # with a server-side write cache and for one that keeps its writes in a
 # local overlay; the overlay survives a restart; options that do not fit
-# the device are refused; clients (qemu-img, nbdcopy, nbdinfo) work.
+# the device are refused; clients (qemu-img, nbdcopy, nbdinfo) work; a
+# version (img/) attaches read-only.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/attach.sh"
 need nbdkit --version
@@ -72,4 +73,15 @@ stop_attach b
 nbdcopy "$(nbd_uri dev/pc2@other)" "$TESTDIR/server2.raw"
 cmp -s "$TESTDIR/base.raw" "$TESTDIR/server2.raw" ||
   fail "a device-mode device's writes reached the server"
+
+# A version, read-only: img/VDISK.
+start_attach c img/base --servers "unix:$TESTDIR/srv1.sock" --read-only \
+  --nbd-socket "$SOCK" --file "$IMG"
+nbdinfo "nbd+unix:///?socket=$SOCK" | grep -q 'is_read_only: true' ||
+  fail "img/ is not read-only through the attach"
+cmp -s "$IMG" "$TESTDIR/base.raw" || fail "img/base through the FUSE file"
+if dd if=/dev/zero of="$IMG" bs=4k count=1 conv=notrunc status=none 2>/dev/null; then
+  fail "wrote to a read-only FUSE file"
+fi
+stop_attach c
 echo PASS
