@@ -24,6 +24,19 @@ _attach_unmount () {
 }
 cleanup_fn _attach_unmount
 
+# When the test fails, the end of every log it kept says why (the
+# directory goes with the test).
+_attach_show_logs () {
+  local f
+  [ "${status:-0}" = 0 ] && return 0
+  for f in "$TESTDIR"/*.log; do
+    [ -s "$f" ] || continue
+    echo "--- ${f##*/} (end) ---" >&2
+    tail -15 "$f" >&2
+  done
+}
+cleanup_fn _attach_show_logs
+
 # need CMD [ARGS...]: the test fails (not skips) unless the command runs:
 # CI has everything these tests use.
 need () {
