@@ -50,9 +50,8 @@ map_put (uint8_t *map, uint64_t block, enum df_block_state s)
   __atomic_store_n (&map[block / 4], v, __ATOMIC_RELAXED);
 }
 
-/* Whole reads and writes, retried on EINTR; a short read is EIO. */
+/* df_pread_full where a short read is EIO: the file must hold it all. */
 int layer_pread_all (int fd, void *buf, size_t len, uint64_t off);
-int layer_pwrite_all (int fd, const void *buf, size_t len, uint64_t off);
 /* Bytes of blocks [first, first+count) inside the virtual size. */
 size_t layer_blocks_bytes (const struct df_layer *l, uint64_t first,
                            uint64_t count);

@@ -22,41 +22,13 @@
 int
 layer_pread_all (int fd, void *buf, size_t len, uint64_t off)
 {
-  char *p = buf;
+  ssize_t r = df_pread_full (fd, buf, len, off);
 
-  while (len > 0) {
-    ssize_t r = pread (fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    if (r == 0) {
-      errno = EIO;
-      return -1;
-    }
-    p += r;
-    len -= r;
-    off += r;
+  if (r >= 0 && (size_t) r < len) {
+    errno = EIO;                /* a layer file is never shorter than its map says */
+    return -1;
   }
-  return 0;
-}
-
-int
-layer_pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
-{
-  const char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pwrite (fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    p += r;
-    len -= r;
-    off += r;
-  }
-  return 0;
+  return r == -1 ? -1 : 0;
 }
 
 
@@ -335,8 +307,8 @@ df_layer_create (const char *path, uint64_t size, uint32_t block_size,
   }
   encode_header (info, header);
   if (ftruncate (l->fd, info->data_offset + size) == -1 ||
-      layer_pwrite_all (l->fd, header, sizeof header, 0) == -1 ||
-      layer_pwrite_all (l->fd, l->map, info->map_length, info->map_offset) == -1) {
+      df_pwrite_full (l->fd, header, sizeof header, 0) == -1 ||
+      df_pwrite_full (l->fd, l->map, info->map_length, info->map_offset) == -1) {
     df_error_errno ("write %s", path);
     unlink (path);
     goto fail;
@@ -496,7 +468,7 @@ write_dirty_map (struct df_layer *l)
       n++;
     off = p * 4096;
     len = (p + n) * 4096 < l->info.map_length ? n * 4096 : l->info.map_length - off;
-    if (layer_pwrite_all (l->fd, l->map + off, len, l->info.map_offset + off) == -1)
+    if (df_pwrite_full (l->fd, l->map + off, len, l->info.map_offset + off) == -1)
       return df_error_errno ("write map of %s", l->path);
     for (; n > 0; n--, p++)
       l->dirty[p / 8] &= ~(1 << (p % 8));
@@ -525,7 +497,7 @@ df_layer_write_blocks (struct df_layer *l, const void *buf, uint64_t first,
   if (check_write (l, first, count) == -1)
     return -1;
   /* Data first: until the map says present, nobody reads it. */
-  if (layer_pwrite_all (l->fd, buf, len,
+  if (df_pwrite_full (l->fd, buf, len,
                   l->info.data_offset + first * l->info.block_size) == -1)
     return df_error_errno ("write %s", l->path);
   /* A bulk writer (import, merge) fills the page cache much faster than
@@ -597,13 +569,13 @@ df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
   /* Data and map durable before the header says sealed: a crash in
    * between leaves an unsealed layer, which promote seals again.
    */
-  if (layer_pwrite_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1)
+  if (df_pwrite_full (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1)
     return df_error_errno ("write %s", l->path);
   if (fdatasync (l->fd) == -1)
     return df_error_errno ("fdatasync %s", l->path);
   l->info.sealed = true;
   encode_header (&l->info, header);
-  if (layer_pwrite_all (l->fd, header, sizeof header, 0) == -1)
+  if (df_pwrite_full (l->fd, header, sizeof header, 0) == -1)
     return df_error_errno ("write %s", l->path);
   if (fsync (l->fd) == -1)
     return df_error_errno ("fsync %s", l->path);
