@@ -46,7 +46,7 @@ E2E_DHCP_NS=dfe2e-$$-dhcp
 # virtio-net-pci.
 : "${E2E_NIC:=e1000}"
 E2E_GUEST_DIR=$DISKFARM_BUILD/tests/e2e/guest
-ATTACH="$DISKFARM_BUILD/bootsvc/attach/diskfarm-attach"
+ATTACH="$DISKFARM_BUILD/attach/diskfarm-attach"
 BOOTSVC="$DISKFARM_BUILD/bootsvc/diskfarm-bootsvc"
 
 declare -A _e2e_qemu_pid _e2e_start
