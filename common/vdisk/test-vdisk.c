@@ -92,6 +92,10 @@ test_manifest_bad (void **state)
     { "[version 2]", "[version 1]", "repeats" },
     { "hash = sha256:", "hash = md5:", "content hash" },
     { "state = production", "state = maintenance", "has a hash" },
+    { "kernel = boot/vmlinuz", "cmdline = root=/dev/nbd0 ${evil}",
+      "[boot] cmdline: kernel parameters" },
+    { "kernel = boot/vmlinuz", "cmdline = quiet || shell", "iPXE" },
+    { "kernel = boot/vmlinuz", "cmdline = a\x01b", "control character" },
   };
   size_t i;
 

@@ -94,6 +94,14 @@ void df_strv_free (char **v);
 /* flock the vDisk (creating the lock file); returns an fd to close, or -1. */
 int df_vdisk_lock (const char *store, const char *name);
 
+/* The kernel parameters of [boot] cmdline, which the boot service
+ * writes into an iPXE script: -1 with a message if they hold a
+ * character iPXE gives a meaning to ($ " ' \ # ; | & and control
+ * characters).  NULL is fine.  Part of manifest validation: a manifest
+ * with such parameters neither loads nor saves.
+ */
+int df_boot_cmdline_check (const char *cmdline);
+
 struct df_version *df_vdisk_version (const struct df_vdisk *vd, unsigned num);
 /* The version a device of this type boots: the highest-numbered one in
  * a state the type may see (production: production; test: test or
