@@ -230,8 +230,13 @@ df_layer_close (struct df_layer *l)
   free (l);
 }
 
-/* One writer at a time: the lock goes with the open file description,
- * so a second writable open fails even within the same process.
+/* Every open layer holds a flock on its file, taken without waiting
+ * (docs/layer-format.md "Locks"): a writer an exclusive one, a reader a
+ * shared one.  So a layer has one writer and no reader, or readers only,
+ * on this host and on others sharing the store; and a vDisk's removal,
+ * which takes every layer's lock exclusive, knows whether anyone has one
+ * open.  The lock goes with the open file description: two opens in one
+ * process count as two.
  */
 static int
 lock_writer (struct df_layer *l)
@@ -239,6 +244,43 @@ lock_writer (struct df_layer *l)
   if (flock (l->fd, LOCK_EX | LOCK_NB) == -1) {
     if (errno == EWOULDBLOCK)
       return df_error (EBUSY, "%s: layer is open for writing elsewhere",
+                       l->path);
+    return df_error_errno ("lock %s", l->path);
+  }
+  return 0;
+}
+
+/* First step of every open: a shared lock (refused while a writer or a
+ * removal holds the layer), then a check that the file was not removed
+ * between our open and the lock.
+ */
+static int
+lock_reader (struct df_layer *l)
+{
+  struct stat st;
+
+  if (flock (l->fd, LOCK_SH | LOCK_NB) == -1) {
+    if (errno == EWOULDBLOCK)
+      return df_error (EBUSY, "%s: layer is open for writing elsewhere, or "
+                       "being removed", l->path);
+    return df_error_errno ("lock %s", l->path);
+  }
+  if (fstat (l->fd, &st) == -1)
+    return df_error_errno ("%s", l->path);
+  if (st.st_nlink == 0)
+    return df_error (ENOENT, "%s: layer was removed", l->path);
+  return 0;
+}
+
+/* A writer's second step, once the header says the layer is not sealed:
+ * the shared lock becomes exclusive, refused while others read it.
+ */
+static int
+lock_upgrade (struct df_layer *l)
+{
+  if (flock (l->fd, LOCK_EX | LOCK_NB) == -1) {
+    if (errno == EWOULDBLOCK)
+      return df_error (EBUSY, "%s: layer is open for reading elsewhere",
                        l->path);
     return df_error_errno ("lock %s", l->path);
   }
@@ -334,6 +376,8 @@ df_layer_open (const char *path, bool writable)
     df_error_errno ("%s", path);
     goto fail;
   }
+  if (lock_reader (l) == -1)
+    goto fail;
   if (fstat (l->fd, &st) == -1) {
     df_error_errno ("%s", path);
     goto fail;
@@ -365,7 +409,7 @@ df_layer_open (const char *path, bool writable)
     df_error (EROFS, "%s: layer is sealed and cannot be written", path);
     goto fail;
   }
-  if (writable && lock_writer (l) == -1)
+  if (writable && lock_upgrade (l) == -1)
     goto fail;
   l->map = malloc (l->info.map_length);
   l->dirty = calloc (1, (l->info.map_length + 4095) / 4096 / 8 + 1);
