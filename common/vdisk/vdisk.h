@@ -91,7 +91,10 @@ int df_vdisk_save (struct df_vdisk *vd);
 char **df_store_vdisks (const char *store);
 void df_strv_free (char **v);
 
-/* flock the vDisk (creating the lock file); returns an fd to close, or -1. */
+/* flock the vDisk (creating the lock file); returns an fd to close, or -1.
+ * Lock order: the farm's lock (df_farm_lock) before a vDisk's; a vDisk's
+ * before its layers' (which are only ever tried, never waited for).
+ */
 int df_vdisk_lock (const char *store, const char *name);
 
 /* Removes the vDisk and all its files, under its lock.  Refused (EBUSY,
