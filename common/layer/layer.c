@@ -24,8 +24,9 @@ layer_pread_all (int fd, void *buf, size_t len, uint64_t off)
 {
   ssize_t r = df_pread_full (fd, buf, len, off);
 
+  /* A layer file is never shorter than its header and map say. */
   if (r >= 0 && (size_t) r < len) {
-    errno = EIO;                /* a layer file is never shorter than its map says */
+    errno = EIO;
     return -1;
   }
   return r == -1 ? -1 : 0;

@@ -51,7 +51,8 @@ install_file (struct df_vdisk *vd, const char *src, const char *fallback,
 
   if (check_source (src, fallback) == -1)
     return -1;
-  if (base == NULL || !df_name_valid (base) || (avoid && strcmp (base, avoid) == 0))
+  if (base == NULL || !df_name_valid (base) ||
+      (avoid && strcmp (base, avoid) == 0))
     base = fallback;
   bootdir = df_path_join (vd->dir, "boot");
   dst = bootdir ? df_path_join (bootdir, base) : NULL;
