@@ -135,6 +135,8 @@ parse_options (struct mount_opts *o, int argc, char **argv)
   return -1;
 }
 
+static int canonical (const char *path, char *out);
+
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static void
 unescape (char *s)
@@ -152,11 +154,11 @@ unescape (char *s)
   *out = '\0';
 }
 
-/* The type of the topmost mount at path (absolute, canonical) into
- * type: 1 if there is one, 0 if not, -1 on error.
+/* The type and device ("MAJ:MIN") of the topmost mount at path
+ * (absolute, canonical): 1 if there is one, 0 if not, -1 on error.
  */
 static int
-mount_type_at (const char *path, char *type, size_t len)
+mount_at (const char *path, char *type, size_t len, char *dev, size_t dlen)
 {
   CLEANUP_FCLOSE FILE *f = fopen ("/proc/self/mountinfo", "re");
   CLEANUP_FREE char *line = NULL;
@@ -166,7 +168,7 @@ mount_type_at (const char *path, char *type, size_t len)
   if (f == NULL)
     return df_error_errno ("/proc/self/mountinfo");
   while (getline (&line, &cap, f) != -1) {
-    char *save = NULL, *field, *mp = NULL, *sep;
+    char *save = NULL, *field[5], *sep, *t;
     int i;
 
     /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - TYPE SOURCE OPTIONS */
@@ -174,20 +176,51 @@ mount_type_at (const char *path, char *type, size_t len)
     if (sep == NULL)
       continue;
     *sep = '\0';
-    for (i = 0, field = strtok_r (line, " ", &save); field && i < 4; i++)
-      field = strtok_r (NULL, " ", &save);
-    if ((mp = field) == NULL)
+    for (i = 0; i < 5; i++)
+      if ((field[i] = strtok_r (i ? NULL : line, " ", &save)) == NULL)
+        break;
+    if (i < 5)
       continue;
-    unescape (mp);
-    if (strcmp (mp, path) != 0)
+    unescape (field[4]);
+    if (strcmp (field[4], path) != 0)
       continue;
-    field = strtok_r (sep + 3, " ", &save);
-    if (field) {
-      snprintf (type, len, "%s", field);
+    save = NULL;
+    if ((t = strtok_r (sep + 3, " ", &save)) != NULL) {
+      snprintf (type, len, "%s", t);
+      if (dev)
+        snprintf (dev, dlen, "%s", field[2]);
       found = 1;
     }
   }
   return found;
+}
+
+static int
+mount_type_at (const char *path, char *type, size_t len)
+{
+  return mount_at (path, type, len, NULL, 0);
+}
+
+/* The kernel reads ahead 128 KiB on a FUSE mount, which caps sequential
+ * requests at that size: raise it to MOUNT_MAX_IO.  Needs root; the
+ * INIT reply (max_readahead) cannot raise it, only lower it.
+ */
+static void
+set_read_ahead (const char *mountpoint)
+{
+  char path[PATH_MAX], type[64], dev[32], sys[64];
+  CLEANUP_FCLOSE FILE *f = NULL;
+
+  if (canonical (mountpoint, path) == -1 ||
+      mount_at (path, type, sizeof type, dev, sizeof dev) != 1)
+    return;
+  snprintf (sys, sizeof sys, "/sys/class/bdi/%s/read_ahead_kb", dev);
+  f = fopen (sys, "we");
+  if (f == NULL || fprintf (f, "%d\n", MOUNT_MAX_IO / 1024) < 0 ||
+      fflush (f) != 0)
+    df_log_warning ("%s: cannot set the read-ahead to %d KiB (%m): "
+                    "sequential reads will be slower", sys,
+                    MOUNT_MAX_IO / 1024);
 }
 
 /* The absolute path of dir/base without looking at base itself (a
@@ -307,6 +340,7 @@ serve (const struct mount_opts *o, struct gw_mount *m)
   if (fuse_session_mount (m->se, o->mountpoint) == -1)
     return df_error (EIO, "cannot mount at %s (see above; is /dev/fuse "
                      "there?)", o->mountpoint);
+  set_read_ahead (o->mountpoint);
   if (nodes_watch_start (m) == -1) {
     fuse_session_unmount (m->se);
     return -1;
