@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -280,26 +281,80 @@ fileio_release (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   fuse_reply_err (req, 0);
 }
 
-/* A read buffer per FUSE thread, freed when the thread ends. */
+/* A read buffer per FUSE thread, freed when the thread ends, and zeros
+ * to send from.
+ */
 static pthread_key_t buf_key;
 static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static char *zeros;
 
 static void
-buf_key_make (void)
+buffers_make (void)
 {
   pthread_key_create (&buf_key, free);
+  zeros = calloc (1, MOUNT_MAX_IO);
 }
 
 static char *
 thread_buffer (void)
 {
-  char *buf;
+  char *buf = pthread_getspecific (buf_key);
 
-  pthread_once (&buf_once, buf_key_make);
-  buf = pthread_getspecific (buf_key);
   if (buf == NULL && (buf = malloc (MOUNT_MAX_IO)) != NULL)
     pthread_setspecific (buf_key, buf);
   return buf;
+}
+
+/* Pieces of one reply at most; past that, the rest is read whole. */
+#define MAX_PIECES 64
+
+/* Adds [p, p+len) to the reply, joined to the last piece if it follows
+ * it in memory.
+ */
+static void
+add_piece (struct iovec *iov, int *n, const void *p, size_t len)
+{
+  if (*n > 0 && (const char *) iov[*n - 1].iov_base + iov[*n - 1].iov_len == p)
+    iov[*n - 1].iov_len += len;
+  else {
+    iov[*n].iov_base = (void *) p;
+    iov[*n].iov_len = len;
+    ++*n;
+  }
+}
+
+/* Fills iov with the count bytes at off: data the device has in memory
+ * is sent from there (one copy, into the kernel, instead of two), zeros
+ * from zeros, the rest read into the thread's buffer.
+ */
+static int
+gather (struct df_bdev *b, uint32_t count, uint64_t off, struct iovec *iov,
+        int *n)
+{
+  char *buf = NULL;
+  uint32_t done = 0;
+  struct df_bdev_peek pk;
+
+  *n = 0;
+  while (done < count) {
+    if (df_bdev_peek (b, count - done, off + done, &pk) == -1)
+      return -1;
+    if (*n >= MAX_PIECES - 1) {
+      pk.len = count - done;
+      pk.zero = false;
+      pk.data = NULL;
+    }
+    if (pk.data == NULL && !pk.zero) {
+      if (buf == NULL && (buf = thread_buffer ()) == NULL)
+        return df_error_errno ("read buffer");
+      if (df_bdev_pread (b, buf + done, pk.len, off + done) == -1)
+        return -1;
+      pk.data = buf + done;
+    }
+    add_piece (iov, n, pk.zero ? zeros : pk.data, pk.len);
+    done += pk.len;
+  }
+  return 0;
 }
 
 void
@@ -308,27 +363,29 @@ fileio_read (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
   struct node *n = handle_node (fi);
   struct df_bdev *b = n->bdev;
-  char *buf = thread_buffer ();
+  struct iovec iov[MAX_PIECES];
   uint32_t count;
+  int niov;
 
   (void) ino;
+  pthread_once (&buf_once, buffers_make);
   if ((uint64_t) off >= b->size) {
     fuse_reply_buf (req, NULL, 0);
     return;
   }
-  if (buf == NULL) {
+  if (zeros == NULL) {
     fuse_reply_err (req, ENOMEM);
     return;
   }
   count = size < MOUNT_MAX_IO ? size : MOUNT_MAX_IO;
   if ((uint64_t) count > b->size - off)
     count = b->size - off;
-  if (df_bdev_pread (b, buf, count, off) == -1) {
+  if (gather (b, count, off, iov, &niov) == -1) {
     log_io_error (n, "read", off);
     fuse_reply_err (req, errno_or_eio ());
     return;
   }
-  fuse_reply_buf (req, buf, count);
+  fuse_reply_iov (req, iov, niov);
 }
 
 void
