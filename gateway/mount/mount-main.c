@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -250,18 +251,22 @@ canonical (const char *path, char *out)
 
 /* A gateway killed while mounted leaves its mount behind, answering
  * ENOTCONN to everything.  Unmount it (lazily: a process may still sit
- * in it), and refuse a live gateway's mount.
+ * in it), and refuse a live gateway's mount.  statfs asks the file
+ * system every time, where stat may be answered from cached attributes.
  */
 static int
 clean_dead_mount (const char *mountpoint)
 {
   char path[PATH_MAX], type[64] = "";
+  struct statfs sfs;
   struct stat st;
   int r;
 
   if (canonical (mountpoint, path) == -1)
     return -1;
-  if (stat (path, &st) == 0) {
+  if (statfs (path, &sfs) == 0) {
+    if (stat (path, &st) == -1)
+      return df_error_errno ("%s", mountpoint);
     if (!S_ISDIR (st.st_mode))
       return df_error (ENOTDIR, "%s is not a directory", mountpoint);
     r = mount_type_at (path, type, sizeof type);

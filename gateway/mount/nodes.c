@@ -269,8 +269,10 @@ check_names (struct nodes *t)
     parent = mark_gone (t, &k[i]);
     if (parent == 0)
       continue;
-    df_debug ("mount", "%s%s%s is gone", k[i].parent.vdisk,
-              k[i].parent.vdisk[0] ? "/" : "", k[i].self.name);
+    df_debug ("mount", "%s/%s%s%s is gone",
+              k[i].parent.kind == NODE_EDIT ? "edit" : "img",
+              k[i].parent.vdisk, k[i].parent.kind == NODE_VDISK ? "/" : "",
+              k[i].self.name);
     r = fuse_lowlevel_notify_inval_entry (m->se, parent, k[i].self.name,
                                           strlen (k[i].self.name));
     if (r < 0 && r != -ENOENT)
