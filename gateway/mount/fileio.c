@@ -65,11 +65,14 @@ open_chain (struct gw_mount *m, const struct node *n)
   if (info == NULL)
     return NULL;
   v = df_vdisk_version (info->vd, n->version);
+  /* ESTALE: the kernel looks the name up again and opens what it
+   * names now.
+   */
   if (v == NULL || memcmp (v->id, n->id, DF_LAYER_ID_LEN) != 0)
-    df_error (ENOENT, "vdisk \"%s\" version %u is gone", n->vdisk,
+    df_error (ESTALE, "vdisk \"%s\" version %u is gone", n->vdisk,
               n->version);
   else if (edit && v->state != DF_STATE_MAINTENANCE)
-    df_error (ENOENT, "vdisk \"%s\" version %u is no longer in maintenance",
+    df_error (ESTALE, "vdisk \"%s\" version %u is no longer in maintenance",
               n->vdisk, n->version);
   else if ((b = df_vdisk_open (info->vd, n->version, edit)) == NULL &&
            errno == EBUSY)
@@ -252,8 +255,12 @@ fileio_open (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int err = errno_or_eio ();
     char path[2 * DF_NAME_MAX + 16];
 
-    df_log (err == EBUSY || err == ENOENT ? DF_LOG_WARNING : DF_LOG_ERROR,
-            "%s: %s", node_path (n, path, sizeof path), df_error_get ());
+    if (err == ESTALE)
+      df_debug ("mount", "%s: %s", node_path (n, path, sizeof path),
+                df_error_get ());
+    else
+      df_log (err == EBUSY || err == ENOENT ? DF_LOG_WARNING : DF_LOG_ERROR,
+              "%s: %s", node_path (n, path, sizeof path), df_error_get ());
     fuse_reply_err (req, err);
     return;
   }

@@ -114,9 +114,14 @@ fs_getattr (fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   struct gw_mount *m = mount_of (req);
   struct stat st;
   double timeout;
+  struct node *n = nodes_get (m->nodes, ino);
 
-  (void) fi;
-  tree_stat (m, nodes_get (m->nodes, ino), &st, &timeout);
+  /* An open file keeps its version: only a name can be stale. */
+  if (fi == NULL && !tree_current (m, n)) {
+    fuse_reply_err (req, ESTALE);
+    return;
+  }
+  tree_stat (m, n, &st, &timeout);
   fuse_reply_attr (req, &st, timeout);
 }
 

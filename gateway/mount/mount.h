@@ -144,6 +144,8 @@ fuse_ino_t node_ino (const struct node *n);
  * reference.  NULL with ENOMEM.
  */
 struct node *nodes_ref (struct nodes *t, const struct node *tmpl);
+/* Same parent, name, kind, version and layer id. */
+bool node_same (const struct node *a, const struct node *b);
 /* The kernel dropped nlookup references (FORGET). */
 void nodes_forget (struct nodes *t, struct node *n, uint64_t nlookup);
 
@@ -163,6 +165,12 @@ void nodes_watch_stop (struct nodes *t);
  */
 int tree_resolve (struct gw_mount *m, const struct node *parent,
                   const char *name, struct node *out);
+/* Whether n is still what its name holds (the root, img/ and edit/
+ * always are).  A node that is not answers ESTALE: the kernel then looks
+ * the name up again (open and stat retry with a fresh lookup) instead
+ * of waiting for the watcher.
+ */
+bool tree_current (struct gw_mount *m, const struct node *n);
 /* The target of a production link: "N", into buf (>= 16 bytes). */
 int tree_readlink (struct gw_mount *m, const struct node *n, char *buf);
 /* Attributes of a node, and how long the kernel may keep them. */

@@ -119,8 +119,8 @@ node_ino (const struct node *n)
   return n->kind == NODE_ROOT ? FUSE_ROOT_ID : (fuse_ino_t) (uintptr_t) n;
 }
 
-static bool
-same_identity (const struct node *a, const struct node *b)
+bool
+node_same (const struct node *a, const struct node *b)
 {
   return a->kind == b->kind && a->parent == b->parent &&
     strcmp (a->name, b->name) == 0 && a->version == b->version &&
@@ -140,7 +140,7 @@ nodes_ref (struct nodes *t, const struct node *tmpl)
   default: break;
   }
   for (n = t->list; n; n = n->next)
-    if (!n->gone && same_identity (n, tmpl)) {
+    if (!n->gone && node_same (n, tmpl)) {
       n->nlookup++;
       return n;
     }
@@ -240,7 +240,7 @@ mark_gone (struct nodes *t, const struct known *k)
   SCOPED_LOCK (&t->lock);
 
   for (n = t->list; n; n = n->next)
-    if (n == k->n && !n->gone && same_identity (n, &k->self)) {
+    if (n == k->n && !n->gone && node_same (n, &k->self)) {
       n->gone = true;
       return node_ino (n->parent);
     }
@@ -264,7 +264,7 @@ check_names (struct nodes *t)
     /* Only a definite "not there" (or something else there) makes the
      * kernel forget; a store that cannot be read right now does not.
      */
-    if (r == 0 ? same_identity (&now, &k[i].self) : errno != ENOENT)
+    if (r == 0 ? node_same (&now, &k[i].self) : errno != ENOENT)
       continue;
     parent = mark_gone (t, &k[i]);
     if (parent == 0)

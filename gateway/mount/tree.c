@@ -153,6 +153,18 @@ tree_resolve (struct gw_mount *m, const struct node *parent,
   }
 }
 
+bool
+tree_current (struct gw_mount *m, const struct node *n)
+{
+  struct node now;
+
+  if (n->parent == NULL || n->kind == NODE_IMG || n->kind == NODE_EDIT)
+    return true;
+  if (tree_resolve (m, n->parent, n->name, &now) == -1)
+    return errno != ENOENT;     /* unreadable right now is not gone */
+  return node_same (&now, n);
+}
+
 int
 tree_readlink (struct gw_mount *m, const struct node *n, char *buf)
 {
