@@ -12,6 +12,7 @@ requires_gateway_mount
 requires losetup --version
 requires nbdinfo --version
 requires fallocate --version
+requires qemu-img --version
 
 make_vdisk_farm                         # base: ext4 holding /marker
 make_image "$TESTDIR/data.raw" 16M 0:6
@@ -77,6 +78,26 @@ expect_fail "Operation not permitted" sh -c ": > '$M/edit/data'"
 expect_fail "No space left on device" dd if=/dev/zero of="$M/edit/data" \
   bs=4k seek=$((16 << 8)) count=1 conv=notrunc status=none
 cmp "$M/edit/data" "$TESTDIR/ref.raw" || fail "a refused change changed data"
+
+# ---- qemu-img convert -n into an edit file: zeros become holes ----
+make_image "$TESTDIR/q1.raw" 8M 0:8
+df vdisk import q "$TESTDIR/q1.raw" >/dev/null
+[ "$(df version new q)" = 2 ] || fail "version new q"
+make_image "$TESTDIR/q2.raw" 8M 0:2 6:2
+qemu-img convert -f raw -O qcow2 "$TESTDIR/q2.raw" "$TESTDIR/q2.qcow2"
+qemu-img convert -n -f qcow2 -O raw "$TESTDIR/q2.qcow2" "$M/edit/q"
+qemu-img compare -q -f raw -F raw "$M/edit/q" "$TESTDIR/q2.raw" ||
+  fail "qemu-img convert -n into edit/q"
+qemu-img map -f raw --output=json "$M/edit/q" > "$TESTDIR/qmap.json"
+/usr/bin/python3 - "$TESTDIR/qmap.json" <<'EOF' || fail "zeros written as data"
+import json, sys
+M = 1 << 20
+data = [(e["start"], e["length"]) for e in json.load(open(sys.argv[1]))
+        if e["data"]]
+assert data == [(0, 2 * M), (6 * M, 2 * M)], data
+EOF
+df version promote q 2 production >/dev/null
+cmp "$M/img/q/2" "$TESTDIR/q2.raw" || fail "promoted q differs"
 
 # ---- one editor: the mount holds it, the plugin's edit/ export waits ----
 exec 3<>"$M/edit/data"
