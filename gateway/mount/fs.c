@@ -251,13 +251,27 @@ fs_readdir (fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             struct fuse_file_info *fi)
 {
   struct dirbuf *d = (struct dirbuf *) (uintptr_t) fi->fh;
+  size_t len;
+  char *slice;
 
   (void) ino;
-  if ((size_t) off >= d->len)
+  if ((size_t) off >= d->len) {
     fuse_reply_buf (req, NULL, 0);
-  else
-    fuse_reply_buf (req, d->data + off,
-                    d->len - off < size ? d->len - off : size);
+    return;
+  }
+  /* A copy: once the kernel has the reply, the directory may be closed
+   * and d freed by another thread before fuse_reply_buf returns (and
+   * ASan looks at the buffer after writev returns).
+   */
+  len = d->len - off < size ? d->len - off : size;
+  slice = malloc (len);
+  if (slice == NULL) {
+    fuse_reply_err (req, ENOMEM);
+    return;
+  }
+  memcpy (slice, d->data + off, len);
+  fuse_reply_buf (req, slice, len);
+  free (slice);
 }
 
 static void
