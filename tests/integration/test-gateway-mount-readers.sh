@@ -70,4 +70,5 @@ cmp "$M/img/data/4" "$TESTDIR/ref4.raw" || fail "version 4"
 cmp "$M/img/data/1" "$TESTDIR/ref1.raw" || fail "version 1 changed"
 ! grep -E "error|warning" "$TESTDIR/gateway.log" ||
   fail "the gateway logged trouble"
+stop_mount_status $MOUNT_PID || fail "gateway exit status $? on SIGTERM"
 echo PASS

@@ -66,3 +66,8 @@ stop_mount_status () {
   wait "$1" || status=$?
   return $status
 }
+
+# A failing test shows what the gateway said (cleanups run before the
+# scratch directory goes).
+cleanup_fn '[ "$status" -eq 0 ] || [ ! -s "$TESTDIR/gateway.log" ] ||
+  { echo "--- gateway log:"; tail -80 "$TESTDIR/gateway.log"; } >&2'
