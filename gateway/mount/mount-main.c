@@ -380,11 +380,16 @@ gw_mount_main (int argc, char **argv)
 {
   struct mount_opts o = { 0 };
   struct gw_mount m = { 0 };
+  CLEANUP_FREE char *farm = NULL;
   int r = parse_options (&o, argc, argv);
 
   if (r >= 0)
     return r;
   df_log_init ("diskfarm-gateway");
+  /* The farm by its full name, in logs and in the mount table. */
+  farm = realpath (o.farm, NULL);
+  if (farm)
+    o.farm = farm;
   if (o.verbose)
     df_log_debug_enable ("mount");
   m.uid = getuid ();

@@ -192,38 +192,29 @@ set_times (struct stat *st, uint64_t ns)
   st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-/* Allocated bytes of the maintenance version: from the editor's chain
- * when one is open, else from a look at its layers.
+/* Allocated bytes of the maintenance version, from its chain while the
+ * file is open (cp, qemu-img and friends stat the file they opened);
+ * unknown otherwise, for reading a large vDisk's maps on every stat
+ * would cost more than the answer is worth.
  */
 static int64_t
-edit_data_bytes (struct gw_mount *m, struct node *n)
+edit_data_bytes (struct node *n)
 {
   struct df_bdev *b = node_peek_bdev (n);
-  struct vd_info *info;
   uint64_t bytes;
   int r;
 
-  if (b) {
-    r = bdev_data_bytes (b, &bytes);
-    node_put_bdev (n);
-    return r == 0 ? (int64_t) bytes : -1;
-  }
-  info = catalog_vdisk (m->catalog, n->vdisk);
-  if (info == NULL)
-    return -1;
-  b = df_vdisk_open (info->vd, n->version, false);
-  vd_info_put (info);
   if (b == NULL)
     return -1;
   r = bdev_data_bytes (b, &bytes);
-  df_bdev_close (b);
+  node_put_bdev (n);
   return r == 0 ? (int64_t) bytes : -1;
 }
 
 static void
-file_stat (struct gw_mount *m, struct node *n, struct stat *st)
+file_stat (struct node *n, struct stat *st)
 {
-  int64_t data = n->kind == NODE_EDITFILE ? edit_data_bytes (m, n)
+  int64_t data = n->kind == NODE_EDITFILE ? edit_data_bytes (n)
                                           : __atomic_load_n (&n->data_bytes,
                                                              __ATOMIC_RELAXED);
 
@@ -257,11 +248,11 @@ tree_stat (struct gw_mount *m, struct node *n, struct stat *st,
     set_times (st, n->kind == NODE_VDISK ? n->mtime_ns : m->started_ns);
     break;
   case NODE_VERSION:
-    file_stat (m, n, st);
+    file_stat (n, st);
     *attr_timeout = TIMEOUT_SEALED;
     break;
   case NODE_EDITFILE:
-    file_stat (m, n, st);
+    file_stat (n, st);
     break;
   case NODE_PRODUCTION:
     st->st_mode = S_IFLNK | 0777;
