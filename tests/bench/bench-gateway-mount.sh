@@ -7,8 +7,9 @@
 #   - cat of the flat raw file: the page cache's own speed, the ceiling.
 # Every round reads through fresh FUSE mounts (nothing cached in them)
 # with the layer and the raw file in the page cache, so the figures are
-# those of each path, not of the disk.  Also the CPU time the serving
-# processes spend per GiB.
+# those of each path, not of the disk.  Also the CPU time per GiB of the
+# reader (cat, in the kernel: it fills the FUSE page cache) and of the
+# serving processes.
 #   meson test -C build --suite bench -v bench-gateway-mount.sh
 # Environment: BENCH_MIB (image size, default 2048), BENCH_ROUNDS (3).
 . "$DISKFARM_SRCDIR/tests/functions.sh"
@@ -52,10 +53,19 @@ warm () {
   cat "$layer" "$TESTDIR/flat.raw" > /dev/null
 }
 
-# Each measure_* prints "SECONDS CPU_SECONDS_PER_GIB".
+# timed_cat FILE: "WALL_SECONDS READER_CPU_SECONDS_PER_GIB".
+timed_cat () {
+  /usr/bin/time -f "%e %U %S" -o "$TESTDIR/time.out" cat "$1" > /dev/null ||
+    fail "cat $1 failed"
+  awk -v b="$bytes" '{ printf "%s %.2f", $1, ($2 + $3) / (b / 1073741824) }' \
+    "$TESTDIR/time.out"
+}
+
+# Each measure_* prints "SECONDS READER_CPU SERVER_CPU" (CPU seconds
+# per GiB; the server: the gateway, or nbdfuse and nbdkit).
 measure_cat () {
   warm
-  echo "$(secs cat "$TESTDIR/flat.raw") -"
+  echo "$(timed_cat "$TESTDIR/flat.raw") -"
 }
 
 measure_mount () {
@@ -63,7 +73,7 @@ measure_mount () {
   start_mount "$M"
   warm
   t0=$(ticks $MOUNT_PID)
-  s=$(secs cat "$M/img/big/1")
+  s=$(timed_cat "$M/img/big/1")
   echo "$s $(secs_per_gib $(($(ticks $MOUNT_PID) - t0)))"
   stop_mount_status $MOUNT_PID || fail "gateway exit status $?"
 }
@@ -80,7 +90,7 @@ measure_nbdfuse () {
   fi
   warm
   t0=$(ticks $pid $NBD_PID)
-  s=$(secs cat "$F/nbd")
+  s=$(timed_cat "$F/nbd")
   echo "$s $(secs_per_gib $(($(ticks $pid $NBD_PID) - t0)))"
   fusermount3 -u "$F"
   wait $pid
@@ -90,7 +100,7 @@ median () {
   sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-declare -A time cpu
+declare -A time rcpu cpu
 kinds="cat mount nbdfuse nbdfuse_ra"
 for ((r = 1; r <= ROUNDS; r++)); do
   for k in $kinds; do
@@ -100,8 +110,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     nbdfuse) out=$(measure_nbdfuse) ;;
     nbdfuse_ra) out=$(measure_nbdfuse 1024) ;;
     esac
-    time[$k]+="${out% *} "
-    cpu[$k]+="${out#* } "
+    read -r t rc sc <<< "$out"
+    time[$k]+="$t "
+    rcpu[$k]+="$rc "
+    cpu[$k]+="$sc "
   done
 done
 
@@ -111,6 +123,9 @@ rate_of () {
 cpu_of () {
   echo ${cpu[$1]} | tr ' ' '\n' | median
 }
+rcpu_of () {
+  echo ${rcpu[$1]} | tr ' ' '\n' | median
+}
 # The gateway's read must be the version's bytes.
 start_mount "$M"
 cmp "$M/img/big/1" "$TESTDIR/flat.raw" || fail "the mount read wrong data"
@@ -119,13 +134,16 @@ stop_mount_status $MOUNT_PID
 m=$(rate_of mount) n=$(rate_of nbdfuse) nr=$(rate_of nbdfuse_ra) c=$(rate_of cat)
 echo
 echo "Sequential read of a $MIB MiB version (cat; median of $ROUNDS rounds)"
-printf "  %-44s %8s %12s\n" "path" "MiB/s" "CPU s/GiB"
-printf "  %-44s %8s %12s\n" "cat of the flat raw file (page cache)" "$c" "-"
-printf "  %-44s %8s %12s\n" "diskfarm-gateway mount img/big/1" "$m" "$(cpu_of mount)"
-printf "  %-44s %8s %12s\n" "nbdfuse + nbdkit img/big" "$n" "$(cpu_of nbdfuse)"
-printf "  %-44s %8s %12s\n" "nbdfuse + nbdkit img/big, read-ahead 1 MiB" "$nr" \
+row () {
+  printf "  %-44s %7s %11s %11s\n" "$@"
+}
+row "path" "MiB/s" "cat CPU" "server CPU"
+row "cat of the flat raw file (page cache)" "$c" "$(rcpu_of cat)" "-"
+row "diskfarm-gateway mount img/big/1" "$m" "$(rcpu_of mount)" "$(cpu_of mount)"
+row "nbdfuse + nbdkit img/big" "$n" "$(rcpu_of nbdfuse)" "$(cpu_of nbdfuse)"
+row "nbdfuse + nbdkit img/big, read-ahead 1 MiB" "$nr" "$(rcpu_of nbdfuse_ra)" \
   "$(cpu_of nbdfuse_ra)"
 echo "  mount / nbdfuse: $(ratio "$m" "$n")" \
      " mount / nbdfuse read-ahead 1 MiB: $(ratio "$m" "$nr")" \
      " mount / cat: $(ratio "$m" "$c")"
-echo "  (CPU: the serving processes, gateway or nbdfuse + nbdkit)"
+echo "  (CPU: seconds per GiB; server: the gateway, or nbdfuse + nbdkit)"
