@@ -62,7 +62,10 @@ failed=0
 for p in "${pids[@]}"; do
   wait "$p" || failed=$((failed + 1))
 done
-[ "$failed" -eq 0 ] || { cat "$TESTDIR/fio.out" >&2; fail "$failed readers failed"; }
+if [ "$failed" -ne 0 ]; then
+  cat "$TESTDIR/fio.out" >&2
+  fail "$failed readers failed"
+fi
 grep -q "err= 0" "$TESTDIR/fio.out" || fail "fio: $(grep err= "$TESTDIR/fio.out")"
 
 [ "$(readlink "$M/img/data/production")" = 4 ] || fail "production is not 4"

@@ -28,8 +28,7 @@ start_mount "$M"
 # Allocated size: the 6 MiB of data, not the holes.
 [ "$(stat -c %b "$M/img/data/1")" = $((6 << 11)) ] ||
   fail "st_blocks $(stat -c %b "$M/img/data/1")"
-for bad in img/nosuch img/data/01 img/data/2 img/data/0 edit/data img/.. ; do
-  case $bad in img/..) continue ;; esac
+for bad in img/nosuch img/data/01 img/data/2 img/data/0 edit/data; do
   [ ! -e "$M/$bad" ] || fail "$bad exists"
 done
 
