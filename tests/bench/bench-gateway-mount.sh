@@ -92,7 +92,13 @@ measure_nbdfuse () {
   t0=$(ticks $pid $NBD_PID)
   s=$(timed_cat "$F/nbd")
   echo "$s $(secs_per_gib $(($(ticks $pid $NBD_PID) - t0)))"
-  fusermount3 -u "$F"
+  # The kernel releases cat's file a moment after cat exits; until then
+  # the unmount is refused (EBUSY) and nbdfuse would run on.
+  for ((i = 0; i < 100; i++)); do
+    fusermount3 -u "$F" 2>/dev/null && break
+    sleep 0.05
+  done
+  mountpoint -q "$F" && fusermount3 -u -z "$F"
   wait $pid
 }
 
