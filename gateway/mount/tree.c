@@ -223,7 +223,7 @@ file_stat (struct node *n, struct stat *st)
   st->st_size = n->size;
   /* Holes are not counted: cp --sparse and friends look for them. */
   st->st_blocks = (data >= 0 ? (uint64_t) data : n->size) / 512;
-  st->st_blksize = MOUNT_MAX_IO;
+  st->st_blksize = n->block_size;
   set_times (st, n->mtime_ns);
 }
 
