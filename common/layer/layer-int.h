@@ -23,6 +23,12 @@ struct df_layer {
   bool any_dirty;
   pthread_mutex_t map_lock;     /* map, dirty bits and map writes */
   struct bulk_hasher *hasher;   /* DF_LAYER_BULK only */
+  /* layer-mem.c: the file mapped read-only (sealed layers), made once
+   * under map_lock; mem_state is read without it.
+   */
+  char *mem;
+  size_t mem_len;
+  int mem_state;
 };
 
 static inline uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
@@ -66,5 +72,8 @@ void layer_bulk_hasher_stop (struct df_layer *l);
  * write in order, else by hashing the file.
  */
 int layer_seal_hash (struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
+
+/* layer-mem.c: unmaps the file (at close). */
+void layer_mem_unmap (struct df_layer *l);
 
 #endif

@@ -222,6 +222,7 @@ df_layer_close (struct df_layer *l)
   if (l->writable && l->any_dirty)
     df_layer_flush (l);
   layer_bulk_hasher_stop (l);
+  layer_mem_unmap (l);
   if (l->fd >= 0)
     close (l->fd);
   pthread_mutex_destroy (&l->map_lock);

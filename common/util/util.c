@@ -273,6 +273,36 @@ df_remove_tree (const char *path)
   return 0;
 }
 
+int
+df_file_stamp_get (const char *path, struct df_file_stamp *out)
+{
+  struct stat st;
+
+  memset (out, 0, sizeof *out);
+  if (stat (path, &st) == -1)
+    return df_error_errno ("%s", path);
+  out->dev = st.st_dev;
+  out->ino = st.st_ino;
+  out->size = st.st_size;
+  out->mtime = st.st_mtim;
+  out->ctime = st.st_ctim;
+  return 0;
+}
+
+static bool
+same_timespec (struct timespec a, struct timespec b)
+{
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+bool
+df_file_stamp_equal (const struct df_file_stamp *a,
+                     const struct df_file_stamp *b)
+{
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+    same_timespec (a->mtime, b->mtime) && same_timespec (a->ctime, b->ctime);
+}
+
 char *
 df_path_join (const char *dir, const char *name)
 {

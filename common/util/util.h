@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define DF_NAME_MAX 64
 
@@ -71,6 +72,22 @@ int df_write_file_atomic (const char *path, const void *data, size_t len,
 int df_copy_file_atomic (const char *src, const char *path, mode_t mode);
 
 int df_fsync_dir (const char *dir);
+
+/* What tells whether a file changed since it was last read: the farm's
+ * files are replaced by atomic renames (df_write_file_atomic), so a new
+ * content comes with a new inode, size, mtime or ctime.  For reloading
+ * farm.conf and manifests only when they changed.
+ */
+struct df_file_stamp {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime, ctime;
+};
+/* stat()s path; -1 with errno (ENOENT if absent) and a message. */
+int df_file_stamp_get (const char *path, struct df_file_stamp *out);
+bool df_file_stamp_equal (const struct df_file_stamp *a,
+                          const struct df_file_stamp *b);
 /* mkdir -p; existing directories are fine. */
 int df_mkdir_p (const char *path, mode_t mode);
 /* rm -r of a directory tree we created (never follows symlinks). */
