@@ -10,24 +10,18 @@
 #include <unistd.h>
 
 #include "nbd/server-int.h"
+#include "util.h"
 
 int
 nbd_read_full (int fd, void *buf, size_t len)
 {
-  char *p = buf;
-  size_t got = 0;
+  ssize_t r = df_read_full (fd, buf, len);
 
-  while (got < len) {
-    ssize_t r = read (fd, p + got, len - got);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    if (r == 0) {
-      errno = got ? EPIPE : 0;
-      return -1;
-    }
-    got += r;
+  if (r == -1)
+    return -1;
+  if ((size_t) r < len) {
+    errno = r ? EPIPE : 0;
+    return -1;
   }
   return 0;
 }
