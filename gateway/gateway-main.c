@@ -5,6 +5,7 @@
  */
 #include <config.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "gateway.h"
@@ -18,5 +19,11 @@ main (int argc, char **argv)
     return gw_attach_main (argc - 1, argv + 1);
   if (argc > 1 && strcmp (argv[1], "serve") == 0)
     return gw_serve_main (argc - 1, argv + 1);
+  /* A word that is no command is a mistake, not the daemon's argument. */
+  if (argc > 1 && argv[1][0] != '-') {
+    fprintf (stderr, "diskfarm-gateway: unknown command \"%s\" (serve, "
+             "mount, attach; see diskfarm-gateway --help)\n", argv[1]);
+    return 1;
+  }
   return gw_serve_main (argc, argv);
 }
