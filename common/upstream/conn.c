@@ -4,6 +4,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -155,16 +156,17 @@ uconn_open (struct upstream *up, size_t k, bool first)
 }
 
 void
-uconn_close (struct uconn *c)
+uconn_close (struct upstream *up, struct uconn *c, bool drain)
 {
-  struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+  int fd = -1;
 
   if (c == NULL)
     return;
-  /* Nothing unsent may reach the server later: reset, do not linger. */
-  if (c->fd >= 0)
-    setsockopt (c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  nbd_close (c->h);
+  if (drain && c->fd >= 0)
+    fd = fcntl (c->fd, F_DUPFD_CLOEXEC, 3);
+  nbd_close (c->h);             /* the socket lives on in fd */
+  if (fd >= 0)
+    up_drain_add (up, fd);
   free (c);
 }
 
@@ -261,7 +263,10 @@ uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
     left++;
   }
   for (;;) {
-    struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+    struct pollfd pfd[2] = {
+      { .fd = c->fd, .events = POLLIN },
+      { .fd = up->lost_fd, .events = POLLIN },
+    };
     uint64_t now;
     int timeout = -1, pr;
 
@@ -280,15 +285,17 @@ uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
       timeout = (last + limit - now) / 1000000 + 1;
     }
     if (nbd_aio_get_direction (c->h) & LIBNBD_AIO_DIRECTION_WRITE)
-      pfd.events |= POLLOUT;
-    pr = poll (&pfd, 1, timeout);
+      pfd[0].events |= POLLOUT;
+    pr = poll (pfd, 2, timeout);
     if (pr == -1 && errno != EINTR)
       return lost (why, len, strerror (errno));
     if (pr <= 0)
       continue;
-    if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+    if (pfd[1].revents && __atomic_load_n (&c->lost, __ATOMIC_ACQUIRE))
+      return lost (why, len, "another connection to the server was lost");
+    if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
       nbd_aio_notify_read (c->h);
-    else if (pfd.revents & POLLOUT)
+    else if (pfd[0].revents & POLLOUT)
       nbd_aio_notify_write (c->h);
   }
 }

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "error.h"
@@ -16,6 +16,7 @@
 void
 up_round_lost (struct upstream *up, struct uconn *c, const char *why)
 {
+  uint64_t one = 1;
   unsigned i;
 
   if (up->state != UP_UP || c->gen != up->gen)
@@ -31,10 +32,13 @@ up_round_lost (struct upstream *up, struct uconn *c, const char *why)
   snprintf (up->down_reason, sizeof up->down_reason, "%s",
             why && *why ? why : "connection lost");
   /* Threads waiting for answers on the round's other connections
-   * return at once.
+   * return at once.  Not by shutting the sockets down: the server's
+   * late replies would meet a reset (see drain.c).
    */
   for (i = 0; i < up->nconns; i++)
-    shutdown (up->conns[i]->fd, SHUT_RDWR);
+    __atomic_store_n (&up->conns[i]->lost, true, __ATOMIC_RELEASE);
+  if (write (up->lost_fd, &one, sizeof one) == -1 && errno != EAGAIN)
+    abort ();                   /* an eventfd write cannot fail otherwise */
   pthread_cond_broadcast (&up->free_cond);
   pthread_cond_signal (&up->super_cond);
 }
@@ -57,7 +61,7 @@ up_connect_round (struct upstream *up, size_t k, bool first)
     if (c[i] == NULL) {
       df_error_prefix ("connection %u of %u", i + 1, n);
       while (i > 0)
-        uconn_close (c[--i]);
+        uconn_close (up, c[--i], false);
       return -1;
     }
   }
@@ -77,26 +81,30 @@ up_connect_round (struct upstream *up, size_t k, bool first)
 }
 
 /* Drops the round in use, once every thread has given its connection
- * back (lock not held).
+ * back (lock not held).  lost: the server may still be answering, its
+ * sockets are drained.
  */
 static void
-drop_round (struct upstream *up)
+drop_round (struct upstream *up, bool lost)
 {
   struct uconn *c[DF_UPSTREAM_MAX_CONNECTIONS];
+  uint64_t junk;
   unsigned n, i;
 
   pthread_mutex_lock (&up->lock);
-  for (i = 0; i < up->nconns; i++)
-    shutdown (up->conns[i]->fd, SHUT_RDWR);
   while (up->out > 0)
     pthread_cond_wait (&up->free_cond, &up->lock);
   n = up->nconns;
   memcpy (c, up->conns, n * sizeof *c);
   up->nconns = 0;
   up->free = NULL;
+  /* Nobody waits on the lost round any more. */
+  if (up->lost_fd >= 0 && read (up->lost_fd, &junk, sizeof junk) == -1 &&
+      errno != EAGAIN)
+    abort ();
   pthread_mutex_unlock (&up->lock);
   for (i = 0; i < n; i++)
-    uconn_close (c[i]);
+    uconn_close (up, c[i], lost);
 }
 
 /* The servers to try, best first: the ranking, the server just lost
@@ -160,7 +168,7 @@ try_server (struct upstream *up, size_t k)
     return -1;
   if (log_replay (up) == -1) {
     df_error_prefix ("%s: replaying the unflushed writes", up->p.servers[k]);
-    drop_round (up);
+    drop_round (up, true);
     return -1;
   }
   return 0;
@@ -228,7 +236,7 @@ supervisor_main (void *arg)
     pthread_mutex_unlock (&up->lock);
     up_log (up, DF_UP_WARNING, "lost %s (%s); failing over",
             up->p.servers[lost], why);
-    drop_round (up);
+    drop_round (up, true);
     recover (up);
     pthread_mutex_lock (&up->lock);
   }
@@ -259,5 +267,6 @@ up_supervisor_stop (struct upstream *up)
   if (up->supervisor_running)
     pthread_join (up->supervisor, NULL);
   up->supervisor_running = false;
-  drop_round (up);
+  drop_round (up, false);
+  up_drainer_stop (up);
 }

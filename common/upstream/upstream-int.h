@@ -34,8 +34,9 @@ struct req {
 /* One libnbd connection of a round. */
 struct uconn {
   struct nbd_handle *h;
-  int fd;                       /* its socket, to shut down from outside */
+  int fd;                       /* its socket */
   unsigned gen;                 /* its round */
+  bool lost;                    /* atomic: its round was lost */
   /* Under the upstream's lock: */
   struct uconn *next_free;
   bool busy;                    /* checked out */
@@ -55,6 +56,13 @@ struct logged {
 
 enum up_state { UP_UP, UP_DOWN, UP_STOPPING };
 
+/* A lost server's socket, read until the server closes it (drain.c). */
+#define UP_MAX_DRAINS 64
+struct up_drain {
+  int fd;
+  uint64_t since;               /* monotonic ns */
+};
+
 struct upstream {
   struct df_bdev bdev;
   struct df_upstream_params p;  /* servers and strings are copies */
@@ -68,6 +76,10 @@ struct upstream {
   pthread_cond_t cond;          /* state or round changed; log shrank */
   pthread_cond_t free_cond;     /* a connection was checked in */
   pthread_cond_t super_cond;    /* the supervisor has work */
+  pthread_cond_t drain_cond;    /* a socket to drain */
+  int lost_fd;                  /* eventfd: readable while a lost round's
+                                   threads must give their connections
+                                   back */
   enum up_state state;
   bool any_server, interrupted;
   unsigned gen;
@@ -86,6 +98,10 @@ struct upstream {
   struct df_upstream_stats stats;
   pthread_t supervisor;
   bool supervisor_running;
+  struct up_drain drains[UP_MAX_DRAINS];
+  unsigned ndrains;
+  pthread_t drainer;
+  bool drainer_running;
 };
 
 void up_log (struct upstream *up, enum df_upstream_log level,
@@ -97,7 +113,10 @@ void up_log (struct upstream *up, enum df_upstream_log level,
  * offer the same export.  NULL with a message.
  */
 struct uconn *uconn_open (struct upstream *up, size_t k, bool first);
-void uconn_close (struct uconn *c);
+/* drain: the server may still be answering it (a lost round): the
+ * socket goes to the drainer instead of being closed.
+ */
+void uconn_close (struct upstream *up, struct uconn *c, bool drain);
 /* Runs the requests of r[0..n-1] not done yet on c (sent together, so
  * they must not overlap) and waits for their answers, no longer than
  * io_timeout without one.  0: every request answered (done, its error
@@ -116,6 +135,12 @@ void up_round_lost (struct upstream *up, struct uconn *c, const char *why);
 int up_connect_round (struct upstream *up, size_t k, bool first);
 int up_supervisor_start (struct upstream *up);
 void up_supervisor_stop (struct upstream *up);
+
+/* ---- drain.c ---- */
+/* Says we are done (FIN) and reads fd until the server closes it. */
+void up_drain_add (struct upstream *up, int fd);
+int up_drainer_start (struct upstream *up);
+void up_drainer_stop (struct upstream *up);
 
 /* ---- request.c ---- */
 /* One request, to its answer (failovers included): 0 or -1 with errno

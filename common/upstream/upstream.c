@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "upstream/upstream-int.h"
@@ -194,6 +196,9 @@ up_close (struct df_bdev *b)
   pthread_cond_destroy (&up->cond);
   pthread_cond_destroy (&up->free_cond);
   pthread_cond_destroy (&up->super_cond);
+  pthread_cond_destroy (&up->drain_cond);
+  if (up->lost_fd >= 0)
+    close (up->lost_fd);
   for (i = 0; i < up->p.nservers; i++)
     free ((char *) up->p.servers[i]);
   free ((void *) up->p.servers);
@@ -254,6 +259,13 @@ up_new (const struct df_upstream_params *p)
   pthread_cond_init (&up->cond, NULL);
   pthread_cond_init (&up->free_cond, NULL);
   pthread_cond_init (&up->super_cond, NULL);
+  pthread_cond_init (&up->drain_cond, NULL);
+  up->lost_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (up->lost_fd == -1) {
+    df_error_errno ("eventfd");
+    up_close (&up->bdev);
+    return NULL;
+  }
   return up;
  err:
   df_error_errno ("upstream");
@@ -295,7 +307,7 @@ df_upstream_open (const struct df_upstream_params *p)
     goto err;
   }
   up->state = UP_UP;
-  if (up_supervisor_start (up) == 0)
+  if (up_supervisor_start (up) == 0 && up_drainer_start (up) == 0)
     return &up->bdev;
  err:
   up_close (&up->bdev);

@@ -6,8 +6,9 @@
 # replica has the same content hash.  The device keeps its writes in a
 # local overlay (write cache "device"), so a server that cannot be told
 # to let go does not matter.  Zero I/O errors, every block verifies, the
-# pause is printed.  Then the link comes back and the second server's
-# is cut: the attach moves back.
+# pause is printed.  Then the link comes back (the connections given up
+# on end gently, the server lives) and the second server's is cut: the
+# attach moves back.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/attach.sh"
 need nbdkit --version
@@ -26,7 +27,7 @@ start_netns_servers
 
 SOCK=$TESTDIR/a.sock
 IMG=$TESTDIR/a.img
-start_attach a dev/pc1@cut --farm "$TESTDIR/farm" --io-timeout 2 \
+start_attach a dev/pc1@cut --farm "$TESTDIR/farm" --io-timeout 2 --dead-timeout 60 \
   --nbd-socket "$SOCK" --file "$IMG" --overlay "$TESTDIR/pc1.layer"
 attach_log a | grep -q "from $NET.1.2:10809" || fail "not attached to srv1"
 
@@ -69,13 +70,26 @@ cut_under_fio () {
                               sed 's/.*attach: //')"
 }
 
+# back_up N: server N's link comes back; the connections the attach
+# gave up on end gently (it drained them: its replies meet no reset,
+# which nbdkit 1.32 does not survive), and the server lives on.
+back_up () {
+  cut_link "$1" up
+  wait_for 60 "srv$1 to let go of the connections given up on" no_conns "$1"
+  kill -0 "${SERVER_PID[srv$1]}" 2>/dev/null || fail "srv$1 died"
+}
+no_conns () {
+  [ -z "$(ip netns exec "${NS[$1]}" ss -Htn state established '( sport = :10809 )')" ]
+}
+
 cut_under_fio 1 1
 attach_log a | grep -q "lost $NET.1.2:10809 (no reply for 2 s)" ||
   fail "the cut was not noticed by the I/O timeout"
 attach_log a | grep -q "now served by $NET.2.2:10809" || fail "not on srv2"
-cut_link 1 up
+back_up 1
 cut_under_fio 2 2
 attach_log a | grep -q "now served by $NET.1.2:10809" || fail "not back on srv1"
-cut_link 2 up
+back_up 2
 stop_attach a
+! grep -q "Assertion" "$TESTDIR"/srv*.log || fail "a server asserted"
 echo PASS

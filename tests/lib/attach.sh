@@ -28,6 +28,8 @@ cleanup_fn _attach_unmount
 # directory goes with the test).
 _attach_show_logs () {
   local f
+  # DISKFARM_KEEP_LOGS=DIR keeps them all, for a hunt.
+  [ -z "${DISKFARM_KEEP_LOGS:-}" ] || cp "$TESTDIR"/*.log "$DISKFARM_KEEP_LOGS"/ 2>/dev/null
   [ "${status:-0}" = 0 ] && return 0
   for f in "$TESTDIR"/*.log; do
     [ -s "$f" ] || continue
