@@ -14,10 +14,10 @@ r () { nbdsh_run "dev/pc1@$1" -c "print(chr(h.pread(1, 0)[0] or 46))"; }
 
 w s1 A
 [ "$(r s1)" = A ] || fail "session did not resume after reconnect"
-ls "$TESTDIR"/farm/store/caches/pc1/s1.layer >/dev/null || fail "no cache file"
+ls "$TESTDIR"/farm/store/caches/pc1/sessions/s1.layer >/dev/null || fail "no cache file"
 w s2 B
 [ "$(r s2)" = B ] || fail "second session"
-[ ! -e "$TESTDIR/farm/store/caches/pc1/s1.layer" ] || fail "old session's cache kept"
+[ ! -e "$TESTDIR/farm/store/caches/pc1/sessions/s1.layer" ] || fail "old session's cache kept"
 [ "$(r s1)" != A ] || fail "superseded session resumed"
 sleep 4
 [ "$(r s2)" != B ] || fail "session outlived its linger time"

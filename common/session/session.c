@@ -1,0 +1,494 @@
+/* diskfarm — device sessions: the set of one serving process.
+ *
+ * A session's life under the set's lock is a few fields (state, refs,
+ * conns); its file I/O happens outside the lock, done by the one thread
+ * that moved it to a busy state:
+ *
+ *   (new) --opener--> OPENING --setup ok--> READY --last close--> PARKING
+ *                        |                  ^   ^                   |
+ *                        v setup failed     |   +----- parked ------+
+ *                     FAILED          resume: OPENING <- next opener
+ *
+ * Openers of the same DEVICE@SESSION that find it OPENING or PARKING
+ * wait on its condition variable; nobody else waits.  A session leaves
+ * the list (superseded, expired, failed) under the lock and is freed
+ * outside it by whoever drops the last reference or pin.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "error.h"
+#include "session/session-int.h"
+#include "util.h"
+
+void
+session_log (struct df_sessions *set, enum df_log_level level,
+             const char *fmt, ...)
+{
+  char msg[1024];
+  va_list ap;
+
+  if (set->log == NULL)
+    return;
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  set->log (set->log_opaque, level, msg);
+}
+
+static struct df_session_counters *
+default_alloc (void *opaque, struct df_session *s)
+{
+  (void) opaque;
+  (void) s;
+  return calloc (1, sizeof (struct df_session_counters));
+}
+
+static void
+default_free (void *opaque, struct df_session_counters *c)
+{
+  (void) opaque;
+  free (c);
+}
+
+struct df_sessions *
+df_sessions_new (const struct df_sessions_params *p)
+{
+  struct df_sessions *set = calloc (1, sizeof *set);
+
+  if (set == NULL ||
+      (p->cache_dir && (set->cache_dir = strdup (p->cache_dir)) == NULL)) {
+    df_error_errno ("sessions");
+    free (set);
+    return NULL;
+  }
+  set->farm = p->farm;
+  set->device_limit = p->device_limit;
+  set->ram_limit = p->ram_limit;
+  set->linger = p->linger;
+  set->budget = p->budget;
+  set->log = p->log;
+  set->log_opaque = p->log_opaque;
+  set->counters_alloc = p->counters_alloc ? p->counters_alloc : default_alloc;
+  set->counters_free = p->counters_alloc ? p->counters_free : default_free;
+  set->counters_opaque = p->counters_opaque;
+  pthread_mutex_init (&set->lock, NULL);
+  pthread_cond_init (&set->changed, NULL);
+  return set;
+}
+
+static struct df_session *
+session_new (struct df_sessions *set, const char *device, const char *name)
+{
+  struct df_session *s = calloc (1, sizeof *s);
+
+  if (s == NULL) {
+    df_error_errno ("session %s@%s", device, name);
+    return NULL;
+  }
+  s->set = set;
+  strcpy (s->device, device);
+  strcpy (s->name, name);
+  s->id = ++set->next_id;
+  s->state = SESS_OPENING;
+  pthread_mutex_init (&s->bdev_lock, NULL);
+  pthread_cond_init (&s->cond, NULL);
+  return s;
+}
+
+/* Frees a session nobody holds any more (file I/O: no lock held). */
+static void
+session_destroy (struct df_session *s)
+{
+  struct df_sessions *set = s->set;
+
+  session_release (s, s->remove);
+  if (s->counters)
+    set->counters_free (set->counters_opaque, s->counters);
+  pthread_mutex_destroy (&s->bdev_lock);
+  pthread_cond_destroy (&s->cond);
+  free (s->msg);
+  free (s);
+}
+
+static void
+destroy_all (struct df_session *doomed)
+{
+  struct df_session *next;
+
+  for (; doomed; doomed = next) {
+    next = doomed->next;
+    session_destroy (doomed);
+  }
+}
+
+/* Takes s off the list (set->lock held); remove: its cache file goes
+ * with it.  Returns true if nobody holds it: the caller frees it.
+ */
+static bool
+unlink_session (struct df_session *s, bool remove)
+{
+  struct df_session **p;
+
+  if (s->linked) {
+    for (p = &s->set->list; *p; p = &(*p)->next)
+      if (*p == s) {
+        *p = s->next;
+        break;
+      }
+    s->linked = false;
+    s->next = NULL;
+  }
+  s->remove = remove;
+  return s->refs == 0 && s->pins == 0;
+}
+
+static struct df_session *
+find_session (struct df_sessions *set, const char *device, const char *name)
+{
+  struct df_session *s;
+
+  for (s = set->list; s; s = s->next)
+    if (strcmp (s->device, device) == 0 && strcmp (s->name, name) == 0)
+      return s;
+  return NULL;
+}
+
+/* The device's other sessions that finished opening are superseded:
+ * idle ones go now (onto *doomed), the others when their users leave.
+ * Fills keep with the names of the device's sessions that stay, whose
+ * cache files the sweep must leave alone.  set->lock held.
+ */
+static void
+supersede (struct df_session *s, struct df_session **doomed,
+           const char **keep, size_t nkeep)
+{
+  struct df_session *o, *next;
+  size_t k = 0;
+
+  for (o = s->set->list; o; o = next) {
+    next = o->next;
+    if (strcmp (o->device, s->device) != 0)
+      continue;
+    if (o != s && o->state != SESS_OPENING && !o->discard) {
+      o->discard = true;
+      session_log (s->set, DF_LOG_DEBUG, "session %s@%s superseded by %s",
+                   o->device, o->name, s->name);
+      if (o->state == SESS_READY && o->refs == 0 && unlink_session (o, true)) {
+        o->next = *doomed;
+        *doomed = o;
+        continue;
+      }
+    }
+    if (!o->discard && k + 1 < nkeep)
+      keep[k++] = o->name;
+  }
+  keep[k] = NULL;
+}
+
+static bool
+needs_attach (const struct df_session *s)
+{
+  return s->cache == NULL && s->private == NULL &&
+    s->spec.mode != DF_CACHE_DEVICE;
+}
+
+static void
+set_client (struct df_session *s, const char *client)
+{
+  if (client)
+    snprintf (s->client, sizeof s->client, "%s", client);
+}
+
+/* The opening failed: waiters see the same error.  set->lock held. */
+static void
+fail_opening (struct df_session *s, int err)
+{
+  s->err = err ? err : EIO;
+  free (s->msg);
+  s->msg = strdup (df_error_get ());
+  s->state = SESS_FAILED;
+  unlink_session (s, false);
+  pthread_cond_broadcast (&s->cond);
+}
+
+/* A new session: set up outside the lock, then supersede the device's
+ * other sessions and sweep their files.  Entered with set->lock held,
+ * returns without it.
+ */
+static struct df_session *
+open_new (struct df_sessions *set, const char *device, const char *name,
+          const char *client)
+{
+  struct df_session *s = session_new (set, device, name), *doomed = NULL;
+  const char *keep[16];
+  char *keep_copy[16] = { NULL };
+  size_t i;
+  int r, err;
+
+  if (s == NULL) {
+    pthread_mutex_unlock (&set->lock);
+    return NULL;
+  }
+  s->refs = 1;
+  s->linked = true;
+  s->next = set->list;
+  set->list = s;
+  pthread_mutex_unlock (&set->lock);
+
+  r = session_setup (s);
+  err = errno;
+
+  pthread_mutex_lock (&set->lock);
+  if (r == -1) {
+    fail_opening (s, err);
+    r = --s->refs == 0 && s->pins == 0;
+    errno = s->err;
+    pthread_mutex_unlock (&set->lock);
+    if (r)
+      session_destroy (s);
+    return NULL;
+  }
+  s->state = SESS_READY;
+  s->conns = 1;
+  set_client (s, client);
+  pthread_cond_broadcast (&s->cond);
+  /* Session "0" (no session named: a tool, not a boot) leaves the
+   * device's boot sessions alone.
+   */
+  if (strcmp (s->name, "0") != 0) {
+    supersede (s, &doomed, keep, sizeof keep / sizeof keep[0]);
+    for (i = 0; keep[i]; i++)
+      keep_copy[i] = strdup (keep[i]);
+  }
+  pthread_mutex_unlock (&set->lock);
+
+  destroy_all (doomed);
+  if (strcmp (s->name, "0") != 0)
+    session_sweep (set, s->dir, (const char *const *) keep_copy);
+  for (i = 0; keep_copy[i]; i++)
+    free (keep_copy[i]);
+  return s;
+}
+
+struct df_session *
+df_session_open (struct df_sessions *set, const char *device,
+                 const char *name, const char *client)
+{
+  struct df_session *s;
+  bool last;
+  int r, err;
+
+  if (df_name_check ("device", device) == -1 ||
+      df_name_check ("session", name) == -1)
+    return NULL;
+  pthread_mutex_lock (&set->lock);
+  s = find_session (set, device, name);
+  if (s == NULL)
+    return open_new (set, device, name, client);
+
+  s->refs++;
+  while (s->state == SESS_OPENING || s->state == SESS_PARKING)
+    pthread_cond_wait (&s->cond, &set->lock);
+  if (s->state == SESS_FAILED) {
+    err = s->err;
+    df_error (err, "%s", s->msg ? s->msg : strerror (err));
+    last = --s->refs == 0 && s->pins == 0;
+    pthread_mutex_unlock (&set->lock);
+    if (last)
+      session_destroy (s);
+    errno = err;
+    return NULL;
+  }
+  if (needs_attach (s)) {
+    /* Parked: this opener resumes it; later ones wait for it. */
+    s->state = SESS_OPENING;
+    pthread_mutex_unlock (&set->lock);
+    r = session_attach (s);
+    err = errno;
+    pthread_mutex_lock (&set->lock);
+    s->state = SESS_READY;
+    pthread_cond_broadcast (&s->cond);
+    if (r == -1) {
+      last = --s->refs == 0 && s->discard && unlink_session (s, true);
+      pthread_mutex_unlock (&set->lock);
+      if (last)
+        session_destroy (s);
+      errno = err;
+      return NULL;
+    }
+  }
+  s->conns++;
+  set_client (s, client);
+  pthread_mutex_unlock (&set->lock);
+  return s;
+}
+
+void
+df_session_close (struct df_session *s)
+{
+  struct df_sessions *set;
+  bool gone = false;
+
+  if (s == NULL)
+    return;
+  set = s->set;
+  pthread_mutex_lock (&set->lock);
+  s->conns--;
+  if (--s->refs > 0) {
+    pthread_mutex_unlock (&set->lock);
+    return;
+  }
+  s->idle_since = df_now_mono_ns ();
+  if (s->discard)
+    gone = unlink_session (s, true);
+  else if (s->private || (s->cache && session_disk_mode (s->spec.mode))) {
+    s->state = SESS_PARKING;
+    pthread_mutex_unlock (&set->lock);
+    session_park (s);
+    pthread_mutex_lock (&set->lock);
+    s->state = SESS_READY;
+    s->idle_since = df_now_mono_ns ();
+    pthread_cond_broadcast (&s->cond);
+    /* Superseded while parking, and nobody came back meanwhile. */
+    if (s->discard && s->refs == 0)
+      gone = unlink_session (s, true);
+  }
+  pthread_mutex_unlock (&set->lock);
+  if (gone)
+    session_destroy (s);
+}
+
+/* Sessions whose linger time is over.  set->lock held. */
+static struct df_session *
+expired (struct df_sessions *set)
+{
+  uint64_t now = df_now_mono_ns ();
+  uint64_t linger = (uint64_t) set->linger * 1000000000;
+  struct df_session *s, *next, *doomed = NULL;
+
+  for (s = set->list; s; s = next) {
+    next = s->next;
+    if (s->state == SESS_READY && s->refs == 0 &&
+        now - s->idle_since >= linger) {
+      session_log (set, DF_LOG_DEBUG, "session %s@%s expired", s->device,
+                   s->name);
+      if (unlink_session (s, true)) {
+        s->next = doomed;
+        doomed = s;
+      }
+    }
+  }
+  return doomed;
+}
+
+static void *
+reaper_main (void *opaque)
+{
+  struct df_sessions *set = opaque;
+  struct df_session *doomed;
+  struct timespec ts;
+
+  pthread_mutex_lock (&set->lock);
+  while (!set->stopping) {
+    clock_gettime (CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    pthread_cond_timedwait (&set->changed, &set->lock, &ts);
+    if (set->stopping)
+      break;
+    doomed = expired (set);
+    pthread_mutex_unlock (&set->lock);
+    destroy_all (doomed);
+    pthread_mutex_lock (&set->lock);
+  }
+  pthread_mutex_unlock (&set->lock);
+  return NULL;
+}
+
+int
+df_sessions_start (struct df_sessions *set)
+{
+  int err = pthread_create (&set->reaper, NULL, reaper_main, set);
+
+  if (err)
+    return df_error (err, "cannot start the session reaper: %m");
+  set->reaper_running = true;
+  return 0;
+}
+
+void
+df_sessions_free (struct df_sessions *set)
+{
+  struct df_session *s;
+
+  if (set == NULL)
+    return;
+  pthread_mutex_lock (&set->lock);
+  set->stopping = true;
+  pthread_cond_broadcast (&set->changed);
+  pthread_mutex_unlock (&set->lock);
+  if (set->reaper_running)
+    pthread_join (set->reaper, NULL);
+  /* Disk caches stay on disk for a restarted or another server. */
+  while ((s = set->list) != NULL) {
+    set->list = s->next;
+    s->linked = false;
+    session_park (s);
+    s->remove = false;
+    session_destroy (s);
+  }
+  pthread_mutex_destroy (&set->lock);
+  pthread_cond_destroy (&set->changed);
+  free (set->cache_dir);
+  free (set);
+}
+
+int
+df_sessions_foreach (struct df_sessions *set,
+                     int (*fn) (void *, const struct df_session_figures *),
+                     void *opaque)
+{
+  CLEANUP_FREE struct df_session **v = NULL;
+  struct df_session *s, *doomed = NULL;
+  struct df_session_figures f;
+  size_t n = 0, i;
+  int r = 0;
+
+  pthread_mutex_lock (&set->lock);
+  for (s = set->list; s; s = s->next)
+    n++;
+  v = calloc (n ? n : 1, sizeof *v);
+  n = 0;
+  for (s = set->list; v && s; s = s->next)
+    if (s->state == SESS_READY || s->state == SESS_PARKING) {
+      s->pins++;
+      v[n++] = s;
+    }
+  pthread_mutex_unlock (&set->lock);
+  if (v == NULL)
+    return df_error_errno ("sessions");
+
+  for (i = 0; i < n && r == 0; i++) {
+    df_session_figures (v[i], &f);
+    r = fn (opaque, &f);
+  }
+
+  pthread_mutex_lock (&set->lock);
+  for (i = 0; i < n; i++) {
+    s = v[i];
+    if (--s->pins == 0 && !s->linked && s->refs == 0) {
+      s->next = doomed;
+      doomed = s;
+    }
+  }
+  pthread_mutex_unlock (&set->lock);
+  destroy_all (doomed);
+  return r == -1 ? -1 : 0;
+}
