@@ -273,8 +273,8 @@ diskfarm_close (void *handle)
   struct handle *h = handle;
 
   df_session_close (h->session);
-  if (h->editor)
-    editor_close (h->editor);
+  if (h->editor && editor_close (h->editor) == -1)
+    nbdkit_error ("%s", df_error_get ());
   df_farmstate_chain_put (farmstate, h->image);
   free (h->description);
   free (h);

@@ -1,4 +1,5 @@
 /* nbdkit-diskfarm-plugin — img/ and edit/ exports, and the export list.
+ * No nbdkit calls here (test-exports.c drives it directly).
  *
  * Descriptions end with a machine-readable tail (nbdkit-diskfarm-
  * plugin(1)): "vdisk=NAME version=N hash=HEX", hash only for a sealed
@@ -11,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <nbdkit-plugin.h>
 
 #include "cleanup.h"
 #include "error.h"
@@ -136,14 +135,17 @@ editor_open (const char *vdisk, char **desc)
   return e;
 }
 
-void
+int
 editor_close (struct editor *e)
 {
-  if (df_bdev_flush (e->bdev) == -1)
-    nbdkit_error ("edit/%s: %s", e->vdisk, df_error_get ());
+  int r = df_bdev_flush (e->bdev);
+
+  if (r == -1)
+    df_error_prefix ("edit/%s", e->vdisk);
   df_bdev_close (e->bdev);
   delist (e);
   free (e);
+  return r;
 }
 
 struct df_bdev *

@@ -30,7 +30,8 @@ extern struct df_sessions *sessions;
 struct editor;
 /* *desc receives a malloc'd description.  NULL with errno and a message. */
 struct editor *editor_open (const char *vdisk, char **desc);
-void editor_close (struct editor *e);
+/* Flushes and closes; -1 with a message if the flush failed. */
+int editor_close (struct editor *e);
 struct df_bdev *editor_bdev (struct editor *e);
 
 struct df_chain_ref *image_open (const struct df_export_name *en, char **desc);

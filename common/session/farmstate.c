@@ -179,8 +179,8 @@ df_farmstate_get (struct df_farmstate *fs)
   pthread_mutex_lock (&fs->lock);
   if (s == NULL) {
     /* Keep serving the last good farm; say so once per change. */
-    failed_first = !fs->failed.valid ||
-      df_farm_stamp_changed (&fs->failed, &now);
+    failed_first = !fs->failed.valid || fs->failed.digest != now.digest ||
+      fs->failed.files != now.files;
     fs->failed = now;
     s = fs->current;
     s->refs++;

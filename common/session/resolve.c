@@ -342,7 +342,8 @@ session_setup (struct df_session *s)
   int r = -1;
 
   s->since_ns = df_now_real_ns ();
-  s->counters = set->counters_alloc (set->counters_opaque, s);
+  s->counters = set->counters_alloc (set->counters_opaque, s->device,
+                                     s->name);
   if (s->counters == NULL)
     return df_error (ENOMEM, "session %s@%s: no counters", s->device, s->name);
   vd = resolve (s);

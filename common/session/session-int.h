@@ -86,7 +86,8 @@ struct df_sessions {
   struct df_cache_budget *budget;
   df_log_fn log;
   void *log_opaque;
-  struct df_session_counters *(*counters_alloc) (void *, struct df_session *);
+  struct df_session_counters *(*counters_alloc) (void *, const char *,
+                                                 const char *);
   void (*counters_free) (void *, struct df_session_counters *);
   void *counters_opaque;
 

@@ -44,10 +44,11 @@ session_log (struct df_sessions *set, enum df_log_level level,
 }
 
 static struct df_session_counters *
-default_alloc (void *opaque, struct df_session *s)
+default_alloc (void *opaque, const char *device, const char *session)
 {
   (void) opaque;
-  (void) s;
+  (void) device;
+  (void) session;
   return calloc (1, sizeof (struct df_session_counters));
 }
 

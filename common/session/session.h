@@ -70,12 +70,15 @@ struct df_sessions_params {
   struct df_cache_budget *budget;   /* shared by all caches; may be NULL */
   df_log_fn log;                /* may be NULL */
   void *log_opaque;
-  /* Where a session's counters live.  alloc returns zeroed counters (or
-   * NULL: the session then fails to open with ENOMEM); free is called
-   * when the session is gone.  Both NULL: calloc and free.
+  /* Where a session's counters live.  alloc is called when a session
+   * is being opened (no lock held; it may block, delaying only that
+   * session) and returns zeroed counters, or NULL: the open then fails
+   * with ENOMEM.  free is called when the session is gone.  Both NULL:
+   * calloc and free.
    */
   struct df_session_counters *(*counters_alloc) (void *opaque,
-                                                 struct df_session *s);
+                                                 const char *device,
+                                                 const char *session);
   void (*counters_free) (void *opaque, struct df_session_counters *c);
   void *counters_opaque;
 };
