@@ -157,5 +157,7 @@ main (int argc, char **argv)
   printf ("clients=%d failed=%d total_s=%.2f slowest_s=%.2f "
           "slowest_connect_s=%.2f\n", n, failed, now () - start, slowest,
           slowest_connect);
+  free (clients);
+  free (threads);
   return failed ? 1 : 0;
 }

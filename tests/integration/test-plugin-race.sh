@@ -34,9 +34,10 @@ alive () {
 fio_job () {   # fio_job EXPORT NAME OPTIONS...
   local export=$1 name=$2
   shift 2
-  fio --name="$name" --ioengine=nbd --uri="$(nbd_uri "$export")" \
-      --bs=4k --iodepth=8 --direct=1 --output-format=terse "$@" \
-      >"$TESTDIR/fio-$name.out" 2>&1
+  (cd "$TESTDIR" &&
+   fio --name="$name" --ioengine=nbd --uri="$(nbd_uri "$export")" \
+       --bs=4k --iodepth=8 --direct=1 --verify_state_save=0 \
+       --output-format=terse "$@" >"$TESTDIR/fio-$name.out" 2>&1)
 }
 
 for round in $(seq 1 "$rounds"); do
