@@ -62,34 +62,31 @@ cache_spec (struct df_sessions *set, const struct df_farm *farm,
   return 0;
 }
 
-/* Removes a cache file nobody holds (no writer lock). */
+/* Removes a cache file nobody holds (no writer lock).  With a session
+ * name, only if no live session of that name is listed here: looked at
+ * while holding the file's lock, so a session made meanwhile finds the
+ * file locked (its open fails) or gone (it starts afresh) and never
+ * loses a cache it was using.
+ */
 static void
-remove_unused (struct df_sessions *set, const char *path)
+remove_unused (struct df_sessions *set, const char *path, const char *device,
+               const char *name)
 {
   int fd = open (path, O_RDONLY | O_CLOEXEC);
 
   if (fd == -1)
     return;
-  if (flock (fd, LOCK_EX | LOCK_NB) == 0 && unlink (path) == 0)
+  if (flock (fd, LOCK_EX | LOCK_NB) == 0 &&
+      (name == NULL || !session_listed (set, device, name)) &&
+      unlink (path) == 0)
     session_log (set, DF_LOG_DEBUG, "discarded cache %s", path);
   close (fd);
 }
 
-static bool
-kept (const char *file, size_t n, const char *const *keep)
-{
-  size_t i;
-
-  for (i = 0; keep && keep[i]; i++)
-    if (strlen (keep[i]) == n && strncmp (file, keep[i], n) == 0)
-      return true;
-  return false;
-}
-
-/* Removes the unused SESSION.layer files of dir except kept sessions'. */
+/* Removes the unused SESSION.layer files in dir. */
 static void
 sweep_dir (struct df_sessions *set, const char *dir, bool top,
-           const char *const *keep)
+           const char *device)
 {
   DIR *d = opendir (dir);
   struct dirent *de;
@@ -98,22 +95,21 @@ sweep_dir (struct df_sessions *set, const char *dir, bool top,
     return;
   while ((de = readdir (d)) != NULL) {
     size_t n = strlen (de->d_name);
-    CLEANUP_FREE char *p = NULL;
+    CLEANUP_FREE char *p = NULL, *name = NULL;
 
     if (n < 7 || strcmp (de->d_name + n - 6, ".layer") != 0 ||
-        kept (de->d_name, n - 6, keep) ||
         (top && strcmp (de->d_name, PERSISTENT_FILE) == 0))
       continue;
     p = df_path_join (dir, de->d_name);
-    if (p)
-      remove_unused (set, p);
+    name = strndup (de->d_name, n - 6);
+    if (p && name)
+      remove_unused (set, p, device, name);
   }
   closedir (d);
 }
 
 void
-session_sweep (struct df_sessions *set, const char *dir,
-               const char *const *keep)
+session_sweep (struct df_sessions *set, const char *dir, const char *device)
 {
   CLEANUP_FREE char *sdir = NULL;
 
@@ -121,9 +117,9 @@ session_sweep (struct df_sessions *set, const char *dir,
     return;
   sdir = df_path_join (dir, SESSIONS_DIR);
   if (sdir)
-    sweep_dir (set, sdir, false, keep);
+    sweep_dir (set, sdir, false, device);
   /* Session caches of an older layout sat beside the persistent one. */
-  sweep_dir (set, dir, true, keep);
+  sweep_dir (set, dir, true, device);
 }
 
 /* CACHEDIR/DEVICE (caller frees). */
@@ -203,6 +199,7 @@ session_attach (struct df_session *s)
     .path = s->path, .budget = set->budget,
   };
   struct df_bdev *b;
+  struct stat st;
 
   if (s->spec.mode == DF_CACHE_DEVICE)
     return 0;
@@ -221,6 +218,10 @@ session_attach (struct df_session *s)
   }
   p.parent_id = s->chain->id;
   p.parent_hash = s->chain->hash;
+  if (s->parked && stat (s->path, &st) == -1)
+    return df_error (errno == ENOENT ? ESTALE : errno, "session %s@%s: its "
+                     "cache %s is gone (a newer session of the device "
+                     "discarded it?): %m", s->device, s->name, s->path);
   b = df_cache_open (s->chain->bdev, &p);
   if (b == NULL && errno == EBUSY)
     df_error (EBUSY, "session %s@%s is in use on another server", s->device,
@@ -389,6 +390,7 @@ session_park (struct df_session *s)
       b = s->cache;
       set_device (s, &s->cache, NULL);
       df_bdev_close (b);
+      s->parked = true;
     }
   }
   if (s->private) {
@@ -404,15 +406,14 @@ session_park (struct df_session *s)
 void
 session_release (struct df_session *s, bool remove)
 {
-  df_bdev_close (s->cache);
-  df_bdev_close (s->private);
-  s->cache = s->private = NULL;
+  struct df_bdev *cache = s->cache, *private = s->private;
+
+  set_device (s, &s->cache, NULL);
+  set_device (s, &s->private, NULL);
+  df_bdev_close (cache);
+  df_bdev_close (private);
   df_farmstate_chain_put (s->set->farm, s->chain);
   s->chain = NULL;
   if (remove && s->path && s->spec.mode != DF_CACHE_PERSISTENT)
-    remove_unused (s->set, s->path);
-  free (s->path);
-  free (s->dir);
-  free (s->vdisk_store);
-  free (s->vdisk);
+    remove_unused (s->set, s->path, NULL, NULL);
 }

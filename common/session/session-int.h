@@ -17,6 +17,10 @@ enum sess_state {
   SESS_OPENING,                 /* being set up or resumed by one opener */
   SESS_READY,                   /* open, or parked (lingering) */
   SESS_PARKING,                 /* the last user left; being parked */
+  SESS_CLOSING,                 /* ending: its cache being closed, its file
+                                 * removed; still listed, so that openers
+                                 * of its name wait for the file */
+  SESS_GONE,                    /* ended and off the list */
   SESS_FAILED,                  /* the opening failed; err and msg say why */
 };
 
@@ -47,7 +51,8 @@ struct df_session {
   char client[64];
   int err;                      /* SESS_FAILED: errno and message */
   char *msg;
-  struct df_session *next;
+  struct df_session *next;      /* in set->list */
+  struct df_session *dnext;     /* in a list of sessions to end or free */
 
   /* Set while SESS_OPENING by the opener; read-only afterwards. */
   struct df_cache_spec spec;
@@ -59,6 +64,7 @@ struct df_session {
   unsigned version;
   bool sealed;                  /* hash is the version's content hash */
   uint8_t hash[DF_HASH_LEN];
+  bool parked;                  /* its disk cache was closed to a file */
   uint64_t since_ns;            /* wall clock, first opened */
 
   /* The current device; changed only by the opener or the parker.
@@ -114,16 +120,23 @@ int session_attach (struct df_session *s);
  * closes a private version.  A RAM cache stays.
  */
 void session_park (struct df_session *s);
-/* Closes everything and, with remove, deletes a cache file nobody holds
- * (never a persistent one).
+/* Closes the session's devices and puts its chain; with remove, deletes
+ * its cache file if nobody holds it (never a persistent one).  The
+ * memory stays for those still holding the session.
  */
 void session_release (struct df_session *s, bool remove);
-/* Removes the device's cache files that no session uses, except those of
- * the sessions named in keep (NULL-terminated).
+/* Removes the files in the device's cache directory dir of sessions that
+ * nobody holds and that are not live here.
  */
 void session_sweep (struct df_sessions *set, const char *dir,
-                    const char *const *keep);
+                    const char *device);
 bool session_disk_mode (enum df_cache_mode m);
+
+/* session.c: is DEVICE@NAME listed and neither superseded nor ending?
+ * Takes set->lock.
+ */
+bool session_listed (struct df_sessions *set, const char *device,
+                     const char *name);
 
 /* account.c */
 void session_counting_init (struct df_session *s);

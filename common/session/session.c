@@ -104,51 +104,83 @@ session_new (struct df_sessions *set, const char *device, const char *name)
   return s;
 }
 
-/* Frees a session nobody holds any more (file I/O: no lock held). */
+/* Frees the memory of a session nobody holds or looks at any more. */
 static void
-session_destroy (struct df_session *s)
+session_free (struct df_session *s)
 {
   struct df_sessions *set = s->set;
 
-  session_release (s, s->remove);
   if (s->counters)
     set->counters_free (set->counters_opaque, s->counters);
   pthread_mutex_destroy (&s->bdev_lock);
   pthread_cond_destroy (&s->cond);
+  free (s->path);
+  free (s->dir);
+  free (s->vdisk_store);
+  free (s->vdisk);
   free (s->msg);
   free (s);
 }
 
+/* Takes s off the list.  set->lock held. */
 static void
-destroy_all (struct df_session *doomed)
-{
-  struct df_session *next;
-
-  for (; doomed; doomed = next) {
-    next = doomed->next;
-    session_destroy (doomed);
-  }
-}
-
-/* Takes s off the list (set->lock held); remove: its cache file goes
- * with it.  Returns true if nobody holds it: the caller frees it.
- */
-static bool
-unlink_session (struct df_session *s, bool remove)
+unlink_session (struct df_session *s)
 {
   struct df_session **p;
 
-  if (s->linked) {
-    for (p = &s->set->list; *p; p = &(*p)->next)
-      if (*p == s) {
-        *p = s->next;
-        break;
-      }
-    s->linked = false;
-    s->next = NULL;
-  }
+  if (!s->linked)
+    return;
+  for (p = &s->set->list; *p; p = &(*p)->next)
+    if (*p == s) {
+      *p = s->next;
+      break;
+    }
+  s->linked = false;
+  s->next = NULL;
+}
+
+/* Drops one reference of a waiter or user; true if the caller must free
+ * the session's memory.  set->lock held.
+ */
+static bool
+drop_ref (struct df_session *s)
+{
+  return --s->refs == 0 && s->pins == 0 &&
+    (s->state == SESS_GONE || s->state == SESS_FAILED);
+}
+
+/* Marks an unused session for ending (set->lock held): it stays listed,
+ * CLOSING, so that openers of its name wait until its cache is closed
+ * and, with remove, its file is gone.
+ */
+static void
+doom (struct df_session *s, bool remove, struct df_session **doomed)
+{
+  s->state = SESS_CLOSING;
   s->remove = remove;
-  return s->refs == 0 && s->pins == 0;
+  s->dnext = *doomed;
+  *doomed = s;
+}
+
+/* Ends the doomed sessions (no lock held): file I/O, then off the list. */
+static void
+end_all (struct df_sessions *set, struct df_session *doomed)
+{
+  struct df_session *s, *next;
+  bool last;
+
+  for (s = doomed; s; s = next) {
+    next = s->dnext;
+    session_release (s, s->remove);
+    pthread_mutex_lock (&set->lock);
+    unlink_session (s);
+    s->state = SESS_GONE;
+    pthread_cond_broadcast (&s->cond);
+    last = s->refs == 0 && s->pins == 0;
+    pthread_mutex_unlock (&set->lock);
+    if (last)
+      session_free (s);
+  }
 }
 
 static struct df_session *
@@ -163,35 +195,36 @@ find_session (struct df_sessions *set, const char *device, const char *name)
 }
 
 /* The device's other sessions that finished opening are superseded:
- * idle ones go now (onto *doomed), the others when their users leave.
- * Fills keep with the names of the device's sessions that stay, whose
- * cache files the sweep must leave alone.  set->lock held.
+ * idle ones end now (onto *doomed), the others when their users leave.
+ * set->lock held.
  */
 static void
-supersede (struct df_session *s, struct df_session **doomed,
-           const char **keep, size_t nkeep)
+supersede (struct df_session *s, struct df_session **doomed)
 {
-  struct df_session *o, *next;
-  size_t k = 0;
+  struct df_session *o;
 
-  for (o = s->set->list; o; o = next) {
-    next = o->next;
-    if (strcmp (o->device, s->device) != 0)
-      continue;
-    if (o != s && o->state != SESS_OPENING && !o->discard) {
+  for (o = s->set->list; o; o = o->next)
+    if (o != s && strcmp (o->device, s->device) == 0 && !o->discard &&
+        (o->state == SESS_READY || o->state == SESS_PARKING)) {
       o->discard = true;
       session_log (s->set, DF_LOG_DEBUG, "session %s@%s superseded by %s",
                    o->device, o->name, s->name);
-      if (o->state == SESS_READY && o->refs == 0 && unlink_session (o, true)) {
-        o->next = *doomed;
-        *doomed = o;
-        continue;
-      }
+      if (o->state == SESS_READY && o->refs == 0)
+        doom (o, true, doomed);
     }
-    if (!o->discard && k + 1 < nkeep)
-      keep[k++] = o->name;
-  }
-  keep[k] = NULL;
+}
+
+bool
+session_listed (struct df_sessions *set, const char *device, const char *name)
+{
+  struct df_session *s;
+  bool r;
+
+  pthread_mutex_lock (&set->lock);
+  s = find_session (set, device, name);
+  r = s && !s->discard && s->state != SESS_CLOSING;
+  pthread_mutex_unlock (&set->lock);
+  return r;
 }
 
 static bool
@@ -208,18 +241,6 @@ set_client (struct df_session *s, const char *client)
     snprintf (s->client, sizeof s->client, "%s", client);
 }
 
-/* The opening failed: waiters see the same error.  set->lock held. */
-static void
-fail_opening (struct df_session *s, int err)
-{
-  s->err = err ? err : EIO;
-  free (s->msg);
-  s->msg = strdup (df_error_get ());
-  s->state = SESS_FAILED;
-  unlink_session (s, false);
-  pthread_cond_broadcast (&s->cond);
-}
-
 /* A new session: set up outside the lock, then supersede the device's
  * other sessions and sweep their files.  Entered with set->lock held,
  * returns without it.
@@ -229,10 +250,9 @@ open_new (struct df_sessions *set, const char *device, const char *name,
           const char *client)
 {
   struct df_session *s = session_new (set, device, name), *doomed = NULL;
-  const char *keep[16];
-  char *keep_copy[16] = { NULL };
-  size_t i;
-  int r, err;
+  bool last, boot = strcmp (name, "0") != 0;
+  char *msg;
+  int err;
 
   if (s == NULL) {
     pthread_mutex_unlock (&set->lock);
@@ -244,19 +264,26 @@ open_new (struct df_sessions *set, const char *device, const char *name,
   set->list = s;
   pthread_mutex_unlock (&set->lock);
 
-  r = session_setup (s);
-  err = errno;
-
-  pthread_mutex_lock (&set->lock);
-  if (r == -1) {
-    fail_opening (s, err);
-    r = --s->refs == 0 && s->pins == 0;
-    errno = s->err;
+  if (session_setup (s) == -1) {
+    /* Waiters see the same error. */
+    err = errno ? errno : EIO;
+    msg = strdup (df_error_get ());
+    session_release (s, false);
+    pthread_mutex_lock (&set->lock);
+    s->err = err;
+    s->msg = msg;
+    s->state = SESS_FAILED;
+    unlink_session (s);
+    pthread_cond_broadcast (&s->cond);
+    last = drop_ref (s);
     pthread_mutex_unlock (&set->lock);
-    if (r)
-      session_destroy (s);
+    if (last)
+      session_free (s);
+    errno = err;
     return NULL;
   }
+
+  pthread_mutex_lock (&set->lock);
   s->state = SESS_READY;
   s->conns = 1;
   set_client (s, client);
@@ -264,67 +291,98 @@ open_new (struct df_sessions *set, const char *device, const char *name,
   /* Session "0" (no session named: a tool, not a boot) leaves the
    * device's boot sessions alone.
    */
-  if (strcmp (s->name, "0") != 0) {
-    supersede (s, &doomed, keep, sizeof keep / sizeof keep[0]);
-    for (i = 0; keep[i]; i++)
-      keep_copy[i] = strdup (keep[i]);
-  }
+  if (boot)
+    supersede (s, &doomed);
   pthread_mutex_unlock (&set->lock);
 
-  destroy_all (doomed);
-  if (strcmp (s->name, "0") != 0)
-    session_sweep (set, s->dir, (const char *const *) keep_copy);
-  for (i = 0; keep_copy[i]; i++)
-    free (keep_copy[i]);
+  end_all (set, doomed);
+  if (boot)
+    session_sweep (set, s->dir, s->device);
   return s;
+}
+
+/* Resumes a parked session for its opener (set->lock held, returned
+ * held); -1 with errno and a message.
+ */
+static int
+resume (struct df_session *s, struct df_session **doomed)
+{
+  struct df_sessions *set = s->set;
+  int r, err;
+
+  s->state = SESS_OPENING;
+  pthread_mutex_unlock (&set->lock);
+  r = session_attach (s);
+  err = errno;
+  pthread_mutex_lock (&set->lock);
+  s->state = SESS_READY;
+  pthread_cond_broadcast (&s->cond);
+  if (r == -1) {
+    if (--s->refs == 0 && s->discard)
+      doom (s, true, doomed);
+    errno = err;
+  }
+  return r;
 }
 
 struct df_session *
 df_session_open (struct df_sessions *set, const char *device,
                  const char *name, const char *client)
 {
-  struct df_session *s;
+  struct df_session *s, *doomed = NULL;
   bool last;
-  int r, err;
+  int err;
 
   if (df_name_check ("device", device) == -1 ||
       df_name_check ("session", name) == -1)
     return NULL;
   pthread_mutex_lock (&set->lock);
+ again:
   s = find_session (set, device, name);
   if (s == NULL)
     return open_new (set, device, name, client);
 
   s->refs++;
-  while (s->state == SESS_OPENING || s->state == SESS_PARKING)
+  while (s->state == SESS_OPENING || s->state == SESS_PARKING ||
+         s->state == SESS_CLOSING)
     pthread_cond_wait (&s->cond, &set->lock);
+  if (s->state == SESS_GONE) {
+    /* It ended (expired, superseded): a new one of that name starts. */
+    if (drop_ref (s)) {
+      pthread_mutex_unlock (&set->lock);
+      session_free (s);
+      pthread_mutex_lock (&set->lock);
+    }
+    goto again;
+  }
   if (s->state == SESS_FAILED) {
     err = s->err;
     df_error (err, "%s", s->msg ? s->msg : strerror (err));
-    last = --s->refs == 0 && s->pins == 0;
+    last = drop_ref (s);
     pthread_mutex_unlock (&set->lock);
     if (last)
-      session_destroy (s);
+      session_free (s);
     errno = err;
     return NULL;
   }
-  if (needs_attach (s)) {
-    /* Parked: this opener resumes it; later ones wait for it. */
-    s->state = SESS_OPENING;
+  if (needs_attach (s) && s->discard) {
+    /* Parked after a newer session superseded it: it ends, and a new
+     * session of this name starts.
+     */
+    s->refs--;
+    doom (s, true, &doomed);
     pthread_mutex_unlock (&set->lock);
-    r = session_attach (s);
-    err = errno;
+    end_all (set, doomed);      /* frees it unless others wait on it */
+    doomed = NULL;
     pthread_mutex_lock (&set->lock);
-    s->state = SESS_READY;
-    pthread_cond_broadcast (&s->cond);
-    if (r == -1) {
-      last = --s->refs == 0 && s->discard && unlink_session (s, true);
-      pthread_mutex_unlock (&set->lock);
-      if (last)
-        session_destroy (s);
-      errno = err;
-      return NULL;
-    }
+    goto again;
+  }
+  if (needs_attach (s) && resume (s, &doomed) == -1) {
+    err = errno;
+    pthread_mutex_unlock (&set->lock);
+    end_all (set, doomed);
+    errno = err;
+    return NULL;
   }
   s->conns++;
   set_client (s, client);
@@ -336,7 +394,7 @@ void
 df_session_close (struct df_session *s)
 {
   struct df_sessions *set;
-  bool gone = false;
+  struct df_session *doomed = NULL;
 
   if (s == NULL)
     return;
@@ -349,7 +407,7 @@ df_session_close (struct df_session *s)
   }
   s->idle_since = df_now_mono_ns ();
   if (s->discard)
-    gone = unlink_session (s, true);
+    doom (s, true, &doomed);
   else if (s->private || (s->cache && session_disk_mode (s->spec.mode))) {
     s->state = SESS_PARKING;
     pthread_mutex_unlock (&set->lock);
@@ -360,11 +418,10 @@ df_session_close (struct df_session *s)
     pthread_cond_broadcast (&s->cond);
     /* Superseded while parking, and nobody came back meanwhile. */
     if (s->discard && s->refs == 0)
-      gone = unlink_session (s, true);
+      doom (s, true, &doomed);
   }
   pthread_mutex_unlock (&set->lock);
-  if (gone)
-    session_destroy (s);
+  end_all (set, doomed);
 }
 
 /* Sessions whose linger time is over.  set->lock held. */
@@ -373,20 +430,15 @@ expired (struct df_sessions *set)
 {
   uint64_t now = df_now_mono_ns ();
   uint64_t linger = (uint64_t) set->linger * 1000000000;
-  struct df_session *s, *next, *doomed = NULL;
+  struct df_session *s, *doomed = NULL;
 
-  for (s = set->list; s; s = next) {
-    next = s->next;
+  for (s = set->list; s; s = s->next)
     if (s->state == SESS_READY && s->refs == 0 &&
         now - s->idle_since >= linger) {
       session_log (set, DF_LOG_DEBUG, "session %s@%s expired", s->device,
                    s->name);
-      if (unlink_session (s, true)) {
-        s->next = doomed;
-        doomed = s;
-      }
+      doom (s, true, &doomed);
     }
-  }
   return doomed;
 }
 
@@ -406,7 +458,7 @@ reaper_main (void *opaque)
       break;
     doomed = expired (set);
     pthread_mutex_unlock (&set->lock);
-    destroy_all (doomed);
+    end_all (set, doomed);
     pthread_mutex_lock (&set->lock);
   }
   pthread_mutex_unlock (&set->lock);
@@ -440,10 +492,9 @@ df_sessions_free (struct df_sessions *set)
   /* Disk caches stay on disk for a restarted or another server. */
   while ((s = set->list) != NULL) {
     set->list = s->next;
-    s->linked = false;
     session_park (s);
-    s->remove = false;
-    session_destroy (s);
+    session_release (s, false);
+    session_free (s);
   }
   pthread_mutex_destroy (&set->lock);
   pthread_cond_destroy (&set->changed);
@@ -457,7 +508,7 @@ df_sessions_foreach (struct df_sessions *set,
                      void *opaque)
 {
   CLEANUP_FREE struct df_session **v = NULL;
-  struct df_session *s, *doomed = NULL;
+  struct df_session *s, *gone = NULL;
   struct df_session_figures f;
   size_t n = 0, i;
   int r = 0;
@@ -484,12 +535,15 @@ df_sessions_foreach (struct df_sessions *set,
   pthread_mutex_lock (&set->lock);
   for (i = 0; i < n; i++) {
     s = v[i];
-    if (--s->pins == 0 && !s->linked && s->refs == 0) {
-      s->next = doomed;
-      doomed = s;
+    if (--s->pins == 0 && s->refs == 0 && s->state == SESS_GONE) {
+      s->dnext = gone;
+      gone = s;
     }
   }
   pthread_mutex_unlock (&set->lock);
-  destroy_all (doomed);
+  for (; gone; gone = s) {
+    s = gone->dnext;
+    session_free (gone);
+  }
   return r == -1 ? -1 : 0;
 }

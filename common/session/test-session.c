@@ -515,6 +515,26 @@ test_resume_on_another_server (void **state)
   df_session_close (s);
 }
 
+/* A parked session whose file went (an operator, another server's new
+ * session of the device) says so instead of resuming empty.
+ */
+static void
+test_cache_file_gone (void **state)
+{
+  struct df_session *s;
+  char path[1024];
+
+  (void) state;
+  s = open_ok ("pc1", "g");
+  put (s, 0, 'g');
+  df_session_close (s);
+  snprintf (path, sizeof path, "%s/store/caches/pc1/sessions/g.layer", farm);
+  assert_int_equal (unlink (path), 0);
+  assert_null (df_session_open (set, "pc1", "g", NULL));
+  assert_int_equal (errno, ESTALE);
+  assert_error_contains ("is gone");
+}
+
 /* Sessions named like the persistent cache never reach it, and are
  * cleaned up like any other.
  */
@@ -639,6 +659,70 @@ test_device_mode (void **state)
   df_session_close (s);
 }
 
+/* Many users opening, using and closing the same sessions at once, with
+ * linger 0: joins, parks, resumes, expiries and supersedes interleave.
+ * Each user checks what it wrote while it holds the session.
+ */
+struct churner {
+  unsigned n;
+  unsigned failures;
+};
+
+static void *
+churn_main (void *opaque)
+{
+  struct churner *ch = opaque;
+  uint64_t seed = ch->n + 1;
+  char buf[4096], back[4096];
+  unsigned i;
+
+  for (i = 0; i < 40; i++) {
+    const char *name = test_rand (&seed) % 8 == 0 ? "c2" : "c1";
+    struct df_session *s = df_session_open (set, "pc1", name, NULL);
+    uint64_t off = (uint64_t) ch->n * 4096;
+
+    if (s == NULL) {
+      fprintf (stderr, "churn %u: open %s: %s\n", ch->n, name, df_error_get ());
+      ch->failures++;
+      continue;
+    }
+    memset (buf, 'a' + (i + ch->n) % 26, sizeof buf);
+    if (df_bdev_pwrite (df_session_bdev (s), buf, sizeof buf, off, 0) == -1 ||
+        df_bdev_pread (df_session_bdev (s), back, sizeof back, off) == -1 ||
+        memcmp (buf, back, sizeof buf) != 0) {
+      fprintf (stderr, "churn %u: %s: %s\n", ch->n, name, df_error_get ());
+      ch->failures++;
+    }
+    df_session_close (s);
+  }
+  return NULL;
+}
+
+static void
+test_churn (void **state)
+{
+  struct churner ch[8];
+  pthread_t t[8];
+  unsigned i, n;
+
+  (void) state;
+  free_set ();
+  new_set (0);
+  assert_int_equal (df_sessions_start (set), 0);
+  for (i = 0; i < 8; i++) {
+    ch[i] = (struct churner) { .n = i };
+    pthread_create (&t[i], NULL, churn_main, &ch[i]);
+  }
+  for (i = 0; i < 8; i++) {
+    pthread_join (t[i], NULL);
+    assert_int_equal (ch[i].failures, 0);
+  }
+  /* All linger 0: the reaper ends them within its next rounds. */
+  for (n = 0; n < 300 && nsessions () > 0; n++)
+    usleep (100000);
+  assert_int_equal (nsessions (), 0);
+}
+
 int
 main (void)
 {
@@ -655,10 +739,12 @@ main (void)
     cmocka_unit_test_setup_teardown (test_linger_and_expiry, setup, teardown),
     cmocka_unit_test_setup_teardown (test_resume_on_another_server, setup,
                                      teardown),
+    cmocka_unit_test_setup_teardown (test_cache_file_gone, setup, teardown),
     cmocka_unit_test_setup_teardown (test_persistent_names, setup, teardown),
     cmocka_unit_test_setup_teardown (test_cache_full, setup, teardown),
     cmocka_unit_test_setup_teardown (test_private, setup, teardown),
     cmocka_unit_test_setup_teardown (test_device_mode, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_churn, setup, teardown),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
