@@ -45,7 +45,8 @@ fnv (uint64_t h, const void *data, size_t len)
 static void
 add_file (struct df_farm_stamp *st, const char *name, const struct stat *sb)
 {
-  uint64_t mtime = (uint64_t) sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+  uint64_t mtime = (uint64_t) sb->st_mtim.tv_sec * 1000000000 +
+    sb->st_mtim.tv_nsec;
   uint64_t ino = sb->st_ino, size = sb->st_size, h = FNV_OFFSET;
 
   h = fnv (h, name, strlen (name) + 1);

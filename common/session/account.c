@@ -242,7 +242,8 @@ df_session_figures (struct df_session *s, struct df_session_figures *f)
 
   if (f->connections == 0)
     f->state = DF_SESSION_LINGERING;
-  else if (now - s->since_ns < DF_SESSION_BOOT_SECONDS * UINT64_C (1000000000) &&
+  else if (now - s->since_ns <
+           DF_SESSION_BOOT_SECONDS * UINT64_C (1000000000) &&
            f->counters.read_bytes < DF_SESSION_BOOT_BYTES)
     f->state = DF_SESSION_BOOTING;
   else

@@ -30,7 +30,8 @@
 bool
 session_disk_mode (enum df_cache_mode m)
 {
-  return m == DF_CACHE_DISK || m == DF_CACHE_RAM_DISK || m == DF_CACHE_PERSISTENT;
+  return m == DF_CACHE_DISK || m == DF_CACHE_RAM_DISK ||
+    m == DF_CACHE_PERSISTENT;
 }
 
 /* The write cache of a device: its own, its collection's, its vDisk's,

@@ -327,7 +327,8 @@ done (struct opener *o)
 static void
 test_opening_waits_only_for_itself (void **state)
 {
-  struct opener first = { .device = "pc1", .name = "slow" }, second = { .device = "pc1", .name = "slow" };
+  struct opener first = { .device = "pc1", .name = "slow" };
+  struct opener second = { .device = "pc1", .name = "slow" };
   struct opener other = { .device = "pc2", .name = "fast" };
   pthread_t t1, t2, t3;
   unsigned i;
@@ -362,7 +363,8 @@ test_opening_waits_only_for_itself (void **state)
 static void
 test_failed_open_reaches_waiters (void **state)
 {
-  struct opener first = { .device = "ghost", .name = "x" }, second = { .device = "ghost", .name = "x" };
+  struct opener first = { .device = "ghost", .name = "x" };
+  struct opener second = { .device = "ghost", .name = "x" };
   pthread_t t1, t2;
   unsigned before;
 

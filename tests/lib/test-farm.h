@@ -15,7 +15,8 @@ static inline char *
 test_farm_make (const char *dir, uint64_t size, uint64_t seed)
 {
   struct df_farm_init in = { .server = "srv1" };
-  char *farm = test_path (dir, "farm"), *store, *img = test_path (dir, "base.raw");
+  char *farm = test_path (dir, "farm"), *store;
+  char *img = test_path (dir, "base.raw");
   char *buf = malloc (size);
   FILE *fp;
 
