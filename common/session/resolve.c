@@ -351,6 +351,11 @@ session_setup (struct df_session *s)
   vd = resolve (s);
   if (vd == NULL)
     return -1;
+  /* A device's sessions share these: the one before may still be
+   * letting go of it (a reboot, a reconnecting tool).
+   */
+  if (s->spec.mode == DF_CACHE_PERSISTENT || s->spec.mode == DF_CACHE_NONE)
+    session_wait_device (s);
   if (s->spec.mode == DF_CACHE_NONE) {
     r = session_attach (s);
     goto out;

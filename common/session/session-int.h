@@ -138,6 +138,12 @@ bool session_disk_mode (enum df_cache_mode m);
 bool session_listed (struct df_sessions *set, const char *device,
                      const char *name);
 
+/* session.c: waits until no other session of s's device is being
+ * parked or ended: it may hold what s needs (the persistent cache, a
+ * private vDisk's writable version).  No lock held on entry.
+ */
+void session_wait_device (struct df_session *s);
+
 /* account.c */
 void session_counting_init (struct df_session *s);
 

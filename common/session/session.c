@@ -214,6 +214,44 @@ supersede (struct df_session *s, struct df_session **doomed)
     }
 }
 
+/* The device's other session being parked or ended, pinned; NULL if
+ * none.  set->lock held.
+ */
+static struct df_session *
+settling (struct df_session *s)
+{
+  struct df_session *o;
+
+  for (o = s->set->list; o; o = o->next)
+    if (o != s && strcmp (o->device, s->device) == 0 &&
+        (o->state == SESS_PARKING || o->state == SESS_CLOSING)) {
+      o->pins++;
+      return o;
+    }
+  return NULL;
+}
+
+void
+session_wait_device (struct df_session *s)
+{
+  struct df_sessions *set = s->set;
+  struct df_session *o;
+  bool last;
+
+  pthread_mutex_lock (&set->lock);
+  while ((o = settling (s)) != NULL) {
+    while (o->state == SESS_PARKING || o->state == SESS_CLOSING)
+      pthread_cond_wait (&o->cond, &set->lock);
+    last = --o->pins == 0 && o->refs == 0 && o->state == SESS_GONE;
+    if (last) {
+      pthread_mutex_unlock (&set->lock);
+      session_free (o);
+      pthread_mutex_lock (&set->lock);
+    }
+  }
+  pthread_mutex_unlock (&set->lock);
+}
+
 bool
 session_listed (struct df_sessions *set, const char *device, const char *name)
 {
