@@ -31,8 +31,10 @@
  *
  * Concurrency: opening, resuming, parking and discarding do their file
  * I/O outside the set's lock.  A session being opened (or resumed, or
- * parked) makes only the openers of that same DEVICE@SESSION wait;
- * everybody else goes on.
+ * parked, or ended) makes only the openers of that same DEVICE@SESSION
+ * wait; everybody else goes on.  One exception within a device: a new
+ * session of a persistent or private device waits until the device's
+ * previous session has let go of the file they share.
  */
 #ifndef DISKFARM_SESSION_H
 #define DISKFARM_SESSION_H
