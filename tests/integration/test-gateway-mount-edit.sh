@@ -109,7 +109,10 @@ grep -q '"data" version 2 is being edited elsewhere' "$TESTDIR/nbdkit.log" ||
 expect_fail "open for writing elsewhere" df version promote data 2 production
 exec 3>&-
 
-# ... and the plugin holds it: the mount's open is refused.
+# ... and the plugin holds it: the mount's open is refused.  FUSE sends
+# the release of the last close after close() returned, so the mount
+# lets go of the lock a moment later.
+wait_for 10 "the mount to let go of edit/data" nbdinfo "$(nbd_uri edit/data)"
 /usr/bin/nbdsh -u "$(nbd_uri edit/data)" -c "
 import os, time
 open('$TESTDIR/holding', 'w').close()
@@ -118,7 +121,7 @@ while not os.path.exists('$TESTDIR/release'):
 " &
 holder=$!
 cleanup_fn "touch '$TESTDIR/release'; wait $holder 2>/dev/null"
-wait_for 10 test -e "$TESTDIR/holding"
+wait_for 10 "the plugin's editor" test -e "$TESTDIR/holding"
 expect_fail "Device or resource busy" dd if="$M/edit/data" of=/dev/null \
   count=1 status=none
 grep -q "edit/data: .*being edited elsewhere" "$TESTDIR/gateway.log" ||
@@ -126,7 +129,7 @@ grep -q "edit/data: .*being edited elsewhere" "$TESTDIR/gateway.log" ||
 touch "$TESTDIR/release"
 wait $holder
 # nbdkit lets go a moment after its client left.
-wait_for 10 dd if="$M/edit/data" of=/dev/null count=1 status=none
+wait_for 10 "the plugin to let go of edit/data" dd if="$M/edit/data" of=/dev/null count=1 status=none
 
 # ---- promote: the new version appears, the edit file goes ----
 df version promote base 2 production >/dev/null
@@ -134,7 +137,7 @@ df version promote data 2 production >/dev/null
 [ "$(ls "$M/img/data")" = "$(printf '1\n2\nproduction')" ] ||
   fail "img/data/ after promote: $(ls "$M/img/data")"
 [ "$(readlink "$M/img/data/production")" = 2 ] || fail "production link"
-wait_for 5 test ! -e "$M/edit/data"
+wait_for 5 "edit/data to go" test ! -e "$M/edit/data"
 [ -z "$(ls "$M/edit")" ] || fail "edit/ after promote: $(ls "$M/edit")"
 cmp "$M/img/data/2" "$TESTDIR/ref.raw" || fail "promoted version differs"
 df vdisk export data@2 "$TESTDIR/data2.raw" >/dev/null
@@ -152,8 +155,8 @@ exec 4<"$M/img/data/2"
 cmp "$M/img/data/1" "$TESTDIR/data.raw" || fail "version 1"
 df version delete data 2 >/dev/null
 df version delete data 1 >/dev/null
-wait_for 5 test ! -e "$M/img/data/2"
-wait_for 5 test ! -e "$M/img/data/1"
+wait_for 5 "img/data/2 to go" test ! -e "$M/img/data/2"
+wait_for 5 "img/data/1 to go" test ! -e "$M/img/data/1"
 [ "$(ls "$M/img/data")" = "$(printf '3\nproduction')" ] ||
   fail "img/data/ after delete: $(ls "$M/img/data")"
 [ "$(readlink "$M/img/data/production")" = 3 ] || fail "production is not 3"

@@ -40,7 +40,7 @@ df vdisk import other "$TESTDIR/other.raw" --store second >/dev/null
 [ "$(ls "$M/img")" = "$(printf 'base\nother')" ] || fail "img/: $(ls "$M/img")"
 cmp "$M/img/other/1" "$TESTDIR/other.raw" || fail "a new store's vDisk"
 df vdisk remove other >/dev/null
-wait_for 5 test ! -e "$M/img/other"
+wait_for 5 "img/other to go" test ! -e "$M/img/other"
 
 # ---- SIGTERM with a file open: unmounted, exit 0 ----
 exec 3<"$M/img/base/1"

@@ -13,18 +13,6 @@ requires_gateway_mount () {
   command -v fusermount3 >/dev/null || fail "fusermount3 is missing (fuse3)"
 }
 
-# wait_for SECONDS CMD...: polls CMD every 50 ms until it succeeds;
-# fails the test after SECONDS.
-wait_for () {
-  local secs=$1 i
-  shift
-  for ((i = 0; i < secs * 20; i++)); do
-    "$@" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  fail "not within $secs s: $*"
-}
-
 # start_mount DIR [OPTIONS...]: runs "diskfarm-gateway mount" of the
 # test's farm at DIR until the mount answers; sets MOUNT_PID.  Stopped
 # (and a dead mount removed) at exit.  Its log: $TESTDIR/gateway.log.
