@@ -29,6 +29,7 @@ start_gateway () {
   local name=$1 log="$TESTDIR/gateway-$1.log" port= scheme=http i
   shift
   case " $* " in *" --tls-cert "*) scheme=https ;; esac
+  : >"$log"         # the child opens it after the loop below first reads it
   "$GATEWAY" --farm "$TESTDIR/farm" --listen 127.0.0.1:0 \
     --stats-dir "$TESTDIR/stats" --cache-dir "$TESTDIR" "$@" >"$log" 2>&1 &
   GW_PID=$!
@@ -111,17 +112,6 @@ expect_code () {
 manifest_hash () {
   sed -n "/^\[version $2\]\$/,/^\[/s/^hash = sha256://p" \
     "${3:-$TESTDIR/farm/store}/vdisks/$1/vdisk.conf"
-}
-
-# wait_for SECONDS DESCRIPTION CMD...: until CMD succeeds, or fail.
-wait_for () {
-  local secs=$1 what=$2 i
-  shift 2
-  for i in $(seq $((secs * 10))); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  fail "waited ${secs}s for $what"
 }
 
 # jint FILE PYTHON-EXPR: a value of a JSON document (d) exactly (jq
