@@ -19,7 +19,7 @@ start_server srv2
 SOCK=$TESTDIR/a.sock
 IMG=$TESTDIR/a.img
 SERVERS=unix:$TESTDIR/srv1.sock,unix:$TESTDIR/srv2.sock
-CACHE=$TESTDIR/farm/store/caches/pc1/ko.layer
+CACHE=$TESTDIR/farm/store/caches/pc1/sessions/ko.layer
 
 start_attach a dev/pc1@ko --servers "$SERVERS" --shared-cache \
   --nbd-socket "$SOCK" --file "$IMG"
