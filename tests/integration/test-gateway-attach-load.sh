@@ -17,7 +17,8 @@ add_servers srv2
 for s in srv1 srv2; do
   port=$(free_port)
   df server set $s --address "127.0.0.1:$port"
-  nbdkit -f -i 127.0.0.1 -p "$port" "$PLUGIN" farm="$TESTDIR/farm" server=$s \
+  env $(sanitizer_preload "$PLUGIN") \
+    nbdkit -f -i 127.0.0.1 -p "$port" "$PLUGIN" farm="$TESTDIR/farm" server=$s \
     2>>"$TESTDIR/$s.log" &
   SERVER_PID[$s]=$!
   cleanup_fn "kill ${SERVER_PID[$s]} 2>/dev/null; wait ${SERVER_PID[$s]} 2>/dev/null"

@@ -38,23 +38,26 @@ _attach_show_logs () {
   done
 }
 cleanup_fn _attach_show_logs
+cleanup_fn _servers_sanitizer_check
+
+# A sanitizer build's plugin (in every server the test started) must not
+# have reported anything: checked at the end, after the servers stopped.
+_servers_sanitizer_check () {
+  local f
+  for f in "$TESTDIR"/srv*.log; do
+    [ -f "$f" ] || continue
+    if grep -Eq 'ERROR: (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$f"; then
+      grep -E -A40 'Sanitizer|runtime error:' "$f" >&2
+      echo "FAIL: a sanitizer reported an error in ${f##*/} (above)" >&2
+      _sanitizer_failed=1
+    fi
+  done
+}
 
 # need CMD [ARGS...]: the test fails (not skips) unless the command runs:
 # CI has everything these tests use.
 need () {
   "$@" >/dev/null 2>&1 || fail "needs: $*"
-}
-
-# wait_for SECONDS WHAT CMD...: until CMD succeeds; fails the test after
-# SECONDS.
-wait_for () {
-  local secs=$1 what=$2 i
-  shift 2
-  for ((i = 0; i < secs * 20; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  fail "$what: not within $secs s"
 }
 
 # add_servers NAME...: more servers in the farm, with the farm's store
@@ -73,7 +76,8 @@ start_server () {
   local name=$1 sock=$TESTDIR/$1.sock
   shift
   rm -f "$sock"
-  nbdkit -f -U "$sock" "$PLUGIN" farm="$TESTDIR/farm" server="$name" "$@" \
+  env $(sanitizer_preload "$PLUGIN") \
+    nbdkit -f -U "$sock" "$PLUGIN" farm="$TESTDIR/farm" server="$name" "$@" \
     2>>"$TESTDIR/$name.log" &
   SERVER_PID[$name]=$!
   cleanup_fn "kill -9 ${SERVER_PID[$name]} 2>/dev/null; wait ${SERVER_PID[$name]} 2>/dev/null"
@@ -159,19 +163,18 @@ start_netns_servers () {
   for i in 1 2; do
     NS[$i]=dfgw$$-$i
     hostif=dfgw$$h$i
-    ip netns add "${NS[$i]}" || fail "cannot create namespace ${NS[$i]}"
-    cleanup_fn "ip netns pids ${NS[$i]} | xargs -r kill -9; ip netns del ${NS[$i]}"
+    netns_add "${NS[$i]}" || fail "cannot create namespace ${NS[$i]}"
     ip link add "$hostif" type veth peer name eth0 netns "${NS[$i]}" ||
       fail "cannot create a veth pair"
     cleanup_fn "ip link del $hostif 2>/dev/null"
     ip addr add "$NET.$i.1/24" dev "$hostif"
     ip link set "$hostif" up
-    ip netns exec "${NS[$i]}" ip link set lo up
     ip netns exec "${NS[$i]}" ip addr add "$NET.$i.2/24" dev eth0
     ip netns exec "${NS[$i]}" ip link set eth0 up
     df server set srv$i --address "$NET.$i.2" 2>/dev/null ||
       df server add srv$i --address "$NET.$i.2"
-    ip netns exec "${NS[$i]}" nbdkit -f -i "$NET.$i.2" -p 10809 "$PLUGIN" \
+    ip netns exec "${NS[$i]}" env $(sanitizer_preload "$PLUGIN") \
+      nbdkit -f -i "$NET.$i.2" -p 10809 "$PLUGIN" \
       farm="$TESTDIR/farm" server=srv$i 2>>"$TESTDIR/srv$i.log" &
     SERVER_PID[srv$i]=$!
     cleanup_fn "kill -9 ${SERVER_PID[srv$i]} 2>/dev/null; wait ${SERVER_PID[srv$i]} 2>/dev/null"
