@@ -3,7 +3,8 @@
 # front ends (the NBD socket and the FUSE file) at once, for a device
 # with a server-side write cache and for one that keeps its writes in a
 # local overlay; the overlay survives a restart; options that do not fit
-# the device are refused; clients (qemu-img, nbdcopy, nbdinfo) work; a
+# the device are refused; what a flush acknowledged survives a SIGKILL of
+# the attach; clients (qemu-img, nbdcopy, nbdinfo) work; a
 # version (img/) attaches read-only.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/attach.sh"
@@ -68,6 +69,18 @@ cmp -s "$TESTDIR/dev1.raw" "$TESTDIR/dev2.raw" ||
 # qemu reads it as a raw disk through the socket.
 qemu-img compare -f raw -F raw "$TESTDIR/dev1.raw" \
   "nbd+unix:///?socket=$SOCK" >/dev/null || fail "qemu-img compare"
+# Crash-safe: what a FLUSH acknowledged survives a SIGKILL of the
+# attach (and the dead FUSE file it leaves is cleaned at the next start).
+dd if=/dev/urandom of="$TESTDIR/flushed" bs=1M count=2 status=none
+/usr/bin/nbdsh -u "nbd+unix:///?socket=$SOCK" -c "
+h.pwrite(open('$TESTDIR/flushed', 'rb').read(), 100 << 20)
+h.flush()" || fail "writing before the crash"
+kill -9 "${ATTACH_PID[b]}"
+wait "${ATTACH_PID[b]}" 2>/dev/null || true
+start_attach b dev/pc2@dev --servers "unix:$TESTDIR/srv1.sock" \
+  --nbd-socket "$SOCK" --file "$IMG" --overlay "$TESTDIR/pc2.layer"
+cmp -s <(dd if="$IMG" bs=1M skip=100 count=2 iflag=direct status=none) \
+  "$TESTDIR/flushed" || fail "a flushed write was lost when the attach was killed"
 stop_attach b
 # The server never saw those writes: the device is read-only there.
 nbdcopy "$(nbd_uri dev/pc2@other)" "$TESTDIR/server2.raw"
