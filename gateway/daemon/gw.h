@@ -29,11 +29,11 @@
 #include "gwapi/gwapi.h"
 #include "hash/hash.h"
 #include "http/http.h"
+#include "stats/stats.h"
 #include "util.h"
 
 #define GW_MAX_LISTEN 8
 #define GW_MAX_ROUTES 15
-#define GW_STATS_DIR "/run/diskfarm"
 
 struct gw_config {
   const char *farm_dir;
