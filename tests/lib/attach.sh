@@ -71,14 +71,15 @@ add_servers () {
 }
 
 # start_server NAME [NBDKIT-PLUGIN-ARGS...]: the plugin as server NAME
-# on the unix socket $TESTDIR/NAME.sock (also $NBD_SOCK, for nbd_uri).
+# on the unix socket $TESTDIR/NAME.sock (also $NBD_SOCK, for nbd_uri),
+# publishing its sessions in $TESTDIR/stats-NAME.
 start_server () {
   local name=$1 sock=$TESTDIR/$1.sock
   shift
   rm -f "$sock"
   env $(sanitizer_preload "$PLUGIN") \
-    nbdkit -f -U "$sock" "$PLUGIN" farm="$TESTDIR/farm" server="$name" "$@" \
-    2>>"$TESTDIR/$name.log" &
+    nbdkit -f -U "$sock" "$PLUGIN" farm="$TESTDIR/farm" server="$name" \
+    stats-dir="$TESTDIR/stats-$name" "$@" 2>>"$TESTDIR/$name.log" &
   SERVER_PID[$name]=$!
   cleanup_fn "kill -9 ${SERVER_PID[$name]} 2>/dev/null; wait ${SERVER_PID[$name]} 2>/dev/null"
   wait_for 20 "nbdkit $name" test -S "$sock"
@@ -174,8 +175,8 @@ start_netns_servers () {
     df server set srv$i --address "$NET.$i.2" 2>/dev/null ||
       df server add srv$i --address "$NET.$i.2"
     ip netns exec "${NS[$i]}" env $(sanitizer_preload "$PLUGIN") \
-      nbdkit -f -i "$NET.$i.2" -p 10809 "$PLUGIN" \
-      farm="$TESTDIR/farm" server=srv$i 2>>"$TESTDIR/srv$i.log" &
+      nbdkit -f -i "$NET.$i.2" -p 10809 "$PLUGIN" farm="$TESTDIR/farm" \
+      server=srv$i stats-dir="$TESTDIR/stats-srv$i" 2>>"$TESTDIR/srv$i.log" &
     SERVER_PID[srv$i]=$!
     cleanup_fn "kill -9 ${SERVER_PID[srv$i]} 2>/dev/null; wait ${SERVER_PID[srv$i]} 2>/dev/null"
     wait_for 20 "nbdkit srv$i" nbdinfo --list "nbd://$NET.$i.2"
