@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -175,16 +176,43 @@ df_nbd_server_new (const struct df_nbd_export *e, unsigned threads)
   return s;
 }
 
-/* Removes a socket file left by an earlier run; refuses other files. */
-static int
-clear_socket_path (const char *path)
+/* Whether a process still accepts connections on the socket file sa
+ * names: refused (or gone) means it was left by a process that ended.
+ */
+static bool
+socket_in_use (const struct sockaddr_un *sa)
 {
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  bool used;
+
+  if (fd == -1)
+    return false;
+  /* Non-blocking: a listener whose backlog is full answers EAGAIN, and
+   * is in use all the same.
+   */
+  used = connect (fd, (const struct sockaddr *) sa, sizeof *sa) == 0 ||
+    errno == EAGAIN || errno == EINPROGRESS;
+  close (fd);
+  return used;
+}
+
+/* Removes a socket file left by an earlier run; refuses other files,
+ * and a socket another process serves (another attach of the same
+ * path: replacing it would cut that one's clients off).
+ */
+static int
+clear_socket_path (const struct sockaddr_un *sa)
+{
+  const char *path = sa->sun_path;
   struct stat st;
 
   if (lstat (path, &st) == -1)
     return errno == ENOENT ? 0 : df_error_errno ("%s", path);
   if (!S_ISSOCK (st.st_mode))
     return df_error (EEXIST, "%s exists and is not a socket", path);
+  if (socket_in_use (sa))
+    return df_error (EADDRINUSE, "%s is in use: another process serves "
+                     "it", path);
   if (unlink (path) == -1)
     return df_error_errno ("removing the old socket %s", path);
   return 0;
@@ -200,7 +228,7 @@ df_nbd_server_listen_unix (struct df_nbd_server *s, const char *path,
   if (strlen (path) >= sizeof sa.sun_path)
     return df_error (ENAMETOOLONG, "%s: socket path too long", path);
   strcpy (sa.sun_path, path);
-  if (clear_socket_path (path) == -1)
+  if (clear_socket_path (&sa) == -1)
     return -1;
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1)

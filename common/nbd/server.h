@@ -53,7 +53,8 @@ struct df_nbd_server *df_nbd_server_new (const struct df_nbd_export *e,
                                          unsigned threads);
 
 /* Listens on a unix socket at path (a socket file left there by an
- * earlier run is replaced; any other file is refused) with the given
+ * earlier run is replaced; any other file, and a socket a live process
+ * accepts connections on, is refused: EEXIST, EADDRINUSE) with the given
  * permissions, and accepts connections in a background thread.
  */
 int df_nbd_server_listen_unix (struct df_nbd_server *s, const char *path,

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <libnbd.h>
 
@@ -304,6 +306,45 @@ test_protocol_errors (void **state)
   assert_non_null (strstr (logged, "bad request magic"));
 }
 
+/* A unix socket: one left by a process that ended is replaced; one a
+ * live server listens on is refused, and that server keeps serving.
+ */
+static void
+test_unix_socket (void **state)
+{
+  struct fixture *a = fixture_new (false), *b = fixture_new (false);
+  char *dir = test_tmpdir (), *path = test_path (dir, "s.sock");
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  struct nbd_handle *h;
+  int fd;
+
+  (void) state;
+  /* Left behind: bound, never unlinked. */
+  snprintf (sa.sun_path, sizeof sa.sun_path, "%s", path);
+  fd = socket (AF_UNIX, SOCK_STREAM, 0);
+  assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
+  close (fd);
+  assert_int_equal (df_nbd_server_listen_unix (a->srv, path, 0600), 0);
+
+  assert_int_equal (df_nbd_server_listen_unix (b->srv, path, 0600), -1);
+  assert_int_equal (errno, EADDRINUSE);
+  assert_non_null (strstr (df_error_get (), "in use"));
+  df_error_clear ();
+  fixture_free (b);             /* must not take a's socket away */
+
+  h = nbd_create ();
+  assert_non_null (h);
+  if (nbd_connect_unix (h, path) == -1)
+    fail_msg ("connect: %s", nbd_get_error ());
+  assert_int_equal (nbd_get_size (h), SIZE);
+  nbd_shutdown (h, 0);
+  nbd_close (h);
+  fixture_free (a);
+  assert_int_equal (access (path, F_OK), -1);
+  free (path);
+  test_tmpdir_free (dir);
+}
+
 int
 main (void)
 {
@@ -312,6 +353,7 @@ main (void)
     cmocka_unit_test (test_names),
     cmocka_unit_test (test_parallel),
     cmocka_unit_test (test_protocol_errors),
+    cmocka_unit_test (test_unix_socket),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
