@@ -259,6 +259,34 @@ clear_dead_mount (const char *path)
   return 0;
 }
 
+/* A live mount on the file (another attach's): mounting over it would
+ * hide that disk from whoever opens the path.  A mount root is on
+ * another device than its directory.
+ */
+static int
+check_not_mounted (const char *path, const struct stat *st)
+{
+  char *dir = strdup (path), *slash;
+  struct stat dst;
+  int r;
+
+  if (dir == NULL)
+    return df_error_errno ("%s", path);
+  slash = strrchr (dir, '/');
+  if (slash == dir)
+    slash[1] = '\0';
+  else if (slash)
+    *slash = '\0';
+  r = stat (slash ? dir : ".", &dst);
+  free (dir);
+  if (r == -1)
+    return df_error_errno ("the directory of %s", path);
+  if (dst.st_dev != st->st_dev)
+    return df_error (EBUSY, "%s is in use: something is mounted on it "
+                     "(another attach?)", path);
+  return 0;
+}
+
 /* The mount point: the file itself, made if missing. */
 static int
 prepare_file (struct attach_fuse *f)
@@ -272,7 +300,7 @@ prepare_file (struct attach_fuse *f)
     if (!S_ISREG (st.st_mode))
       return df_error (EINVAL, "%s is not a regular file (--file names the "
                        "file to show the disk as)", f->path);
-    return 0;
+    return check_not_mounted (f->path, &st);
   }
   if (errno != ENOENT)
     return df_error_errno ("%s", f->path);

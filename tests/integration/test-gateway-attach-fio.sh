@@ -3,7 +3,8 @@
 # front ends (the NBD socket and the FUSE file) at once, for a device
 # with a server-side write cache and for one that keeps its writes in a
 # local overlay; the overlay survives a restart; options that do not fit
-# the device are refused; what a flush acknowledged survives a SIGKILL of
+# the device are refused, and so is a socket or file another attach
+# serves; what a flush acknowledged survives a SIGKILL of
 # the attach; clients (qemu-img, nbdcopy, nbdinfo) work; a
 # version (img/) attaches read-only.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
@@ -32,6 +33,12 @@ start_attach a dev/pc1@fio --servers "unix:$TESTDIR/srv1.sock" \
   --nbd-socket "$SOCK" --file "$IMG" -c 2
 attach_log a | grep -q "FAILOVER IS NOT SAFE" ||
   fail "no warning that a disk cache on one server cannot fail over"
+# Another attach may not take the socket or the file over: the first
+# keeps serving both (checked below).
+expect_fail "is in use" timeout 30 "$GATEWAY" attach img/base --read-only \
+  --servers "unix:$TESTDIR/srv1.sock" --nbd-socket "$SOCK"
+expect_fail "is in use" timeout 30 "$GATEWAY" attach img/base --read-only \
+  --servers "unix:$TESTDIR/srv1.sock" --file "$IMG"
 nbdinfo "nbd+unix:///?socket=$SOCK" | grep -q 'export-size: 268435456' ||
   fail "the NBD socket does not offer the disk"
 [ "$(stat -c %s "$IMG")" = 268435456 ] || fail "the FUSE file has the wrong size"
