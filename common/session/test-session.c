@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "test-farm.h"
-#include "session/session.h"
+#include "session/session-int.h"
 
 #define SIZE (4 * 1024 * 1024)
 
@@ -324,6 +324,28 @@ done (struct opener *o)
   return __atomic_load_n (&o->done, __ATOMIC_ACQUIRE);
 }
 
+/* Waits (at most 60 s) until n openers hold the listed DEVICE@NAME: the
+ * first one, and those waiting for it.
+ */
+static void
+wait_openers (const char *device, const char *name, unsigned n)
+{
+  unsigned refs = 0, i;
+
+  for (i = 0; i < 60000 && refs < n; i++) {
+    struct df_session *s;
+
+    if (i > 0)
+      usleep (1000);
+    pthread_mutex_lock (&set->lock);
+    for (s = set->list; s; s = s->next)
+      if (strcmp (s->device, device) == 0 && strcmp (s->name, name) == 0)
+        refs = s->refs;
+    pthread_mutex_unlock (&set->lock);
+  }
+  assert_int_equal (refs, n);
+}
+
 static void
 test_opening_waits_only_for_itself (void **state)
 {
@@ -331,7 +353,6 @@ test_opening_waits_only_for_itself (void **state)
   struct opener second = { .device = "pc1", .name = "slow" };
   struct opener other = { .device = "pc2", .name = "fast" };
   pthread_t t1, t2, t3;
-  unsigned i;
 
   (void) state;
   hold ("pc1");
@@ -344,10 +365,8 @@ test_opening_waits_only_for_itself (void **state)
   assert_non_null (other.s);
   assert_int_equal (nsessions (), 1);     /* an opening one is not listed */
   /* ...and the second opener of pc1@slow waits for the first. */
-  for (i = 0; i < 20; i++) {
-    assert_false (done (&second));
-    usleep (10000);
-  }
+  wait_openers ("pc1", "slow", 2);
+  assert_false (done (&second));
   assert_false (done (&first));
   release ();
   pthread_join (t1, NULL);
@@ -376,7 +395,7 @@ test_failed_open_reaches_waiters (void **state)
   pthread_create (&t1, NULL, opener_main, &first);
   wait_held ();
   pthread_create (&t2, NULL, opener_main, &second);
-  usleep (50000);
+  wait_openers ("ghost", "x", 2);
   release ();
   pthread_join (t1, NULL);
   pthread_join (t2, NULL);
