@@ -219,10 +219,14 @@ session_attach (struct df_session *s)
   }
   p.parent_id = s->chain->id;
   p.parent_hash = s->chain->hash;
-  if (s->parked && stat (s->path, &st) == -1)
-    return df_error (errno == ENOENT ? ESTALE : errno, "session %s@%s: its "
-                     "cache %s is gone (a newer session of the device "
-                     "discarded it?): %m", s->device, s->name, s->path);
+  if (s->parked && stat (s->path, &st) == -1) {
+    if (errno != ENOENT)
+      return df_error_errno ("session %s@%s: its cache %s", s->device,
+                             s->name, s->path);
+    return df_error (ESTALE, "session %s@%s: its cache %s is gone (a newer "
+                     "session of the device discarded it?)", s->device,
+                     s->name, s->path);
+  }
   b = df_cache_open (s->chain->bdev, &p);
   if (b == NULL && errno == EBUSY)
     df_error (EBUSY, "session %s@%s is in use on another server", s->device,
