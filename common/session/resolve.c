@@ -63,23 +63,19 @@ cache_spec (struct df_sessions *set, const struct df_farm *farm,
   return 0;
 }
 
-/* Removes a cache file nobody holds (no writer lock).  With a session
- * name, only if no live session of that name is listed here: looked at
- * while holding the file's lock, so a session made meanwhile finds the
- * file locked (its open fails) or gone (it starts afresh) and never
- * loses a cache it was using.
+/* Removes a cache file nobody holds (no lock on it).  A session being
+ * opened would find the file locked by the check and fail: callers make
+ * sure no session of its name is opened meanwhile (the name is listed
+ * as ending).
  */
 static void
-remove_unused (struct df_sessions *set, const char *path, const char *device,
-               const char *name)
+remove_unused (struct df_sessions *set, const char *path)
 {
   int fd = open (path, O_RDONLY | O_CLOEXEC);
 
   if (fd == -1)
     return;
-  if (flock (fd, LOCK_EX | LOCK_NB) == 0 &&
-      (name == NULL || !session_listed (set, device, name)) &&
-      unlink (path) == 0)
+  if (flock (fd, LOCK_EX | LOCK_NB) == 0 && unlink (path) == 0)
     session_log (set, DF_LOG_DEBUG, "discarded cache %s", path);
   close (fd);
 }
@@ -103,8 +99,13 @@ sweep_dir (struct df_sessions *set, const char *dir, bool top,
       continue;
     p = df_path_join (dir, de->d_name);
     name = strndup (de->d_name, n - 6);
-    if (p && name)
-      remove_unused (set, p, device, name);
+    if (p == NULL || name == NULL)
+      continue;
+    /* A name no session can have: nobody opens it meanwhile. */
+    if (df_name_valid (name))
+      session_discard_file (set, device, name, p);
+    else
+      remove_unused (set, p);
   }
   closedir (d);
 }
@@ -425,5 +426,5 @@ session_release (struct df_session *s, bool remove)
   df_farmstate_chain_put (s->set->farm, s->chain);
   s->chain = NULL;
   if (remove && s->path && s->spec.mode != DF_CACHE_PERSISTENT)
-    remove_unused (s->set, s->path, NULL, NULL);
+    remove_unused (s->set, s->path);
 }

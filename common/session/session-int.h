@@ -132,11 +132,15 @@ void session_sweep (struct df_sessions *set, const char *dir,
                     const char *device);
 bool session_disk_mode (enum df_cache_mode m);
 
-/* session.c: is DEVICE@NAME listed and neither superseded nor ending?
- * Takes set->lock.
+/* session.c: removes path, the cache file of DEVICE@NAME (a valid
+ * session name), unless a session of that name is listed here or
+ * anyone holds the file.  Meanwhile a placeholder session of that name
+ * is listed as ending, so that an opener of the name waits for the file
+ * to go instead of finding it locked by the check.  No lock held on
+ * entry.
  */
-bool session_listed (struct df_sessions *set, const char *device,
-                     const char *name);
+void session_discard_file (struct df_sessions *set, const char *device,
+                           const char *name, const char *path);
 
 /* session.c: waits until no other session of s's device is being
  * parked or ended: it may hold what s needs (the persistent cache, a

@@ -252,17 +252,30 @@ session_wait_device (struct df_session *s)
   pthread_mutex_unlock (&set->lock);
 }
 
-bool
-session_listed (struct df_sessions *set, const char *device, const char *name)
+void
+session_discard_file (struct df_sessions *set, const char *device,
+                      const char *name, const char *path)
 {
-  struct df_session *s;
-  bool r;
+  struct df_session *s, *doomed = NULL;
 
   pthread_mutex_lock (&set->lock);
-  s = find_session (set, device, name);
-  r = s && !s->discard && s->state != SESS_CLOSING;
+  if (find_session (set, device, name) == NULL &&
+      (s = session_new (set, device, name)) != NULL) {
+    s->spec.mode = DF_CACHE_DISK;
+    s->path = strdup (path);
+    if (s->path == NULL) {
+      pthread_mutex_unlock (&set->lock);
+      session_free (s);
+      return;
+    }
+    /* Listed, ending: openers of the name wait for the file to go. */
+    s->linked = true;
+    s->next = set->list;
+    set->list = s;
+    doom (s, true, &doomed);
+  }
   pthread_mutex_unlock (&set->lock);
-  return r;
+  end_all (set, doomed);
 }
 
 static bool

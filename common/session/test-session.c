@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "test-farm.h"
@@ -110,6 +111,38 @@ release (void)
   held_device[0] = '\0';
   pthread_cond_broadcast (&hold_cond);
   pthread_mutex_unlock (&hold_lock);
+}
+
+/* ---- flock, wrapped (-Wl,--wrap=flock): can hold a lock taken on a
+ * chosen file for a while, to open the window of a race wide ----
+ */
+
+int __real_flock (int fd, int op);
+int __wrap_flock (int fd, int op);
+
+static char widen_suffix[64];       /* a path ending so, when set */
+static bool widened;                /* such a lock is being held */
+
+int
+__wrap_flock (int fd, int op)
+{
+  char link[64], path[1024];
+  ssize_t n;
+  int r = __real_flock (fd, op);
+
+  if (r == 0 && op == (LOCK_EX | LOCK_NB) &&
+      __atomic_load_n (&widen_suffix[0], __ATOMIC_ACQUIRE)) {
+    snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
+    n = readlink (link, path, sizeof path - 1);
+    path[n > 0 ? n : 0] = '\0';
+    if (n > 0 && (size_t) n >= strlen (widen_suffix) &&
+        strcmp (path + n - strlen (widen_suffix), widen_suffix) == 0) {
+      __atomic_store_n (&widened, true, __ATOMIC_RELEASE);
+      usleep (500000);
+      __atomic_store_n (&widened, false, __ATOMIC_RELEASE);
+    }
+  }
+  return r;
 }
 
 /* ---- fixture ---- */
@@ -556,6 +589,42 @@ test_cache_file_gone (void **state)
   assert_error_contains ("is gone");
 }
 
+/* A new session sweeps the device's other sessions' files while one of
+ * them is being opened again (here: resumed after a restart): the
+ * opener must not find the file locked by the sweep's check, but wait
+ * for the sweep.
+ */
+static void
+test_open_during_sweep (void **state)
+{
+  struct opener sweeper = { .device = "pc1", .name = "new" };
+  struct df_session *s;
+  pthread_t t;
+  unsigned i;
+
+  (void) state;
+  s = open_ok ("pc1", "old");
+  put (s, 0, 'o');
+  df_session_close (s);
+  free_set ();                  /* a restart: the file stays, unlisted */
+  new_set (3600);
+  assert_true (exists ("pc1/sessions/old.layer"));
+
+  snprintf (widen_suffix, sizeof widen_suffix, "/old.layer");
+  pthread_create (&t, NULL, opener_main, &sweeper);
+  for (i = 0; i < 60000 && !__atomic_load_n (&widened, __ATOMIC_ACQUIRE); i++)
+    usleep (1000);
+  assert_true (widened);        /* the sweep holds old.layer's lock now */
+  s = open_ok ("pc1", "old");
+  widen_suffix[0] = '\0';
+  pthread_join (t, NULL);
+  assert_non_null (sweeper.s);
+  /* Superseded by "new": it started afresh. */
+  assert_int_not_equal (get (s, 0), 'o');
+  df_session_close (s);
+  df_session_close (sweeper.s);
+}
+
 /* Sessions named like the persistent cache never reach it, and are
  * cleaned up like any other.
  */
@@ -753,6 +822,7 @@ main (void)
                                      setup, teardown),
     cmocka_unit_test_setup_teardown (test_failed_open_reaches_waiters, setup,
                                      teardown),
+    cmocka_unit_test_setup_teardown (test_open_during_sweep, setup, teardown),
     cmocka_unit_test_setup_teardown (test_errors, setup, teardown),
     cmocka_unit_test_setup_teardown (test_supersede, setup, teardown),
     cmocka_unit_test_setup_teardown (test_superseded_while_open, setup,
