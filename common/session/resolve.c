@@ -172,15 +172,23 @@ resumed_version (const struct df_vdisk *vd, const char *path, unsigned *num)
 static int
 adopt_old_file (const struct df_session *s)
 {
-  CLEANUP_FREE char *old = NULL;
+  CLEANUP_FREE char *old = NULL, *sdir = NULL;
   struct stat st;
 
   if (strcmp (s->name, "persistent") == 0 || stat (s->path, &st) == 0)
     return 0;
-  if (asprintf (&old, "%s/%s.layer", s->dir, s->name) == -1)
+  if (asprintf (&old, "%s/%s.layer", s->dir, s->name) == -1) {
+    old = NULL;
+    return df_error_errno ("cache path");
+  }
+  sdir = df_path_join (s->dir, SESSIONS_DIR);
+  if (sdir == NULL)
     return df_error_errno ("cache path");
   if (rename (old, s->path) == -1)
     return errno == ENOENT ? 0 : df_error_errno ("move %s to %s", old, s->path);
+  /* The rename changed both directories: both are made durable. */
+  if (df_fsync_dir (sdir) == -1)
+    return -1;
   return df_fsync_dir (s->dir);
 }
 
