@@ -120,7 +120,8 @@ release (void)
 int __real_flock (int fd, int op);
 int __wrap_flock (int fd, int op);
 
-static char widen_suffix[64];       /* a path ending so, when set */
+static const char widen_suffix[] = "/old.layer";
+static bool widen_on;               /* hold locks on such a path */
 static bool widened;                /* such a lock is being held */
 
 int
@@ -131,7 +132,7 @@ __wrap_flock (int fd, int op)
   int r = __real_flock (fd, op);
 
   if (r == 0 && op == (LOCK_EX | LOCK_NB) &&
-      __atomic_load_n (&widen_suffix[0], __ATOMIC_ACQUIRE)) {
+      __atomic_load_n (&widen_on, __ATOMIC_ACQUIRE)) {
     snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
     n = readlink (link, path, sizeof path - 1);
     path[n > 0 ? n : 0] = '\0';
@@ -610,13 +611,14 @@ test_open_during_sweep (void **state)
   new_set (3600);
   assert_true (exists ("pc1/sessions/old.layer"));
 
-  snprintf (widen_suffix, sizeof widen_suffix, "/old.layer");
+  __atomic_store_n (&widen_on, true, __ATOMIC_RELEASE);
   pthread_create (&t, NULL, opener_main, &sweeper);
   for (i = 0; i < 60000 && !__atomic_load_n (&widened, __ATOMIC_ACQUIRE); i++)
     usleep (1000);
-  assert_true (widened);        /* the sweep holds old.layer's lock now */
+  /* The sweep holds old.layer's lock now. */
+  assert_true (__atomic_load_n (&widened, __ATOMIC_ACQUIRE));
   s = open_ok ("pc1", "old");
-  widen_suffix[0] = '\0';
+  __atomic_store_n (&widen_on, false, __ATOMIC_RELEASE);
   pthread_join (t, NULL);
   assert_non_null (sweeper.s);
   /* Superseded by "new": it started afresh. */
