@@ -80,7 +80,8 @@ struct df_session {
 };
 
 /* Lock order: set->lock, then nothing: no other lock is taken while it
- * is held, and it is never held across file I/O.  s->bdev_lock may be
+ * is held, and it is never held across file I/O, nor while logging
+ * (the log hook may write to a pipe that blocks).  s->bdev_lock may be
  * held while a cache's own locks are taken (df_cache_stats); never the
  * other way round.  The farm state's locks are leaves as well.
  */

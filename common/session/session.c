@@ -196,19 +196,23 @@ find_session (struct df_sessions *set, const char *device, const char *name)
 
 /* The device's other sessions that finished opening are superseded:
  * idle ones end now (onto *doomed), the others when their users leave.
- * set->lock held.
+ * Their names go into names (for the log, written once the lock is
+ * gone).  set->lock held.
  */
 static void
-supersede (struct df_session *s, struct df_session **doomed)
+supersede (struct df_session *s, struct df_session **doomed, char *names,
+           size_t len)
 {
   struct df_session *o;
+  size_t used = 0;
 
+  names[0] = '\0';
   for (o = s->set->list; o; o = o->next)
     if (o != s && strcmp (o->device, s->device) == 0 && !o->discard &&
         (o->state == SESS_READY || o->state == SESS_PARKING)) {
       o->discard = true;
-      session_log (s->set, DF_LOG_DEBUG, "session %s@%s superseded by %s",
-                   o->device, o->name, s->name);
+      if (used < len)
+        used += snprintf (names + used, len - used, " %s", o->name);
       if (o->state == SESS_READY && o->refs == 0)
         doom (o, true, doomed);
     }
@@ -302,6 +306,7 @@ open_new (struct df_sessions *set, const char *device, const char *name,
 {
   struct df_session *s = session_new (set, device, name), *doomed = NULL;
   bool last, boot = strcmp (name, "0") != 0;
+  char superseded[256] = "";
   char *msg;
   int err;
 
@@ -343,9 +348,12 @@ open_new (struct df_sessions *set, const char *device, const char *name,
    * device's boot sessions alone.
    */
   if (boot)
-    supersede (s, &doomed);
+    supersede (s, &doomed, superseded, sizeof superseded);
   pthread_mutex_unlock (&set->lock);
 
+  if (superseded[0])
+    session_log (set, DF_LOG_DEBUG, "session %s@%s supersedes%s", device,
+                 name, superseded);
   end_all (set, doomed);
   if (boot)
     session_sweep (set, s->dir, s->device);
@@ -485,11 +493,8 @@ expired (struct df_sessions *set)
 
   for (s = set->list; s; s = s->next)
     if (s->state == SESS_READY && s->refs == 0 &&
-        now - s->idle_since >= linger) {
-      session_log (set, DF_LOG_DEBUG, "session %s@%s expired", s->device,
-                   s->name);
+        now - s->idle_since >= linger)
       doom (s, true, &doomed);
-    }
   return doomed;
 }
 
@@ -497,7 +502,7 @@ static void *
 reaper_main (void *opaque)
 {
   struct df_sessions *set = opaque;
-  struct df_session *doomed;
+  struct df_session *doomed, *s;
   struct timespec ts;
 
   pthread_mutex_lock (&set->lock);
@@ -509,6 +514,10 @@ reaper_main (void *opaque)
       break;
     doomed = expired (set);
     pthread_mutex_unlock (&set->lock);
+    /* Ours until end_all: their names stay. */
+    for (s = doomed; s; s = s->dnext)
+      session_log (set, DF_LOG_DEBUG, "session %s@%s expired", s->device,
+                   s->name);
     end_all (set, doomed);
     pthread_mutex_lock (&set->lock);
   }
