@@ -194,12 +194,14 @@ find_session (struct df_sessions *set, const char *device, const char *name)
   return NULL;
 }
 
-/* The device's other sessions that finished opening are superseded:
+/* The device's older sessions that finished opening are superseded:
  * idle ones end now (onto *doomed), the others when their users leave.
  * Their names go into names (for the log, written once the lock is
- * gone).  set->lock held.
+ * gone).  A session that finishes opening after a newer one of the
+ * device (its open was slow, the device rebooted meanwhile) supersedes
+ * nothing: it is itself superseded, and returns false.  set->lock held.
  */
-static void
+static bool
 supersede (struct df_session *s, struct df_session **doomed, char *names,
            size_t len)
 {
@@ -208,7 +210,15 @@ supersede (struct df_session *s, struct df_session **doomed, char *names,
 
   names[0] = '\0';
   for (o = s->set->list; o; o = o->next)
+    if (o != s && strcmp (o->device, s->device) == 0 && o->id > s->id &&
+        strcmp (o->name, "0") != 0 &&
+        (o->state == SESS_READY || o->state == SESS_PARKING)) {
+      s->discard = true;
+      return false;
+    }
+  for (o = s->set->list; o; o = o->next)
     if (o != s && strcmp (o->device, s->device) == 0 && !o->discard &&
+        o->id < s->id &&
         (o->state == SESS_READY || o->state == SESS_PARKING)) {
       o->discard = true;
       if (used < len)
@@ -216,6 +226,7 @@ supersede (struct df_session *s, struct df_session **doomed, char *names,
       if (o->state == SESS_READY && o->refs == 0)
         doom (o, true, doomed);
     }
+  return true;
 }
 
 /* The device's other session being parked or ended, pinned; NULL if
@@ -347,8 +358,8 @@ open_new (struct df_sessions *set, const char *device, const char *name,
   /* Session "0" (no session named: a tool, not a boot) leaves the
    * device's boot sessions alone.
    */
-  if (boot)
-    supersede (s, &doomed, superseded, sizeof superseded);
+  if (boot && !supersede (s, &doomed, superseded, sizeof superseded))
+    boot = false;               /* a newer session is the device's now */
   pthread_mutex_unlock (&set->lock);
 
   if (superseded[0])

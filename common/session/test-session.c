@@ -53,6 +53,7 @@ logged (const char *needle)
 static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
 static char held_device[DF_NAME_MAX + 1];
+static char held_session[DF_NAME_MAX + 1];     /* "": any session */
 static bool holding;
 static unsigned held, allocs, frees;
 
@@ -60,10 +61,10 @@ static struct df_session_counters *
 counters_alloc (void *opaque, const char *device, const char *session)
 {
   (void) opaque;
-  (void) session;
   pthread_mutex_lock (&hold_lock);
   allocs++;
-  if (strcmp (device, held_device) == 0) {
+  if (strcmp (device, held_device) == 0 &&
+      (held_session[0] == '\0' || strcmp (session, held_session) == 0)) {
     held++;
     pthread_cond_broadcast (&hold_cond);
     while (holding)
@@ -109,6 +110,7 @@ release (void)
   pthread_mutex_lock (&hold_lock);
   holding = false;
   held_device[0] = '\0';
+  held_session[0] = '\0';
   pthread_cond_broadcast (&hold_cond);
   pthread_mutex_unlock (&hold_lock);
 }
@@ -512,6 +514,34 @@ test_superseded_while_open (void **state)
   df_session_close (b);
 }
 
+/* A session whose open was slow finishes after a newer one of the same
+ * device (the device rebooted meanwhile): the newer one stays the
+ * device's, the older one ends with its users.
+ */
+static void
+test_slow_open_superseded (void **state)
+{
+  struct opener old = { .device = "pc1", .name = "old" };
+  struct df_session *fresh;
+  pthread_t t;
+
+  (void) state;
+  hold ("pc1");
+  snprintf (held_session, sizeof held_session, "old");
+  pthread_create (&t, NULL, opener_main, &old);
+  wait_held ();
+  fresh = open_ok ("pc1", "new");
+  put (fresh, 0, 'n');
+  release ();
+  pthread_join (t, NULL);
+  assert_non_null (old.s);
+  df_session_close (old.s);
+  assert_false (exists ("pc1/sessions/old.layer"));
+  assert_int_equal (get (fresh, 0), 'n');
+  df_session_close (fresh);
+  assert_true (exists ("pc1/sessions/new.layer"));
+}
+
 static void
 test_linger_and_expiry (void **state)
 {
@@ -828,6 +858,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_errors, setup, teardown),
     cmocka_unit_test_setup_teardown (test_supersede, setup, teardown),
     cmocka_unit_test_setup_teardown (test_superseded_while_open, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_slow_open_superseded, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_linger_and_expiry, setup, teardown),
     cmocka_unit_test_setup_teardown (test_resume_on_another_server, setup,
