@@ -286,17 +286,29 @@ cache_path (struct df_session *s)
 }
 
 /* The device's persistent cache was made on a version it no longer
- * boots: keep the file aside rather than lose it, and start a new one.
+ * boots: keep the file aside rather than lose it (never over an older
+ * one kept before), and start a new one.
  */
 static int
 restart_persistent (struct df_session *s)
 {
   CLEANUP_FREE char *old = NULL;
+  unsigned n;
 
-  if (asprintf (&old, "%s.old", s->path) == -1)
-    return df_error_errno ("cache path");
-  if (rename (s->path, old) == -1)
-    return df_error_errno ("move %s to %s", s->path, old);
+  for (n = 0;; n++) {
+    free (old);
+    if ((n == 0 ? asprintf (&old, "%s.old", s->path)
+                : asprintf (&old, "%s.old.%u", s->path, n)) == -1) {
+      old = NULL;
+      return df_error_errno ("cache path");
+    }
+    if (renameat2 (AT_FDCWD, s->path, AT_FDCWD, old, RENAME_NOREPLACE) == 0)
+      break;
+    if (errno != EEXIST || n >= 1000)
+      return df_error_errno ("move %s to %s", s->path, old);
+  }
+  if (df_fsync_dir (s->dir) == -1)
+    return -1;
   session_log (s->set, DF_LOG_ERROR, "device %s: persistent cache was made "
                "on another version; kept as %s, starting a new one",
                s->device, old);

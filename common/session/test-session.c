@@ -701,6 +701,34 @@ test_persistent_names (void **state)
   df_session_close (s);
 }
 
+/* The device boots a new version: its persistent cache, made on the old
+ * one, is kept aside (a second time beside the first, not over it) and
+ * a new one starts.
+ */
+static void
+test_persistent_new_version (void **state)
+{
+  char *store = test_path (farm, "store");
+  struct df_session *s;
+  unsigned num, round;
+
+  (void) state;
+  for (round = 0; round < 2; round++) {
+    s = open_ok ("pc3", "boot");
+    put (s, 0, 'A' + round);
+    df_session_close (s);
+    assert_int_equal (df_version_new (store, "base", &num), 0);
+    assert_int_equal (df_version_promote (store, "base", num,
+                                          DF_STATE_PRODUCTION), 0);
+    s = open_ok ("pc3", "boot2");
+    assert_int_not_equal (get (s, 0), 'A' + round);
+    df_session_close (s);
+  }
+  assert_true (exists ("pc3/persistent.layer.old"));
+  assert_true (exists ("pc3/persistent.layer.old.1"));
+  free (store);
+}
+
 static void
 test_cache_full (void **state)
 {
@@ -866,6 +894,8 @@ main (void)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_cache_file_gone, setup, teardown),
     cmocka_unit_test_setup_teardown (test_persistent_names, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_persistent_new_version, setup,
+                                     teardown),
     cmocka_unit_test_setup_teardown (test_cache_full, setup, teardown),
     cmocka_unit_test_setup_teardown (test_private, setup, teardown),
     cmocka_unit_test_setup_teardown (test_device_mode, setup, teardown),
