@@ -245,9 +245,15 @@ df_layer_close (struct df_layer *l)
 {
   if (l == NULL)
     return;
-  /* Errors cannot be returned here; callers that care flush first. */
-  if (l->writable && l->any_dirty)
+  /* Errors cannot be returned here; callers that care flush first.  This
+   * may run in a failure path: keep that failure's message.
+   */
+  if (l->writable && l->any_dirty) {
+    struct df_error_saved saved;
+    df_error_save (&saved);
     df_layer_flush (l);
+    df_error_restore (&saved);
+  }
   layer_bulk_hasher_stop (l);
   if (l->fd >= 0)
     close (l->fd);
