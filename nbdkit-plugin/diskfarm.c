@@ -302,7 +302,7 @@ io_error (struct handle *h, const char *op)
 
   if (h->session)
     session_note_error (h->session, err);
-  if (err != ENOSPC)
+  if (err != ENOSPC && err != ENOTSUP)  /* ENOTSUP: a fast zero declined */
     nbdkit_error ("%s: %s", op, df_error_get ());
   nbdkit_set_error (err);
   return -1;
