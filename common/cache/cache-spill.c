@@ -53,13 +53,13 @@ spill_wanted (struct cache *c)
 }
 
 int
-evict_round (struct cache *c, char *buf)
+evict_round (struct cache *c, char *buf, size_t max)
 {
-  struct victim v[EVICT_BATCH];
+  struct victim v[SPILL_BATCH];
   size_t n = 0, i, j, written = 0;
   int r = 0;
 
-  while (n < EVICT_BATCH && c->lru_tail != NIL) {
+  while (n < max && n < SPILL_BATCH && c->lru_tail != NIL) {
     uint32_t s = c->lru_tail;
     struct slot *sl = slot_of (c, s);
     struct victim t = { sl->block, s, sl->gen };
@@ -162,7 +162,7 @@ spiller_main (void *opaque)
       }
     }
     else if (buf && spill_wanted (c)) {
-      if (evict_round (c, buf) == -1) {
+      if (evict_round (c, buf, EVICT_BATCH) == -1) {
         note_bg_error (c, "writing RAM out");
         backoff (c);
       }
@@ -224,7 +224,7 @@ df_cache_spill (struct df_bdev *bdev)
 
   if (c->layer == NULL)
     return df_error (EINVAL, "a ram write cache has no file to spill to");
-  buf = malloc (EVICT_BATCH * BS);
+  buf = malloc (SPILL_BATCH * BS);
   if (buf == NULL)
     return df_error_errno ("write cache spill");
   pthread_mutex_lock (&c->lock);
@@ -232,7 +232,7 @@ df_cache_spill (struct df_bdev *bdev)
     if (c->lru_tail == NIL)     /* the spiller's round is still out */
       pthread_cond_wait (&c->evict_cond, &c->lock);
     else
-      r = evict_round (c, buf);
+      r = evict_round (c, buf, SPILL_BATCH);
   }
   if (r == 0)
     c->bg_err = 0;              /* whatever failed before is written now */
