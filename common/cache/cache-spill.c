@@ -105,14 +105,20 @@ evict_round (struct cache *c, char *buf, size_t max)
   return r;
 }
 
-/* Keeps a background failure for the next flush (lock held). */
+/* Counts a background failure (lock held).  One that left a block
+ * unwritten is kept for the next flush; one that only left RAM unmapped
+ * is not the client's business: writers map RAM themselves, or go to
+ * the file.
+ */
 static void
-note_bg_error (struct cache *c, const char *what)
+note_bg_error (struct cache *c, const char *what, bool data)
 {
   c->spill_errors++;
-  c->bg_err = errno ? errno : EIO;
-  snprintf (c->bg_msg, sizeof c->bg_msg, "write cache: %s in the background: %s",
-            what, df_error_get ());
+  if (data) {
+    c->bg_err = errno ? errno : EIO;
+    snprintf (c->bg_msg, sizeof c->bg_msg, "write cache: %s in the "
+              "background: %s", what, df_error_get ());
+  }
   df_error_clear ();
 }
 
@@ -149,7 +155,7 @@ spiller_main (void *opaque)
 
   pthread_mutex_lock (&c->lock);
   if (buf == NULL)
-    note_bg_error (c, "no memory to write RAM out");
+    note_bg_error (c, "no memory to write RAM out", false);
   while (!c->stopping) {
     if (prefault_wanted (c)) {
       int r;
@@ -157,13 +163,13 @@ spiller_main (void *opaque)
       r = ram_grow (c);
       pthread_mutex_lock (&c->lock);
       if (r == -1) {
-        note_bg_error (c, "mapping RAM");
+        note_bg_error (c, "mapping RAM", false);
         backoff (c);
       }
     }
     else if (buf && spill_wanted (c)) {
       if (evict_round (c, buf, EVICT_BATCH) == -1) {
-        note_bg_error (c, "writing RAM out");
+        note_bg_error (c, "writing RAM out", true);
         backoff (c);
       }
     }
