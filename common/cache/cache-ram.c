@@ -9,6 +9,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,6 +19,46 @@
 #include "util.h"
 
 #define HUGE_PAGE (2 * 1024 * 1024)
+
+/* Full arenas of closed caches, kept for the next caches of the process:
+ * fresh RAM costs a page fault and the zeroing of every page (in a
+ * virtual machine also the host's backing of it), while recycled RAM
+ * costs a memset.  MADV_FREE lets the kernel take the pages back if it
+ * needs them; a recycled arena is zeroed before use either way, so no
+ * device ever sees another's data.  pool_lock is taken alone.
+ */
+#define POOL_MAX 512            /* 1 GiB */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *pool[POOL_MAX];
+static size_t pool_len;
+
+static uint8_t *
+pool_take (void)
+{
+  uint8_t *p = NULL;
+
+  pthread_mutex_lock (&pool_lock);
+  if (pool_len > 0)
+    p = pool[--pool_len];
+  pthread_mutex_unlock (&pool_lock);
+  return p;
+}
+
+static bool
+pool_put (uint8_t *p)
+{
+  bool kept = false;
+
+  if (madvise (p, HUGE_PAGE, MADV_FREE) == -1)
+    return false;
+  pthread_mutex_lock (&pool_lock);
+  if (pool_len < POOL_MAX) {
+    pool[pool_len++] = p;
+    kept = true;
+  }
+  pthread_mutex_unlock (&pool_lock);
+  return kept;
+}
 
 int
 ram_setup (struct cache *c, uint64_t cap_blocks)
@@ -53,7 +94,8 @@ ram_free (struct cache *c)
   for (i = 0; c->arenas && i < c->max_arenas; i++)
     if (c->arenas[i]) {
       /* Our own mapping: munmap cannot fail. */
-      (void) munmap (c->arenas[i]->data, arena_bytes (c));
+      if (arena_bytes (c) != HUGE_PAGE || !pool_put (c->arenas[i]->data))
+        (void) munmap (c->arenas[i]->data, arena_bytes (c));
       free (c->arenas[i]);
     }
   free (c->arenas);
@@ -218,6 +260,8 @@ ram_grow (struct cache *c)
   a = calloc (1, sizeof *a + n * sizeof a->slot[0]);
   if (a == NULL)
     df_error_errno ("write cache: RAM");
+  else if (n * BS == HUGE_PAGE && (a->data = pool_take ()) != NULL)
+    memset (a->data, 0, HUGE_PAGE);
   else if ((a->data = map_ram ((size_t) n * BS)) == NULL) {
     free (a);
     a = NULL;
