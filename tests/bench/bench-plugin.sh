@@ -232,3 +232,8 @@ goal "randwrite ram / nbdkit null" "$(pratio rw_plugin_ram rw_null)" ">=" 0.8
 goal "randwrite ram / disk" "$(pratio rw_plugin_ram rw_plugin_disk)" ">" 1.0
 goal "storm time ram+disk / disk" "$(pratio storm_r storm_d)" "<=" 1.0
 goal "seq read, 3-version chain / nbdkit file" "$(pratio seq_plugin seq_file)" ">=" 0.95
+printf '\nper round (the goals'"'"' inputs):\n'
+for k in seq_plugin seq_file rw4_plugin rw4_inplace rw_plugin_ram rw_null \
+         rw_plugin_disk storm_d storm_r; do
+  printf '  %-15s%s\n' "$k" "${vals[$k]}"
+done
