@@ -529,6 +529,71 @@ test_fail_disk_write (void **state)
   free (back);
 }
 
+/* Reads of the layer file fail: a read says so, and a write of part of
+ * a block (which reads the rest of it first) fails without changing the
+ * block or any count.  An interrupted call is retried, not failed.
+ */
+static void
+fail_read_mode (enum df_cache_mode mode, const char *file)
+{
+  char *ref = malloc (SIZE), *buf = malloc (64 * BS), *back = malloc (64 * BS);
+  uint64_t seed = 38, used;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct df_cache_budget budget = { 0 };
+  struct df_cache_stats st;
+
+  /* ram+disk with 16 blocks of RAM: a 64-block write goes to the file. */
+  c = open_cache (lower, mode, file, 0, 16 * BS, &budget);
+  assert_non_null (c);
+  test_fill (buf, 64 * BS, &seed);
+  assert_int_equal (df_bdev_pwrite (c, buf, 64 * BS, 8 * BS, 0), 0);
+  memcpy (ref + 8 * BS, buf, 64 * BS);
+  df_cache_stats (c, &st);
+  used = st.used_bytes / BS;
+  assert_int_equal (used, 64);
+
+  fault_arm (&fault_pread, 0, 1, EIO, false);
+  assert_int_equal (df_bdev_pread (c, back, 4 * BS, 60 * BS), -1);
+  assert_int_equal (errno, EIO);
+  assert_error_contains (file);
+  fault_arm (&fault_pread, 0, 1, EIO, false);
+  assert_int_equal (df_bdev_pwrite (c, "partial", 7, 60 * BS + 100, 0), -1);
+  assert_int_equal (errno, EIO);
+  assert_error_contains (file);
+  fault_arm (&fault_pread, 0, 1, EIO, false);
+  assert_int_equal (df_bdev_zero (c, 100, 61 * BS + 100, 0), -1);
+  assert_int_equal (errno, EIO);
+  fault_disarm_all ();
+  check_stats (c, &budget, used, 0);
+  check_same (c, ref);
+
+  /* EINTR is retried by the full-I/O loops: both calls succeed. */
+  fault_arm (&fault_pread, 0, 1, EINTR, false);
+  assert_int_equal (df_bdev_pread (c, back, 4 * BS, 60 * BS), 0);
+  assert_memory_equal (back, ref + 60 * BS, 4 * BS);
+  fault_arm (&fault_pwrite, 0, 1, EINTR, false);
+  assert_int_equal (df_bdev_pwrite (c, buf, 64 * BS, 200 * BS, 0), 0);
+  memcpy (ref + 200 * BS, buf, 64 * BS);
+  assert_int_equal (fault_hits (&fault_pread) + fault_hits (&fault_pwrite), 2);
+  fault_disarm_all ();
+  check_stats (c, &budget, used + 64, 0);
+  check_same (c, ref);
+  df_bdev_close (c);
+  assert_int_equal (budget.used, 0);
+  df_bdev_close (lower);
+  free (ref);
+  free (buf);
+  free (back);
+}
+
+static void
+test_fail_read (void **state)
+{
+  (void) state;
+  fail_read_mode (DF_CACHE_DISK, "fail-read-disk.layer");
+  fail_read_mode (DF_CACHE_RAM_DISK, "fail-read-ramdisk.layer");
+}
+
 /* The spiller's own writes fail: every acknowledged write stays readable
  * (in RAM), the next FLUSH reports the failure, writes that went to the
  * file themselves fail at once, and once the file works again a spill
@@ -796,6 +861,7 @@ main (void)
     T (test_fail_persistent_fsync),
     T (test_fail_disk_write),
     T (test_fail_spill),
+    T (test_fail_read),
     T (test_no_stale_message),
     T (test_fast_zero),
     T (test_accounting_races),

@@ -33,6 +33,7 @@ struct fault {
 
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fault fault_alloc;        /* malloc, calloc, realloc, mmap */
+static struct fault fault_pread;
 static struct fault fault_pwrite;
 static struct fault fault_sync;         /* fsync, fdatasync */
 
@@ -59,6 +60,7 @@ static inline void
 fault_disarm_all (void)
 {
   fault_arm (&fault_alloc, 0, 0, 0, false);
+  fault_arm (&fault_pread, 0, 0, 0, false);
   fault_arm (&fault_pwrite, 0, 0, 0, false);
   fault_arm (&fault_sync, 0, 0, 0, false);
 }
@@ -93,6 +95,7 @@ void *__real_calloc (size_t n, size_t size);
 void *__real_realloc (void *p, size_t n);
 void *__real_mmap64 (void *addr, size_t len, int prot, int flags, int fd,
                      off_t off);
+ssize_t __real_pread64 (int fd, void *buf, size_t n, off_t off);
 ssize_t __real_pwrite64 (int fd, const void *buf, size_t n, off_t off);
 int __real_fsync (int fd);
 int __real_fdatasync (int fd);
@@ -101,6 +104,7 @@ void *__wrap_calloc (size_t n, size_t size);
 void *__wrap_realloc (void *p, size_t n);
 void *__wrap_mmap64 (void *addr, size_t len, int prot, int flags, int fd,
                      off_t off);
+ssize_t __wrap_pread64 (int fd, void *buf, size_t n, off_t off);
 ssize_t __wrap_pwrite64 (int fd, const void *buf, size_t n, off_t off);
 int __wrap_fsync (int fd);
 int __wrap_fdatasync (int fd);
@@ -129,6 +133,12 @@ __wrap_mmap64 (void *addr, size_t len, int prot, int flags, int fd, off_t off)
   if (fault_now (&fault_alloc))
     return MAP_FAILED;
   return __real_mmap64 (addr, len, prot, flags, fd, off);
+}
+
+ssize_t
+__wrap_pread64 (int fd, void *buf, size_t n, off_t off)
+{
+  return fault_now (&fault_pread) ? -1 : __real_pread64 (fd, buf, n, off);
 }
 
 ssize_t
