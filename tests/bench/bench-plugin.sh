@@ -90,6 +90,19 @@ u_cow="nbd+unix:///?socket=$TESTDIR/cow.sock"
 u_null="nbd+unix:///?socket=$TESTDIR/null.sock"
 u_nbdsrv="nbd+unix:///flat?socket=$TESTDIR/nbdsrv.sock"
 
+# A closed session parks before it ends: its cache is flushed (ram+disk:
+# spilled) and fsync'd, then, with session-linger=0, removed.  Wait for
+# that before each measurement, so that no measurement pays for the
+# writeback of the one before, and before stopping nbdkit, whose unload
+# would otherwise wait for it.
+no_session_files () {
+  ! find "$TESTDIR" -path '*/sessions/*.layer' -print -quit | grep -q .
+}
+quiesce () {
+  wait_for 600 "closed sessions to end" no_session_files
+  sync
+}
+
 # ---- 1. sequential read ----
 median () {    # median KEY
   tr ' ' '\n' <<<"${vals[$1]}" | grep . | sort -n |
@@ -102,7 +115,7 @@ pratio () {    # pratio KEY_A KEY_B: median over rounds of A/B
 }
 declare -A vals
 seq_read () {   # seq_read KEY URI
-  sync
+  quiesce
   vals[$1]+=" $(rate $bytes "$(secs nbdcopy "$2" null:)")"
 }
 # Both from the page cache: the layers were written before the flat copy,
@@ -136,7 +149,7 @@ print(int(j["read"]["iops"] + j["write"]["iops"]))' "$TESTDIR/fio.json"
 df device add bench-d --mac 52:54:00:bb:00:01 --vdisk base --cache disk >/dev/null
 df device add bench-r --mac 52:54:00:bb:00:02 --vdisk base --cache ram >/dev/null
 measure () {   # measure KEY URI RW [SIZE_MIB]
-  sync          # each starts without the last one's writeback
+  quiesce       # each starts without the last one's writeback
   vals[$1]+=" $(fio_iops "$2" "$3" "${4:-}")"
 }
 for round in $(seq "$ROUNDS"); do
@@ -173,14 +186,15 @@ storm_run () {   # storm_run KEY SERVER_PID URI_TEMPLATE
 }
 for round in $(seq "$ROUNDS"); do
   for tag in d r; do
+    quiesce
     stop_nbdkit
     start_nbdkit "${PLUGIN_ARGS[@]}"
-    sync
     storm_run $tag "$NBD_PID" "nbd+unix:///dev/p$tag%03d@storm$round?socket=$NBD_SOCK"
   done
-  sync
+  quiesce
   storm_run nbdsrv "$NBDSRV_PID" "$u_nbdsrv"
 done
+quiesce
 
 # ---- the table ----
 printf '\n%s MiB random image; plugin: dev/ export of version 3 of a 3-version chain;\n' "$MIB"
