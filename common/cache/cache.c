@@ -336,11 +336,12 @@ zero_whole (void *opaque, const char *unused, uint64_t b, uint64_t n)
     uint32_t e = table_get (c, i);
 
     if (entry_in_ram (e) && slot_of (c, entry_slot (e))->evicting) {
-      /* Being written out: zero it in RAM, where it stays (the round
-       * sees the new generation) and hides what lands in the file.
+      /* Being written out: wait for that round (one write) to end, then
+       * look again.  Zeroing the slot instead would keep a block of
+       * zeros in RAM, counted as data, until it is zeroed again.
        */
-      memset (slot_data (c, entry_slot (e)), 0, BS);
-      slot_of (c, entry_slot (e))->gen++;
+      pthread_cond_wait (&c->evict_cond, &c->lock);
+      i--;
       continue;
     }
     freed += entry_counted (e);
