@@ -146,11 +146,11 @@ int
 web_start (struct bootsvc *svc)
 {
   static struct df_http_route routes[] = {
-    { "GET", "/boot/", h_script, NULL },
-    { "GET", "/vdisks/", h_vdisk_file, NULL },
-    { "GET", "/ipxe/", h_ipxe_file, NULL },
-    { "GET", "/v1/status", h_status, NULL },
-    { NULL, NULL, NULL, NULL },
+    { .method = "GET", .path = "/boot/", .fn = h_script },
+    { .method = "GET", .path = "/vdisks/", .fn = h_vdisk_file },
+    { .method = "GET", .path = "/ipxe/", .fn = h_ipxe_file },
+    { .method = "GET", .path = "/v1/status", .fn = h_status },
+    { NULL },
   };
   struct df_http_config cfg = {
     .listen = svc->cfg.listen, .port = svc->cfg.http_port, .loop = svc->loop,
