@@ -127,6 +127,21 @@ match_owner (int fd, const char *dir)
       df_error_clear ();
 }
 
+/* A vdisk.conf may go in only over layers that are here (commit.h). */
+static int
+check_manifest (struct repl_stage *st, const char *spath,
+                const struct repl_file *f)
+{
+  CLEANUP_FREE char *text = NULL;
+  size_t len;
+
+  if (f->kind != REPL_KIND_MANIFEST)
+    return 0;
+  if (df_read_file (spath, 16 * 1024 * 1024, &text, &len) == -1)
+    return -1;
+  return repl_check_vdisk_conf (st, f->vdisk, text, len);
+}
+
 int
 repl_commit (struct repl_stage *st, int fd, const char *spath,
              const struct repl_file *f)
@@ -138,7 +153,8 @@ repl_commit (struct repl_stage *st, int fd, const char *spath,
 
   if (live == NULL || rel == NULL)
     return df_error_errno ("%s", f->path);
-  if (repl_verify_staged (fd, spath, f) == -1)
+  if (repl_verify_staged (fd, spath, f) == -1 ||
+      check_manifest (st, spath, f) == -1)
     return -1;
   if (ensure_dir (repl_stage_root (st), dirname (rel)) == -1)
     return -1;

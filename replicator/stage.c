@@ -221,6 +221,15 @@ repl_stage_forget (struct repl_stage *st, const char *path)
     st->dirty = true;
 }
 
+void
+repl_stage_forget_all (struct repl_stage *st)
+{
+  if (json_object_size (st->hashes) > 0) {
+    json_object_clear (st->hashes);
+    st->dirty = true;
+  }
+}
+
 static bool
 wanted (const char *name, const uint8_t (*keep)[DF_HASH_LEN], size_t n)
 {

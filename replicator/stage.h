@@ -53,6 +53,8 @@ void repl_stage_remember (struct repl_stage *st, const char *path,
                           const struct stat *now,
                           const uint8_t hash[DF_HASH_LEN]);
 void repl_stage_forget (struct repl_stage *st, const char *path);
+/* Forgets every remembered hash (--verify: hash everything again). */
+void repl_stage_forget_all (struct repl_stage *st);
 
 /* Removes staged files whose hash is not in keep (n hashes): what no
  * plan wants any more.  Errors are ignored (it is tidying).
