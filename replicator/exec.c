@@ -38,6 +38,7 @@ struct exec {
   struct repl_task **tasks;
   struct slot *slots;
   repl_error_fn err;
+  repl_moved_fn moved;
   void *opaque;
 };
 
@@ -63,11 +64,22 @@ report (struct exec *x, bool warning, const char *msg)
 }
 
 static void
+moved (struct exec *x, const struct repl_action *a, const char *how,
+       const char *from)
+{
+  if (x->moved)
+    x->moved (x->opaque, a->path, how, from);
+}
+
+static void
 task_done (void *opaque, struct repl_task *t, int r)
 {
   struct slot *s = opaque;
 
   s->x->state[s->i] = r == 0 ? ST_OK : ST_FAILED;
+  if (r == 0)
+    moved (s->x, &s->x->plan->actions[s->i],
+           repl_task_was_delta (t) ? "delta" : "download", repl_task_from (t));
   if (repl_task_note (t))
     report (s->x, true, repl_task_note (t));
   if (r == -1)
@@ -126,6 +138,7 @@ start_action (struct exec *x, size_t i)
     else {
       x->state[i] = ST_OK;
       stats->files_mtime++;
+      moved (x, a, "mtime", NULL);
     }
     break;
   case REPL_DELETE:
@@ -134,6 +147,7 @@ start_action (struct exec *x, size_t i)
     else {
       x->state[i] = ST_OK;
       stats->files_deleted++;
+      moved (x, a, "delete", NULL);
       if (a->have && strcmp (strrchr (a->path, '/') ? strrchr (a->path, '/') + 1
                              : a->path, "vdisk.conf") == 0)
         g->removed = true;
@@ -227,9 +241,11 @@ finish (struct exec *x, struct repl_exec_result *res)
 int
 repl_exec (struct repl_run *run, const struct repl_plan *plan,
            const struct repl_manifest *src, const char *source,
-           repl_error_fn err, void *opaque, struct repl_exec_result *res)
+           repl_error_fn err, repl_moved_fn moved_fn, void *opaque,
+           struct repl_exec_result *res)
 {
-  struct exec x = { .run = run, .plan = plan, .err = err, .opaque = opaque };
+  struct exec x = { .run = run, .plan = plan, .err = err, .moved = moved_fn,
+                    .opaque = opaque };
   size_t n = plan->nactions + 1, i;
   int phase, r = 0;
 

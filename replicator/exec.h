@@ -19,6 +19,11 @@
  * what"), and for each warning (warning true).
  */
 typedef void (*repl_error_fn) (void *opaque, bool warning, const char *msg);
+/* Called for each file that changed here: how ("download", "delta",
+ * "mtime", "delete") and from which server (NULL for local changes).
+ */
+typedef void (*repl_moved_fn) (void *opaque, const char *path, const char *how,
+                               const char *from);
 
 struct repl_exec_result {
   size_t failed;                /* actions that failed */
@@ -27,6 +32,7 @@ struct repl_exec_result {
 
 int repl_exec (struct repl_run *run, const struct repl_plan *plan,
                const struct repl_manifest *src, const char *source,
-               repl_error_fn err, void *opaque, struct repl_exec_result *res);
+               repl_error_fn err, repl_moved_fn moved, void *opaque,
+               struct repl_exec_result *res);
 
 #endif

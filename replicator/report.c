@@ -70,8 +70,8 @@ repl_report_begin (struct repl_report *r, const char *tree)
   json_decref (r->tree);
   free (r->tree_name);
   r->tree_name = strdup (tree);
-  r->tree = json_pack ("{s:s, s:[], s:[], s:[], s:[]}", "tree", tree,
-                       "errors", "warnings", "notes", "plan");
+  r->tree = json_pack ("{s:s, s:[], s:[], s:[], s:[], s:[]}", "tree", tree,
+                       "errors", "warnings", "notes", "plan", "moved");
   r->tree_start_ns = df_now_mono_ns ();
 }
 
@@ -109,6 +109,16 @@ repl_report_error (void *opaque, bool warning, const char *msg)
   if (!r->json || !warning)
     fprintf (stderr, "diskfarm-replicator: %s%s: %s\n",
              warning ? "warning: " : "", r->tree_name, msg);
+}
+
+void
+repl_report_moved (void *opaque, const char *path, const char *how,
+                   const char *from)
+{
+  struct repl_report *r = opaque;
+
+  json_array_append_new (json_object_get (r->tree, "moved"), json_pack (
+      "{s:s, s:s, s:s?}", "path", path, "how", how, "from", from));
 }
 
 void

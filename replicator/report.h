@@ -24,6 +24,9 @@ void repl_report_begin (struct repl_report *r, const char *tree);
 void repl_report_progress (void *opaque, uint64_t done, uint64_t total);
 /* An error or warning of the tree (a repl_error_fn). */
 void repl_report_error (void *opaque, bool warning, const char *msg);
+/* A file changed here (a repl_moved_fn). */
+void repl_report_moved (void *opaque, const char *path, const char *how,
+                        const char *from);
 /* A note for the summary ("this server is the source", "dry run"). */
 void repl_report_note (struct repl_report *r, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));

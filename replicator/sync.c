@@ -323,7 +323,7 @@ round_once (struct tree *t, struct repl_run *run, struct repl_exec_result *res)
   }
   tidy (run->st, &plan);
   r = repl_exec (run, &plan, t->ms[0], t->source, repl_report_error,
-                 t->report, res);
+                 repl_report_moved, t->report, res);
   waits_update (t, &plan);
  out:
   repl_plan_free (&plan);

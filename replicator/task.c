@@ -175,6 +175,18 @@ repl_task_error (const struct repl_task *t)
   return t->error ? t->error : "failed";
 }
 
+bool
+repl_task_was_delta (const struct repl_task *t)
+{
+  return t->delta;
+}
+
+const char *
+repl_task_from (const struct repl_task *t)
+{
+  return repl_task_server (t);
+}
+
 const char *
 repl_task_note (const struct repl_task *t)
 {

@@ -59,6 +59,11 @@ struct repl_task *repl_task_start (struct repl_run *run,
                                    const struct repl_action *a,
                                    repl_task_done_fn done, void *opaque);
 const char *repl_task_error (const struct repl_task *t);
+/* How it ended up moving (a failed delta falls back to a download),
+ * and from which server.
+ */
+bool repl_task_was_delta (const struct repl_task *t);
+const char *repl_task_from (const struct repl_task *t);
 /* A warning worth showing even when the task succeeded, or NULL. */
 const char *repl_task_note (const struct repl_task *t);
 void repl_task_free (struct repl_task *t);
