@@ -157,10 +157,10 @@ start_daemon (struct df_http_server *srv, const struct df_http_config *cfg)
     flags |= MHD_USE_INTERNAL_POLLING_THREAD;
   if (srv->tls)
     flags |= MHD_USE_TLS;
+  OPT (MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv);    /* first */
   OPT (MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv);
   OPT (MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, srv);
   OPT (MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, srv);
-  OPT (MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv);
   OPT (MHD_OPTION_CONNECTION_LIMIT,
        cfg->max_connections ? cfg->max_connections : 256, NULL);
   OPT (MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 60,
