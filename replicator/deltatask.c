@@ -202,6 +202,7 @@ repl_delta_begin (struct repl_task *t)
 
   if (basis == NULL)
     return -1;
+  t->delta = true;
   t->basis_fd = open (basis, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (t->basis_fd == -1 || fstat (t->basis_fd, &sb) == -1)
     return df_error_errno ("%s", basis);

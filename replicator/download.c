@@ -21,7 +21,7 @@
 #define PAGE 4096
 #define PIECE_MAX (64 * 1024 * 1024)    /* bytes per Range request */
 #define GAP_MAX (256 * 1024)            /* absent blocks fetched, not split */
-#define HEAD_FIRST (1024 * 1024)        /* header and (most) maps */
+#define HEAD_FIRST DF_LAYER_HEADER_SIZE  /* then the map, then data */
 #define WBUF (1024 * 1024)
 #define WRITEBACK (32 * 1024 * 1024)    /* start writeback this often */
 
@@ -299,6 +299,57 @@ layer_ranges (struct repl_task *t, struct repl_range **v, size_t *n,
   return r;
 }
 
+/* Is the layer at path a base, and how much data does it hold? */
+static int
+layer_shape (const char *path, bool *base, uint64_t *present)
+{
+  struct df_layer *l = df_layer_open (path, false);
+  const struct df_layer_info *info;
+
+  if (l == NULL)
+    return -1;
+  info = df_layer_info (l);
+  *base = df_is_zero (info->parent_id, DF_LAYER_ID_LEN);
+  *present = df_layer_count (l, DF_BLOCK_PRESENT) * info->block_size;
+  df_layer_close (l);
+  return 0;
+}
+
+/* A new base (a merge) that holds data, with a base here to start
+ * from: a delta on it moves what changed, not the whole disk.  A child
+ * never: its holes would not match the basis's data.  1 if the task is
+ * a delta now.
+ */
+static int
+maybe_delta (struct repl_task *t)
+{
+  CLEANUP_FREE char *basis = NULL;
+  bool new_base, old_base;
+  uint64_t present, old_present;
+
+  if (t->a->basis == NULL || t->delta_tried)
+    return 0;
+  t->delta_tried = true;
+  basis = repl_stage_live_path (t->run->st, t->a->basis);
+  if (basis == NULL || layer_shape (t->spath, &new_base, &present) == -1 ||
+      layer_shape (basis, &old_base, &old_present) == -1) {
+    df_error_clear ();
+    return 0;
+  }
+  if (!new_base || !old_base || present < REPL_DELTA_MIN_DATA ||
+      old_present < REPL_DELTA_MIN_DATA)
+    return 0;
+  close (t->fd);                /* the partial download stays for later */
+  t->fd = -1;
+  free (t->spath);
+  t->spath = NULL;
+  if (repl_delta_begin (t) == -1) {
+    repl_task_fail (t, "%s", df_error_get ());
+    return -1;
+  }
+  return 1;
+}
+
 /* The data pass: fetch every piece still missing from the current
  * source, all queued at once.
  */
@@ -309,6 +360,11 @@ pass (struct repl_task *t)
   size_t n = 0, cap = 0, i;
   int r;
 
+  if (t->f->kind == REPL_KIND_LAYER) {
+    r = maybe_delta (t);
+    if (r != 0)
+      return r == 1 ? 0 : -1;
+  }
   t->step = DL_DATA;
   if (t->f->kind == REPL_KIND_LAYER)
     r = layer_ranges (t, &v, &n, &cap);

@@ -155,7 +155,8 @@ sort_unique (struct scan_ctx *c)
 {
   size_t i, o = 0;
 
-  qsort (c->v, c->n, sizeof *c->v, cmp_local);
+  if (c->n > 1)
+    qsort (c->v, c->n, sizeof *c->v, cmp_local);
   for (i = 0; i < c->n; i++) {
     if (o > 0 && strcmp (c->v[o - 1].path, c->v[i].path) == 0) {
       free ((char *) c->v[i].path);

@@ -194,6 +194,13 @@ parse_file (json_t *o, bool farm, struct repl_file *f)
   return 0;
 }
 
+static int
+cmp_files (const void *a, const void *b)
+{
+  return strcmp (((const struct repl_file *) a)->path,
+                 ((const struct repl_file *) b)->path);
+}
+
 static struct repl_manifest *
 parse_root (json_t *root, bool farm)
 {
@@ -219,19 +226,22 @@ parse_root (json_t *root, bool farm)
   }
   m->farm = farm;
   json_array_foreach (files, i, v) {
-    if (parse_file (v, farm, &m->files[i]) == -1) {
-      m->nfiles = i + 1;
-      repl_manifest_free (m);
-      return NULL;
-    }
     m->nfiles = i + 1;
-    if (i > 0 && strcmp (m->files[i - 1].path, m->files[i].path) >= 0) {
-      df_error (EINVAL, "%s: files are not sorted by path, or listed twice",
-                m->files[i].path);
+    if (parse_file (v, farm, &m->files[i]) == -1) {
       repl_manifest_free (m);
       return NULL;
     }
   }
+  /* Sorted, as the API says; sorting here costs nothing and finds the
+   * duplicates, which are refused.
+   */
+  qsort (m->files, m->nfiles, sizeof *m->files, cmp_files);
+  for (i = 1; i < m->nfiles; i++)
+    if (strcmp (m->files[i - 1].path, m->files[i].path) == 0) {
+      df_error (EINVAL, "%s: listed twice", m->files[i].path);
+      repl_manifest_free (m);
+      return NULL;
+    }
   return m;
 }
 

@@ -176,12 +176,19 @@ plan_file (const struct repl_plan_input *in, const struct repl_file *f,
     return;
   }
   if (have == NULL) {
+    /* A hint: the download turns into a delta if the new layer is a
+     * base (a merge), never for a child, whose holes would not match.
+     */
     a->basis = f->kind == REPL_KIND_LAYER && f->size >= in->delta_min ?
       layer_basis (in, f) : NULL;
+    a->act = REPL_DOWNLOAD;
   }
-  else if (have->size >= in->delta_min && f->size >= in->delta_min)
+  else if (have->size >= in->delta_min && f->size >= in->delta_min) {
     a->basis = have->path;
-  a->act = a->basis ? REPL_DELTA : REPL_DOWNLOAD;
+    a->act = REPL_DELTA;
+  }
+  else
+    a->act = REPL_DOWNLOAD;
   if (!assign_sources (in, f, a))
     a->act = REPL_WAIT;
 }

@@ -16,9 +16,12 @@
  * every rule down.
  *
  * Per file:
- *   missing here                  -> download; a layer of at least
- *                                    delta_min with another layer of its
- *                                    vDisk here -> delta on that basis
+ *   missing here                  -> download; for a layer of at least
+ *                                    delta_min, the local layer of its
+ *                                    vDisk with the most data as a basis
+ *                                    hint: if the new layer turns out to
+ *                                    be a base (a merge), it comes as a
+ *                                    delta on that basis
  *   same hash and size, same mtime -> nothing
  *   same hash and size, other mtime -> fix mtime (no transfer)
  *   different (or hash unknown)    -> delta on the local file if both are
@@ -91,7 +94,8 @@ struct repl_action {
   char vdisk[DF_NAME_MAX + 1];  /* its vDisk ("" for farm files) */
   const struct repl_file *file; /* the source's entry (NULL for DELETE) */
   const struct repl_local *have;        /* the local file, or NULL */
-  const char *basis;            /* DELTA: the local file to patch from */
+  const char *basis;            /* DELTA: the local file to patch from;
+                                   DOWNLOAD of a layer: a basis hint */
   const char *sources[REPL_SOURCES_MAX];   /* holders, preferred first */
   size_t nsources;
 };

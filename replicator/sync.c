@@ -50,10 +50,16 @@ struct body {
   bool too_big;
 };
 
+struct mreq {
+  struct tree *t;
+  size_t i;
+  struct body b;
+};
+
 static int
 body_data (void *opaque, const char *p, size_t n)
 {
-  struct body *b = opaque;
+  struct body *b = &((struct mreq *) opaque)->b;
   char *nd;
 
   if (b->len + n > MANIFEST_MAX) {
@@ -68,12 +74,6 @@ body_data (void *opaque, const char *p, size_t n)
   b->data[b->len] = '\0';
   return 0;
 }
-
-struct mreq {
-  struct tree *t;
-  size_t i;
-  struct body b;
-};
 
 static void
 manifest_done (void *opaque, CURLcode code, long status, const char *errbuf)

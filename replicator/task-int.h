@@ -28,6 +28,7 @@ struct repl_task {
   char *error;                  /* the first failure */
   char *note;                   /* a warning for the operator, or NULL */
   bool committed;               /* in place already */
+  bool delta_tried;             /* a download became a delta once */
   uint64_t wire;                /* body bytes moved for this file */
   /* download */
   int step;                     /* DL_HEAD, DL_MAP, DL_DATA */

@@ -26,6 +26,9 @@
 #include "stage.h"
 #include "xfer.h"
 
+/* A merged base becomes a delta only if both layers hold this much. */
+#define REPL_DELTA_MIN_DATA (1024 * 1024)
+
 /* What one sync moved (for the summary and --json). */
 struct repl_stats {
   unsigned files_downloaded, files_delta, files_mtime, files_deleted;
