@@ -133,9 +133,9 @@ delta_done (void *opaque, CURLcode code, long status, const char *errbuf)
     complete (t);
     return;
   }
-  if (!t->error && repl_gw_check (gw, "delta", code, errbuf, status, x->err,
+  if (!t->error && repl_gw_check (gw, NULL, code, errbuf, status, x->err,
                                   x->errlen) == -1)
-    repl_task_fail (t, "%s", df_error_get ());
+    repl_task_fail (t, "the delta: %s", df_error_get ());
   free (x);
   if (bad_delta || status == 405 || status == 501) {
     fall_back (t);

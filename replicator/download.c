@@ -166,7 +166,7 @@ piece_done (void *opaque, CURLcode code, long status, const char *errbuf)
     piece_flush (p, true);
   else if (!t->error) {
     const struct repl_gw *gw = repl_run_gw (t->run, repl_task_server (t));
-    if (repl_gw_check (gw, t->f->path, code, errbuf,
+    if (repl_gw_check (gw, NULL, code, errbuf,
                        status, p->err, p->errlen) == -1)
       repl_task_fail (t, "%s", df_error_get ());
     else

@@ -170,22 +170,24 @@ int
 repl_gw_check (const struct repl_gw *gw, const char *what, CURLcode code,
                const char *errbuf, long status, const char *body, size_t len)
 {
-  CLEANUP_FREE char *msg = NULL;
+  CLEANUP_FREE char *msg = NULL, *head = NULL;
+  const char *err = errbuf && errbuf[0] ? errbuf : curl_easy_strerror (code);
 
+  /* "WHAT from server S: " unless the caller says that itself. */
+  if (what && asprintf (&head, "%s from server %s: ", what, gw->server) == -1)
+    head = NULL;
   if (code != CURLE_OK)
     return df_error (code == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO,
-                     "%s from server %s (%s): %s", what, gw->server, gw->base,
-                     errbuf && errbuf[0] ? errbuf : curl_easy_strerror (code));
+                     "%s%s (%s)", head ? head : "", err, gw->base);
   if (status >= 200 && status < 300)
     return 0;
   msg = error_message (body, len);
   if (status == 401 || status == 403)
-    return df_error (EACCES, "%s: server %s refused the token (HTTP %ld%s%s); "
-                     "check [gateway] token-file", what, gw->server, status,
+    return df_error (EACCES, "%sthe gateway refused the token (HTTP %ld%s%s); "
+                     "check [gateway] token-file", head ? head : "", status,
                      msg ? ": " : "", msg ? msg : "");
-  return df_error (status == 404 ? ENOENT : EIO, "%s: server %s answered "
-                   "HTTP %ld%s%s", what, gw->server, status, msg ? ": " : "",
-                   msg ? msg : "");
+  return df_error (status == 404 ? ENOENT : EIO, "%sHTTP %ld%s%s",
+                   head ? head : "", status, msg ? ": " : "", msg ? msg : "");
 }
 
 struct body {

@@ -38,9 +38,10 @@ void repl_gw_clear (struct repl_gw *gw);
 CURL *repl_gw_handle (const struct repl_gw *gw, const char *path,
                       struct curl_slist **headers, char *errbuf);
 
-/* After a transfer: -1 with a message naming the server for a
- * transport error or an HTTP status outside 200-299 (the gateway's JSON
- * error message, if body holds one).
+/* After a transfer: -1 with a message for a transport error or an HTTP
+ * status outside 200-299 (with the gateway's JSON error message, if
+ * body holds one).  The message starts "WHAT from server S: " unless
+ * what is NULL (the caller names both itself).
  */
 int repl_gw_check (const struct repl_gw *gw, const char *what, CURLcode code,
                    const char *errbuf, long status, const char *body,

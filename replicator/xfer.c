@@ -90,6 +90,23 @@ repl_engine_set_progress (struct repl_engine *e, repl_progress_fn fn,
   e->progress_opaque = opaque;
 }
 
+/* The limit is shared equally by the transfers that can run now (curl
+ * reads the option as it goes, so running transfers follow).
+ */
+static void
+share_bandwidth (struct repl_engine *e)
+{
+  size_t n = e->running < e->jobs ? e->running : e->jobs;
+  curl_off_t each;
+  struct xfer *x;
+
+  if (e->bwlimit == 0 || n == 0)
+    return;
+  each = e->bwlimit / n ? (curl_off_t) (e->bwlimit / n) : 1;
+  for (x = e->list; x; x = x->next)
+    curl_easy_setopt (x->h, CURLOPT_MAX_RECV_SPEED_LARGE, each);
+}
+
 static size_t
 on_data (char *p, size_t size, size_t n, void *opaque)
 {
@@ -137,9 +154,6 @@ repl_engine_add (struct repl_engine *e, CURL *h, struct curl_slist *headers,
   curl_easy_setopt (h, CURLOPT_WRITEDATA, x);
   curl_easy_setopt (h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt (h, CURLOPT_HEADERDATA, x);
-  if (e->bwlimit)
-    curl_easy_setopt (h, CURLOPT_MAX_RECV_SPEED_LARGE,
-                      (curl_off_t) (e->bwlimit / e->jobs ? e->bwlimit / e->jobs : 1));
   if (curl_multi_add_handle (e->multi, h) != CURLM_OK) {
     curl_easy_cleanup (h);
     curl_slist_free_all (headers);
@@ -151,6 +165,7 @@ repl_engine_add (struct repl_engine *e, CURL *h, struct curl_slist *headers,
     e->list->prev = x;
   e->list = x;
   e->running++;
+  share_bandwidth (e);
   e->expect += expect;
   return 0;
 }
@@ -193,6 +208,7 @@ reap (struct repl_engine *e)
     x->ops->done (x->opaque, x->aborted ? CURLE_ABORTED_BY_CALLBACK : code,
                   status, x->errbuf);
     xfer_free (x);
+    share_bandwidth (e);
   }
 }
 

@@ -3,8 +3,9 @@
  *
  * Transfers queue in the order they are added; at most jobs of them run
  * at once (curl queues the rest).  A bandwidth limit is shared out
- * equally: each transfer may receive bwlimit / jobs bytes a second
- * (CURLOPT_MAX_RECV_SPEED_LARGE).  Callbacks run in the thread that
+ * equally by the transfers that run: each may receive bwlimit / n bytes
+ * a second (CURLOPT_MAX_RECV_SPEED_LARGE), n updated as they come and
+ * go.  Callbacks run in the thread that
  * calls repl_engine_run and may add transfers.  The engine counts every
  * byte on the wire (headers and bodies, both ways).
  */
