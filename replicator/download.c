@@ -173,6 +173,11 @@ piece_done (void *opaque, CURLcode code, long status, const char *errbuf)
       repl_task_fail (t, "unexpected HTTP %ld", status);
     if (status == 401 || status == 403)
       t->fatal = true;
+    /* Not offered (any more) by this source: if no other holder has it
+     * either, what arrived of it is of no use.
+     */
+    if (status == 404 || status == 410 || status == 416)
+      t->discard = true;
   }
   if (t->error)
     t->pass_failed = true;
