@@ -45,8 +45,9 @@ static const char usage_text[] =
   "      --json            a JSON report on standard output\n"
   "      --delta-min SIZE  smaller files always move whole (default 1M)\n"
   "      --fanout-wait SECONDS\n"
-  "                        how long a big file may wait for a peer to get it\n"
-  "                        first while no new peer gets it (default 300)\n"
+  "                        how long a big file waits for a peer to get it\n"
+  "                        first, while no new peer gets it, plus the time it\n"
+  "                        takes at 100 MiB/s (default 60)\n"
   "      --allow-empty-source\n"
   "                        let a source that offers no files at all empty\n"
   "                        this server's store\n"
@@ -128,7 +129,7 @@ set_defaults (struct repl_opts *o)
   memset (o, 0, sizeof *o);
   o->farm_dir = env && env[0] ? env : DISKFARM_DEFAULT_FARM;
   o->jobs = 4;
-  o->fanout_wait = 300;
+  o->fanout_wait = 60;
   o->delta_min = 1024 * 1024;
   o->fanout_min = 64 * 1024 * 1024;
   o->progress = isatty (STDERR_FILENO);

@@ -22,6 +22,7 @@
 #define MANIFEST_MAX (64 * 1024 * 1024)
 #define POLL_NS (1000 * 1000000ULL)     /* fan-out: how often to look again */
 #define PEER_TIMEOUT_S 20L
+#define FANOUT_RATE (100 * 1024 * 1024)  /* bytes/s a peer is assumed to get */
 
 /* One tree: the farm directory or a store. */
 struct tree {
@@ -205,8 +206,20 @@ cmp_str (const void *a, const void *b)
   return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
-/* Before planning: the waits whose holders did not change for
- * fanout_wait seconds go now (go: sorted, pointing into t->waits).
+/* How long a file may wait for a new holder: --fanout-wait, plus the
+ * time a peer takes to fetch it at 100 MiB/s (a round of a big file
+ * takes that long, and nothing shows it in the manifests meanwhile).
+ */
+static uint64_t
+wait_limit_ns (const struct repl_opts *o, const struct repl_file *f)
+{
+  uint64_t transfer_s = f ? f->size / FANOUT_RATE : 0;
+
+  return (o->fanout_wait + transfer_s) * 1000000000ULL;
+}
+
+/* Before planning: the waits whose holders did not change for their
+ * wait limit go now (go: sorted, pointing into t->waits).
  */
 static size_t
 waits_due (struct tree *t, const char **go)
@@ -223,7 +236,7 @@ waits_due (struct tree *t, const char **go)
       w->holders = h;
       w->since_ns = now;
     }
-    if (now - w->since_ns >= t->o->fanout_wait * 1000000000ULL)
+    if (now - w->since_ns >= wait_limit_ns (t->o, f))
       go[n++] = w->path;
   }
   qsort (go, n, sizeof *go, cmp_str);

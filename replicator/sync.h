@@ -6,8 +6,9 @@
  *
  * Per tree: the manifests of the source and of the peers that carry the
  * tree, the local scan, the plan, its execution; again while big files
- * wait for a peer (fan-out), at most fanout_wait seconds without a new
- * holder appearing, after which they come from any holder.
+ * wait for a peer (fan-out), at most fanout_wait seconds (plus the
+ * file's transfer time at 100 MiB/s) without a new holder appearing,
+ * after which they come from any holder.
  */
 #ifndef DISKFARM_REPL_SYNC_H
 #define DISKFARM_REPL_SYNC_H

@@ -72,18 +72,26 @@ repl_import () {
 # else $TESTDIR/farm); returns once it answers.
 declare -A REPL_FARM_OF
 repl_start_gateway () {
-  local s=$1 farm i
+  local s=$1 farm i try
   shift
   farm=${REPL_FARM_OF[$s]:-$TESTDIR/farm}
-  "$GATEWAY" --farm "$farm" --server "$s" \
-    --listen "127.0.0.1:${REPL_PORT[$s]}" "$@" >>"$TESTDIR/gw-$s.log" 2>&1 &
-  REPL_GW_PID[$s]=$!
-  cleanup_fn "kill ${REPL_GW_PID[$s]} 2>/dev/null; wait ${REPL_GW_PID[$s]} 2>/dev/null"
-  for i in $(seq 200); do
-    curl -s -o /dev/null -k "${REPL_SCHEME:-http}://127.0.0.1:${REPL_PORT[$s]}/v1/status" &&
-      return 0
-    kill -0 "${REPL_GW_PID[$s]}" 2>/dev/null || break
-    sleep 0.05
+  for try in 1 2 3 4 5; do
+    : >"$TESTDIR/gw-$s.log"
+    "$GATEWAY" --farm "$farm" --server "$s" \
+      --listen "127.0.0.1:${REPL_PORT[$s]}" "$@" >>"$TESTDIR/gw-$s.log" 2>&1 &
+    REPL_GW_PID[$s]=$!
+    cleanup_fn "kill ${REPL_GW_PID[$s]} 2>/dev/null; wait ${REPL_GW_PID[$s]} 2>/dev/null"
+    for i in $(seq 200); do
+      curl -s -o /dev/null -k "${REPL_SCHEME:-http}://127.0.0.1:${REPL_PORT[$s]}/v1/status" &&
+        return 0
+      kill -0 "${REPL_GW_PID[$s]}" 2>/dev/null || break
+      sleep 0.05
+    done
+    # Another program took the port meanwhile: another one.
+    grep -q "Address already in use" "$TESTDIR/gw-$s.log" || break
+    REPL_PORT[$s]=$(repl_free_port)
+    "$DISKFARM" --farm "$farm" server set "$s" \
+      --gateway "127.0.0.1:${REPL_PORT[$s]}" >/dev/null
   done
   cat "$TESTDIR/gw-$s.log" >&2
   fail "the gateway of $s did not start"
