@@ -202,11 +202,13 @@ repl_delta_begin (struct repl_task *t)
 
   if (basis == NULL)
     return -1;
-  t->delta = true;
+  t->delta = t->delta_tried = true;
   t->basis_fd = open (basis, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (t->basis_fd == -1 || fstat (t->basis_fd, &sb) == -1)
     return df_error_errno ("%s", basis);
   t->basis_size = sb.st_size;
+  free (t->sig);
+  t->sig = NULL;
   if (repl_signature (t->basis_fd, t->basis_size, &t->sig, &t->sig_len) == -1) {
     df_error_prefix ("%s", basis);
     return -1;

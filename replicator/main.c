@@ -17,7 +17,7 @@
 
 static const char usage_text[] =
   "Usage: diskfarm-replicator sync [OPTIONS]\n"
-  "       diskfarm-replicator watch [OPTIONS] [--interval SECONDS]\n"
+  "  or:  diskfarm-replicator watch [OPTIONS] [--interval SECONDS]\n"
   "Keep this server's stores, and the farm directory, identical to a source\n"
   "server's: same files, same content hashes, same mtimes.  Missing files\n"
   "come whole (resumable), changed ones as librsync deltas, over the source's\n"

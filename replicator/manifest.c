@@ -43,11 +43,12 @@ kind_parse (const char *s, enum repl_kind *out)
 static int
 split_path (const char *path, char *buf, size_t n, char **comp, int max)
 {
+  size_t len = strlen (path);
   int count = 0;
   char *save = NULL, *c;
 
-  if (strlen (path) >= n || path[0] == '/' || strstr (path, "//") ||
-      path[strlen (path) - 1] == '/')
+  if (len == 0 || len >= n || path[0] == '/' || strstr (path, "//") ||
+      path[len - 1] == '/')
     return -1;
   strcpy (buf, path);
   for (c = strtok_r (buf, "/", &save); c; c = strtok_r (NULL, "/", &save)) {

@@ -30,12 +30,12 @@ cd - >/dev/null
 sed -i '/^\[gateway\]$/a ca-file = ca.pem' "$TESTDIR/farm/farm.conf"
 cp "$TESTDIR/ca.pem" "$TESTDIR/farm/ca.pem"
 
-# srv2 keeps a farm directory of its own (its token, its CA file).
-cp -a "$TESTDIR/farm" "$TESTDIR/farm2"
-REPL_FARM_OF[srv2]=$TESTDIR/farm2
 REPL_SCHEME=https
 repl_start_gateway srv1 --tls-cert "$TESTDIR/gw.pem" --tls-key "$TESTDIR/gw.key" \
   --cache-dir "$TESTDIR"
+# srv2 keeps a farm directory of its own (its token, its CA file).
+cp -a "$TESTDIR/farm" "$TESTDIR/farm2"
+REPL_FARM_OF[srv2]=$TESTDIR/farm2
 
 # --- a wrong token ---
 printf 'not-the-token-0123456789\n' >"$TESTDIR/farm2/gateway.token"

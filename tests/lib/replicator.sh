@@ -72,7 +72,7 @@ repl_import () {
 # else $TESTDIR/farm); returns once it answers.
 declare -A REPL_FARM_OF
 repl_start_gateway () {
-  local s=$1 farm i try
+  local s=$1 farm i try f
   shift
   farm=${REPL_FARM_OF[$s]:-$TESTDIR/farm}
   for try in 1 2 3 4 5; do
@@ -90,8 +90,10 @@ repl_start_gateway () {
     # Another program took the port meanwhile: another one.
     grep -q "Address already in use" "$TESTDIR/gw-$s.log" || break
     REPL_PORT[$s]=$(repl_free_port)
-    "$DISKFARM" --farm "$farm" server set "$s" \
-      --gateway "127.0.0.1:${REPL_PORT[$s]}" >/dev/null
+    for f in "$TESTDIR/farm" "${REPL_FARM_OF[@]}"; do
+      "$DISKFARM" --farm "$f" server set "$s" \
+        --gateway "127.0.0.1:${REPL_PORT[$s]}" >/dev/null
+    done
   done
   cat "$TESTDIR/gw-$s.log" >&2
   fail "the gateway of $s did not start"
