@@ -91,17 +91,17 @@ gw_h_farm_manifest (struct df_http_request *req, void *opaque)
   char **devs = device_files (dir, &n);
   int r;
 
-  e = farm_entry (dir, "farm.conf");
-  if (e)
-    json_array_append_new (files, e);
   for (i = 0; i < n; i++) {
-    /* devices.d sorts after farm.conf */
     e = farm_entry (dir, devs[i]);
     if (e)
       json_array_append_new (files, e);
     free (devs[i]);
   }
   free (devs);
+  /* Sorted by path: "devices.d/" comes before "farm.conf". */
+  e = farm_entry (dir, "farm.conf");
+  if (e)
+    json_array_append_new (files, e);
   r = df_http_respond_json (req, 200, json_pack ("{s:s, s:o}", "server",
                                                  f->server, "files", files));
   gw_farm_put (gw, f);

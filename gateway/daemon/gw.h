@@ -87,6 +87,7 @@ struct gw {
   struct gw_farm *farm;
   struct df_http_route routes[GW_MAX_ROUTES + 1];    /* ends with a NULL path */
   struct df_http_server *http[GW_MAX_LISTEN];
+  char where[GW_MAX_LISTEN][64];        /* "ADDR:PORT" of each */
   size_t nhttp;
   struct gw_hashes *hashes;
   struct gw_delta *delta;
@@ -149,9 +150,10 @@ enum gw_replica {
 struct df_vdisk;
 struct df_version;
 /* The replica of version v of vd in store (a directory) on this server:
- * its stat, its content hash (as checked when it has been: *verify
- * GW_VERIFY_OK; the manifest's while GW_VERIFY_PENDING; a file with
- * another size or mtime than the manifest's is GW_VERIFY_FAILED).
+ * its stat and its content hash as checked (*verify GW_VERIFY_OK: the
+ * manifest's; GW_VERIFY_FAILED: another, or a file with another size or
+ * mtime than the manifest's, or unreadable; GW_VERIFY_PENDING: not
+ * checked yet, hash is the manifest's).
  */
 enum gw_replica gw_layer_replica (struct gw *gw, const char *store,
                                   const struct df_vdisk *vd,

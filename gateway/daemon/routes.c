@@ -164,14 +164,25 @@ listen_on (struct gw *gw, const char *spec, unsigned port)
     .json_errors = true, .tls_cert = gw->cfg.tls_cert,
     .tls_key = gw->cfg.tls_key, .guard = guard, .guard_opaque = gw,
   };
-  char host[256];
+  char host[256], copy[256];
+  bool any_port = false;
   size_t n;
 
   if (spec) {
+    /* ADDR:0 listens on a free port (the log says which). */
+    n = strlen (spec);
+    if (n > 2 && n < sizeof copy && strcmp (spec + n - 2, ":0") == 0) {
+      memcpy (copy, spec, n - 2);
+      copy[n - 2] = '\0';
+      spec = copy;
+      any_port = true;
+    }
     if (df_address_split (spec, port, host, sizeof host, &port) == -1) {
       df_error_prefix ("--listen");
       return -1;
     }
+    if (any_port)
+      port = 0;
     n = strlen (host);
     if (host[0] == '[') {       /* the brackets are for URLs */
       memmove (host, host + 1, n - 2);
@@ -183,6 +194,10 @@ listen_on (struct gw *gw, const char *spec, unsigned port)
   gw->http[gw->nhttp] = df_http_server_new (&c);
   if (gw->http[gw->nhttp] == NULL)
     return -1;
+  snprintf (gw->where[gw->nhttp], sizeof gw->where[0],
+            strchr (c.listen ? c.listen : "", ':') ? "[%s]:%u" : "%s:%u",
+            c.listen ? c.listen : "*",
+            df_http_server_port (gw->http[gw->nhttp]));
   gw->nhttp++;
   return 0;
 }

@@ -93,9 +93,8 @@ log_start (struct gw *gw)
   size_t i;
 
   for (i = 0; i < gw->nhttp; i++)
-    snprintf (where + strlen (where), sizeof where - strlen (where), "%s%s:%u",
-              i ? ", " : "", gw->cfg.nlisten ? gw->cfg.listen[i] : "*",
-              df_http_server_port (gw->http[i]));
+    snprintf (where + strlen (where), sizeof where - strlen (where), "%s%s",
+              i ? ", " : "", gw->where[i]);
   df_log_info ("serving farm %s as server %s (%zu store%s) over HTTP%s on %s",
                gw->cfg.farm_dir, f->server, f->nstores,
                f->nstores == 1 ? "" : "s", gw->cfg.tls_cert ? "S" : "", where);

@@ -150,6 +150,9 @@ gw_layer_replica (struct gw *gw, const char *store, const struct df_vdisk *vd,
     *verify = GW_VERIFY_FAILED;         /* not the file the manifest names */
   if (*verify == GW_VERIFY_PENDING)
     memcpy (hash, v->hash, DF_HASH_LEN);
+  /* Checked, and its content is not what the manifest says. */
+  if (*verify == GW_VERIFY_OK && memcmp (hash, v->hash, DF_HASH_LEN) != 0)
+    *verify = GW_VERIFY_FAILED;
   return GW_REPLICA_PRESENT;
 }
 
