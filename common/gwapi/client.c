@@ -86,13 +86,14 @@ df_gw_client_new (const struct df_farm *farm)
   if (token)
     explicit_bzero (token, strlen (token));
   df_error_clear ();
-  c->ca_file = s.ca_file;
-  s.ca_file = NULL;
+  /* The URLs say https when there is a CA file: take it after them. */
   if (add_servers (c, farm, &s) == -1) {
     df_gw_settings_free (&s);
     df_gw_client_free (c);
     return NULL;
   }
+  c->ca_file = s.ca_file;
+  s.ca_file = NULL;
   df_gw_settings_free (&s);
   return c;
 }
@@ -192,6 +193,20 @@ df_gw_curl_setup (struct df_gw_client *c, CURL *h, const char *server,
       (c->ca_file &&
        curl_easy_setopt (h, CURLOPT_CAINFO, c->ca_file) != CURLE_OK))
     return df_error (EINVAL, "cannot set up a request to %s", url);
+  return 0;
+}
+
+int
+df_gw_curl_auth (const struct df_gw_client *c, struct curl_slist **headers)
+{
+  struct curl_slist *l;
+
+  if (c->auth == NULL)
+    return 0;
+  l = curl_slist_append (*headers, c->auth);
+  if (l == NULL)
+    return df_error (ENOMEM, "curl");
+  *headers = l;
   return 0;
 }
 
