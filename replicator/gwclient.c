@@ -1,7 +1,6 @@
 /* diskfarm-replicator — HTTP to the gateways (see gwclient.h). */
 #include <config.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,98 +13,23 @@
 #include "gwclient.h"
 #include "util.h"
 
-#define TOKEN_MAX 4096
-#define CONNECT_TIMEOUT_S 10L
 /* A transfer that moves less than a byte a second for this long has
  * stalled (a source stopped mid-file without closing the connection).
  */
 #define STALL_S 30L
 
-/* A path of the farm: absolute, or relative to the farm directory. */
-static char *
-farm_path (const struct df_farm *farm, const char *p)
-{
-  if (p[0] == '/')
-    return strdup (p);
-  return df_path_join (df_farm_dir (farm), p);
-}
-
-static int
-read_token (const struct df_farm *farm, struct repl_gw *gw)
-{
-  const char *tf = df_farm_setting (farm, "gateway", "token-file");
-  CLEANUP_FREE char *path = NULL, *text = NULL;
-  size_t len;
-
-  if (tf == NULL)
-    return 0;                   /* no token: the gateway will say 401 */
-  path = farm_path (farm, tf);
-  if (path == NULL)
-    return df_error_errno ("[gateway] token-file");
-  if (df_read_file (path, TOKEN_MAX, &text, &len) == -1) {
-    df_error_prefix ("[gateway] token-file");
-    return -1;
-  }
-  while (len > 0 && isspace ((unsigned char) text[len - 1]))
-    text[--len] = '\0';
-  if (len == 0 || strpbrk (text, "\r\n"))
-    return df_error (EINVAL, "%s: the token must be one non-empty line", path);
-  if (asprintf (&gw->auth, "Authorization: Bearer %s", text) == -1) {
-    gw->auth = NULL;
-    return df_error_errno ("token");
-  }
-  return 0;
-}
-
-static int
-base_url (const struct df_farm *farm, const char *server, struct repl_gw *gw)
-{
-  const char *gwaddr = df_farm_get (farm, DF_KIND_SERVER, server, "gateway");
-  const char *ports = df_farm_setting (farm, "gateway", "port");
-  uint64_t port = REPL_GATEWAY_PORT;
-  struct df_server sv;
-  char host[256];
-  unsigned p;
-
-  if (ports && df_parse_u64 (ports, &port) == -1) {
-    df_error_prefix ("[gateway] port");
-    return -1;
-  }
-  if (gwaddr) {
-    if (df_address_split (gwaddr, port, host, sizeof host, &p) == -1)
-      return -1;
-  }
-  else {
-    if (df_farm_server (farm, server, &sv) == -1 ||
-        df_address_split (sv.address, port, host, sizeof host, &p) == -1)
-      return -1;
-    p = port;                   /* the address's port is the NBD port */
-  }
-  if (asprintf (&gw->base, "%s://%s:%u", gw->ca_file ? "https" : "http", host,
-                p) == -1) {
-    gw->base = NULL;
-    return df_error_errno ("%s", server);
-  }
-  return 0;
-}
-
 int
-repl_gw_resolve (const struct df_farm *farm, const char *server,
+repl_gw_resolve (struct df_gw_client *client, const char *server,
                  struct repl_gw *out)
 {
-  const char *ca = df_farm_setting (farm, "gateway", "ca-file");
-
   memset (out, 0, sizeof *out);
-  if ((out->server = strdup (server)) == NULL ||
-      (ca && (out->ca_file = farm_path (farm, ca)) == NULL)) {
-    repl_gw_clear (out);
+  out->client = client;
+  out->base = df_gw_client_url (client, server);
+  if (out->base == NULL)
+    return df_error (ENOENT, "server \"%s\" has no usable gateway address "
+                     "(its gateway or address key)", server);
+  if ((out->server = strdup (server)) == NULL)
     return df_error_errno ("%s", server);
-  }
-  if (base_url (farm, server, out) == -1 || read_token (farm, out) == -1) {
-    df_error_prefix ("the gateway of server \"%s\"", server);
-    repl_gw_clear (out);
-    return -1;
-  }
   return 0;
 }
 
@@ -113,9 +37,6 @@ void
 repl_gw_clear (struct repl_gw *gw)
 {
   free (gw->server);
-  free (gw->base);
-  free (gw->auth);
-  free (gw->ca_file);
   memset (gw, 0, sizeof *gw);
 }
 
@@ -123,34 +44,28 @@ CURL *
 repl_gw_handle (const struct repl_gw *gw, const char *path,
                 struct curl_slist **headers, char *errbuf)
 {
-  CLEANUP_FREE char *url = NULL;
   CURL *h = curl_easy_init ();
 
   *headers = NULL;
   errbuf[0] = '\0';
-  if (h == NULL || asprintf (&url, "%s%s", gw->base, path) == -1) {
-    url = NULL;
-    if (h)
-      curl_easy_cleanup (h);
+  if (h == NULL) {
     df_error (ENOMEM, "curl");
     return NULL;
   }
-  if (gw->auth)
-    *headers = curl_slist_append (NULL, gw->auth);
-  curl_easy_setopt (h, CURLOPT_URL, url);
+  if (df_gw_curl_setup (gw->client, h, gw->server, path) == -1 ||
+      df_gw_curl_auth (gw->client, headers) == -1) {
+    curl_easy_cleanup (h);
+    curl_slist_free_all (*headers);
+    *headers = NULL;
+    return NULL;
+  }
   curl_easy_setopt (h, CURLOPT_HTTPHEADER, *headers);
   curl_easy_setopt (h, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+  /* A big layer takes as long as it takes; a stall does not. */
+  curl_easy_setopt (h, CURLOPT_TIMEOUT_MS, 0L);
   curl_easy_setopt (h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt (h, CURLOPT_LOW_SPEED_TIME, STALL_S);
-  curl_easy_setopt (h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt (h, CURLOPT_USERAGENT, "diskfarm-replicator/" PACKAGE_VERSION);
-  if (gw->ca_file) {
-    curl_easy_setopt (h, CURLOPT_CAINFO, gw->ca_file);
-    curl_easy_setopt (h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt (h, CURLOPT_SSL_VERIFYHOST, 2L);
-  }
   return h;
 }
 

@@ -1,8 +1,8 @@
-/* diskfarm-replicator — reaching a server's gateway (docs/farm.md):
- * http[s]://HOST:PORT from its gateway key or its address and
- * [gateway] port, the bearer token from [gateway] token-file, the CA
- * from [gateway] ca-file.  Everything the replicator says over HTTP
- * goes through these few functions.
+/* diskfarm-replicator — requests to a server's gateway, over the
+ * gateways' client of common/gwapi (URL, token, CA as docs/farm.md
+ * says).  Transfers take as long as they take: there is no whole-request
+ * timeout, but one that moves less than a byte a second for 30 seconds
+ * has stalled (a source stopped mid-file without closing).
  */
 #ifndef DISKFARM_REPL_GWCLIENT_H
 #define DISKFARM_REPL_GWCLIENT_H
@@ -12,28 +12,23 @@
 
 #include <curl/curl.h>
 
-#include "farm/farm.h"
-
-#define REPL_GATEWAY_PORT 10811
+#include "gwapi/gwclient.h"
 
 struct repl_gw {
   char *server;                 /* the server's name */
-  char *base;                   /* "http://10.0.0.1:10811" */
-  char *auth;                   /* "Authorization: Bearer ..." or NULL */
-  char *ca_file;                /* NULL: plain HTTP */
+  const char *base;             /* "http[s]://HOST:PORT" (the client's) */
+  struct df_gw_client *client;  /* not owned */
 };
 
-/* Resolves server's gateway from the farm (token and CA files are read
- * now).  Clear with repl_gw_clear.
- */
-int repl_gw_resolve (const struct df_farm *farm, const char *server,
+/* The gateway of server.  Clear with repl_gw_clear. */
+int repl_gw_resolve (struct df_gw_client *client, const char *server,
                      struct repl_gw *out);
 void repl_gw_clear (struct repl_gw *gw);
 
-/* A new easy handle for METHOD base+path with the token, CA, timeouts
+/* A new easy handle for base+path with the token, CA, stall detection
  * and error buffer (errbuf: CURL_ERROR_SIZE bytes).  *headers must be
- * freed (curl_slist_free_all) after the transfer; extra headers may be
- * appended to it before the transfer starts.
+ * freed (curl_slist_free_all) after the transfer; more headers may be
+ * appended (then set CURLOPT_HTTPHEADER again).
  */
 CURL *repl_gw_handle (const struct repl_gw *gw, const char *path,
                       struct curl_slist **headers, char *errbuf);

@@ -31,6 +31,7 @@ struct tree {
   struct repl_report *report;
   const char *self, *source;
   const char *store;            /* NULL: the farm */
+  struct df_gw_client *client;  /* the farm's gateways */
   struct repl_gw *gws;          /* [0] the source, then peers */
   size_t ngws;
   struct repl_manifest **ms;    /* per gateway, NULL if not reachable */
@@ -135,7 +136,7 @@ fetch_manifests (struct tree *t)
 static int
 add_gw (struct tree *t, const char *server)
 {
-  if (repl_gw_resolve (t->farm, server, &t->gws[t->ngws]) == -1) {
+  if (repl_gw_resolve (t->client, server, &t->gws[t->ngws]) == -1) {
     if (t->ngws == 0)
       return -1;
     /* A peer we cannot even address is left out of the fan-out. */
@@ -154,6 +155,13 @@ resolve_gateways (struct tree *t)
 
   if (names == NULL)
     return -1;
+  t->client = df_gw_client_new (t->farm);
+  if (t->client == NULL)
+    return -1;
+  if (!df_gw_client_has_token (t->client) &&
+      df_farm_setting (t->farm, "gateway", "token-file"))
+    repl_report_error (t->report, true, "the token file ([gateway] "
+                       "token-file) cannot be read: requests go without it");
   for (n = 0; names[n]; n++)
     ;
   t->gws = calloc (n + 1, sizeof *t->gws);
@@ -185,6 +193,7 @@ tree_free (struct tree *t)
   free (t->waits);
   free (t->gws);
   free (t->ms);
+  df_gw_client_free (t->client);
 }
 
 /* ---- fan-out waits ---- */

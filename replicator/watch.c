@@ -20,7 +20,7 @@
 
 /* Adds one manifest (or the fact that it could not be read) to h. */
 static void
-digest_one (struct df_hash *h, const struct df_farm *farm, const char *server,
+digest_one (struct df_hash *h, struct df_gw_client *client, const char *server,
             const char *path)
 {
   CLEANUP_FREE char *body = NULL;
@@ -28,15 +28,14 @@ digest_one (struct df_hash *h, const struct df_farm *farm, const char *server,
   size_t len = 0;
 
   df_hash_update (h, path, strlen (path) + 1);
-  if (repl_gw_resolve (farm, server, &gw) == -1 ||
+  if (repl_gw_resolve (client, server, &gw) == -1 ||
       repl_gw_get (&gw, path, MANIFEST_MAX, &body, &len) == -1) {
     df_hash_update (h, "unreachable", 12);
     df_error_clear ();
   }
   else
     df_hash_update (h, body, len);
-  if (gw.server)
-    repl_gw_clear (&gw);
+  repl_gw_clear (&gw);
 }
 
 /* A digest of every manifest the next sync would read. */
@@ -45,12 +44,14 @@ digest (const struct repl_opts *o, uint8_t out[DF_HASH_LEN])
 {
   struct df_farm *farm = df_farm_open (o->farm_dir);
   struct df_hash *h = df_hash_new ();
+  struct df_gw_client *client = NULL;
   CLEANUP_FREE const char **stores = NULL;
   const char *self, *cs, *source;
   size_t i;
 
   if (farm == NULL || h == NULL ||
-      (self = df_farm_local_server (farm, o->server)) == NULL) {
+      (self = df_farm_local_server (farm, o->server)) == NULL ||
+      (client = df_gw_client_new (farm)) == NULL) {
     df_hash_free (h);
     df_farm_free (farm);
     return -1;
@@ -58,7 +59,7 @@ digest (const struct repl_opts *o, uint8_t out[DF_HASH_LEN])
   cs = df_farm_setting (farm, "farm", "config-server");
   source = o->from ? o->from : cs;
   if (o->store == NULL && cs && strcmp (cs, self) != 0)
-    digest_one (h, farm, cs, "/v1/farm/manifest");
+    digest_one (h, client, cs, "/v1/farm/manifest");
   stores = source ? df_farm_names (farm, DF_KIND_STORE) : NULL;
   for (i = 0; stores && stores[i]; i++) {
     CLEANUP_FREE char *path = NULL;
@@ -66,8 +67,9 @@ digest (const struct repl_opts *o, uint8_t out[DF_HASH_LEN])
         !repl_store_wanted (farm, self, source, stores[i]) ||
         asprintf (&path, "/v1/stores/%s/manifest", stores[i]) == -1)
       continue;
-    digest_one (h, farm, source, path);
+    digest_one (h, client, source, path);
   }
+  df_gw_client_free (client);
   df_farm_free (farm);
   return df_hash_final (h, out);
 }
