@@ -24,6 +24,7 @@ for i in 0 1 2; do
   wait ${pids[$i]} || { cat "$TESTDIR"/srv*.err >&2; fail "sync $((i + 2)) failed"; }
 done
 repl_identical srv1 srv2 srv3 srv4
+repl_status_identical
 
 from () {       # from SERVER: where SERVER got the layer
   /usr/bin/python3 -c "

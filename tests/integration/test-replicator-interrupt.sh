@@ -60,6 +60,7 @@ wire=$(repl_json "t['bytes']['wire_in']")
 [ "$wire" -lt $((96 * 1048576 - had + 4 * 1048576)) ] ||
   fail "resume: $wire bytes on the wire after $had had arrived"
 repl_identical srv1 srv2
+repl_status_identical
 [ -z "$(ls "$staging")" ] || fail "staging not empty: $(ls "$staging")"
 
 # --- the source stops mid-file ---
@@ -74,6 +75,7 @@ repl_no_partial srv2
 repl_start_gateway srv1
 repl_sync srv2
 repl_identical srv1 srv2
+repl_status_identical
 
 # --- the source stops mid-delta: a truncated delta ---
 # srv2's copy of the newest layer gets other data in its first 64 MiB:
@@ -90,6 +92,7 @@ repl_no_partial srv2
 repl_start_gateway srv1
 repl_sync srv2
 repl_identical srv1 srv2
+repl_status_identical
 
 # --- the target's file system is full ---
 truncate -s 80M "$TESTDIR/small.img"
@@ -111,4 +114,5 @@ resize2fs -f "$TESTDIR/small.img" >/dev/null 2>&1 || fail "resize2fs"
 mount -o loop "$TESTDIR/small.img" "$TESTDIR/small"
 repl_sync srv2
 repl_identical srv1 srv2
+repl_status_identical
 echo PASS

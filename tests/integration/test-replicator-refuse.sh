@@ -33,6 +33,7 @@ cp "$TESTDIR/ca.pem" "$TESTDIR/farm/ca.pem"
 REPL_SCHEME=https
 repl_start_gateway srv1 --tls-cert "$TESTDIR/gw.pem" --tls-key "$TESTDIR/gw.key" \
   --cache-dir "$TESTDIR"
+repl_start_gateway srv2 --tls-cert "$TESTDIR/gw.pem" --tls-key "$TESTDIR/gw.key"
 # srv2 keeps a farm directory of its own (its token, its CA file).
 cp -a "$TESTDIR/farm" "$TESTDIR/farm2"
 REPL_FARM_OF[srv2]=$TESTDIR/farm2
@@ -51,6 +52,7 @@ repl_sync_fails "certificate" srv2
 cp "$TESTDIR/ca.pem" "$TESTDIR/farm2/ca.pem"
 repl_sync srv2
 repl_identical srv1 srv2
+repl_status_identical
 grep -q '^ca-file = ca.pem$' "$TESTDIR/farm2/farm.conf" || fail "farm.conf lost ca-file"
 
 # --- a source whose file does not match its own manifest ---
@@ -75,6 +77,7 @@ cp -p --sparse=always "$TESTDIR/other.good" "$layer"
 touch -d "@$mtime" "$layer"
 repl_sync srv2
 repl_identical srv1 srv2
+repl_status_identical
 
 # --- a corrupt delta: the source gateway's cached delta damaged ---
 layer=$TESTDIR/srv2/vdisks/base/0001.layer
@@ -104,4 +107,5 @@ grep -q "downloading the whole file instead" "$TESTDIR/sync.out" "$TESTDIR/sync.
   fail "not downloaded after the corrupt delta: $(cat "$TESTDIR/sync.out")"
 repl_no_partial srv2
 repl_identical srv1 srv2
+repl_status_identical
 echo PASS

@@ -5,7 +5,8 @@
 # delta on the old one, the old layers go), a flipped byte repaired by a
 # delta, mtime drift fixed without a transfer, the farm directory, and
 # a dry run.  The stores are compared file by file, bit for bit and to
-# the nanosecond, after each step.
+# the nanosecond, after each step, and "diskfarm status" says identical;
+# a version not replicated yet is pending on srv2.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/replicator.sh"
 
@@ -39,6 +40,7 @@ wire=$(repl_json "t['bytes']['wire_in']")
   fail "fresh replica: $wire bytes on the wire for 16 MiB of data"
 repl_identical srv1 srv2
 repl_no_partial srv2
+repl_status_identical
 
 # Again: nothing to do.
 repl_sync srv2 --json
@@ -48,12 +50,14 @@ repl_sync srv2 --json
 # A new version: its layer and the manifest move, nothing else.
 df --server srv1 version new base >/dev/null
 df --server srv1 version promote base 2 production >/dev/null
+repl_status_is 1 "[r['pending'] for r in rs if r['version'] == 2] == [['srv2']]"
 repl_sync srv2 --json
 [ "$(moved download)" = "vdisks/base/0002.layer vdisks/base/vdisk.conf" ] ||
   fail "new version moved: $(moved download) / delta: $(moved delta)"
 [ "$(repl_json "t['bytes']['wire_in']")" -lt 1048576 ] ||
   fail "a thin layer cost $(repl_json "t['bytes']['wire_in']") bytes"
 repl_identical srv1 srv2
+repl_status_identical
 
 # A merge: a new base with the same content, then the old versions go.
 # The new base comes as a delta on the old base: a fraction of its data.
@@ -68,6 +72,7 @@ repl_sync srv2 --json
 [ "$(repl_json "t['bytes']['saved_by_deltas']")" -gt $((8 * 1048576)) ] ||
   fail "merge: the delta saved $(repl_json "t['bytes']['saved_by_deltas']") bytes"
 repl_identical srv1 srv2
+repl_status_identical
 
 # One flipped byte in the replica's data, its mtime put back (silent
 # damage): found by its hash, repaired by a delta.
@@ -83,6 +88,7 @@ repl_sync srv2 --json
 [ "$(repl_json "t['bytes']['wire_in']")" -lt 1048576 ] ||
   fail "repairing one byte cost $(repl_json "t['bytes']['wire_in']") bytes"
 repl_identical srv1 srv2
+repl_status_identical
 
 # Only the mtime differs: fixed after a hash check, no transfer.
 touch -d "2001-02-03 04:05:06" "$layer" "$TESTDIR/srv2/vdisks/base/vdisk.conf"
@@ -91,6 +97,7 @@ repl_sync srv2 --json
   fail "mtime drift: $(moved mtime)"
 [ "$(repl_json "t['bytes']['wire_in']")" = 0 ] || fail "mtime drift moved data"
 repl_identical srv1 srv2
+repl_status_identical
 
 # The farm directory: srv2 gets one of its own, kept like srv1's.
 cp -a "$TESTDIR/farm" "$TESTDIR/farm2"

@@ -174,3 +174,28 @@ repl_no_partial () {
     ! -name vdisk.conf ! -name '[0-9][0-9][0-9][0-9].layer' ! -path '*/boot/*')
   [ -z "$odd" ] || fail "$1 has stray files: $odd"
 }
+
+# repl_status_is RC CHECK: within 30 s, "diskfarm status --json" exits RC
+# and the python expression CHECK holds over its rows (rs) with no hash
+# still being checked.  The last document is $TESTDIR/status.json.
+repl_status_is () {
+  local want=$1 check=$2 i rc
+  for i in $(seq 150); do
+    rc=0
+    "$DISKFARM" --farm "$TESTDIR/farm" status --json >"$TESTDIR/status.json" \
+      2>/dev/null || rc=$?
+    [ "$rc" = "$want" ] && /usr/bin/python3 -c "
+import json, sys
+rs = json.load(open('$TESTDIR/status.json'))['replicas']
+sys.exit(0 if not any(r['checking'] for r in rs) and ($check) else 1)" &&
+      return 0
+    sleep 0.2
+  done
+  cat "$TESTDIR/status.json" >&2
+  fail "diskfarm status: not exit $want with $check"
+}
+
+# Every version identical on every server, nothing pending.
+repl_status_identical () {
+  repl_status_is 0 "all(r['replicas'] == 'identical' and not r['pending'] for r in rs)"
+}
