@@ -8,7 +8,8 @@
 #   repl_sync srv2 [ARGS...]     # diskfarm-replicator sync as srv2
 #   repl_identical srv1 srv2     # the stores hold the same files
 #
-# Servers are srv1..srvN; srvK's store is $TESTDIR/srvK (store "store").
+# Servers are srv1..srvN at 127.0.0.K; srvK's store is $TESTDIR/srvK
+# (store "store").
 # The farm (directory $TESTDIR/farm) names srv1 its config-server, so
 # the replicator pulls from srv1.  Gateways log to $TESTDIR/gw-srvK.log
 # and are stopped at exit.
@@ -52,7 +53,7 @@ repl_farm () {
   for ((k = 1; k <= n; k++)); do
     REPL_PORT[srv$k]=$(repl_free_port)
     mkdir -p "$TESTDIR/srv$k"
-    [ $k -eq 1 ] || df server add "srv$k" --address 127.0.0.1 >/dev/null
+    [ $k -eq 1 ] || df server add "srv$k" --address "127.0.0.$k" >/dev/null
     df server set "srv$k" --store-paths "store:$TESTDIR/srv$k" \
       --gateway "127.0.0.1:${REPL_PORT[srv$k]}" >/dev/null
   done
