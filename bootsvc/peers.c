@@ -206,6 +206,7 @@ struct peer_view *
 peer_view_start (const char *farm_dir, const char *server)
 {
   struct peer_view *pv = calloc (1, sizeof *pv);
+  struct df_farm *farm;
   pthread_condattr_t ca;
 
   if (pv == NULL || (pv->farm_dir = strdup (farm_dir)) == NULL) {
@@ -214,6 +215,13 @@ peer_view_start (const char *farm_dir, const char *server)
     return NULL;
   }
   pv->server = server;
+  /* Whether there are gateways to ask is known from the start: until
+   * they answer, other servers are not known to hold anything.
+   */
+  farm = df_farm_open (farm_dir);
+  pv->enabled = farm && df_farm_setting (farm, "gateway", "token-file");
+  df_farm_free (farm);
+  df_error_clear ();
   pthread_mutex_init (&pv->lock, NULL);
   pthread_condattr_init (&ca);
   pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
