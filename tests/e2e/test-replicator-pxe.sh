@@ -37,7 +37,8 @@ df --server srv1 vdisk boot v --kernel "$E2E_KERNEL" --initrd "$E2E_INITRD" \
 df --server srv1 device add pc1 --mac 52:54:00:00:00:01 --vdisk v >/dev/null
 
 # srv1's gateway; srv2 replicates from it.
-e2e_ns "$GATEWAY" --farm "$TESTDIR/farm" --server srv1 \
+# (ip netns exec itself, not the e2e_ns function: $! is then the gateway)
+ip netns exec "$E2E_NS" "$GATEWAY" --farm "$TESTDIR/farm" --server srv1 \
   --listen "$SRV1_IP:10811" >"$TESTDIR/gw-srv1.log" 2>&1 &
 gw=$!
 for _ in $(seq 100); do
@@ -56,6 +57,8 @@ done
 # srv1 goes away: its gateway, and it serves nothing.
 kill $gw
 wait $gw 2>/dev/null || true
+e2e_ns curl -s -o /dev/null "http://$SRV1_IP:10811/v1/status" &&
+  fail "srv1's gateway still answers"
 e2e_start_server s2 10809 "$PLUGIN" farm="$TESTDIR/farm" server=srv2
 e2e_start_bootsvc srv2 -D boot
 script=$(e2e_ns curl -sf "http://$SRV2_IP:10810/boot/52-54-00-00-00-01.ipxe") ||
