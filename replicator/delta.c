@@ -4,6 +4,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 
 #define CHUNK (1024 * 1024)             /* reads and output flushes */
 #define PAGE 4096
+#define WRITEBACK (32 * 1024 * 1024)    /* start writeback this often */
 
 /* librsync logs to stderr by default; library code does not print, and
  * every failure here becomes a message of our own.
@@ -161,6 +163,7 @@ struct repl_patch {
   char *out;                    /* CHUNK bytes, flushed when full */
   size_t fill;
   uint64_t out_off;             /* file offset of out[0] */
+  uint64_t since_writeback;
   char *pending;                /* input librsync has not taken yet */
   size_t npending;
   bool done;
@@ -226,7 +229,13 @@ flush (struct repl_patch *p)
     i = j + PAGE;                       /* j is a zero page (or the end) */
   }
   p->out_off += p->fill;
+  p->since_writeback += p->fill;
   p->fill = 0;
+  if (p->since_writeback >= WRITEBACK) {
+    /* Start writeback now, so the commit's fsync has little left. */
+    sync_file_range (p->out_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    p->since_writeback = 0;
+  }
   return 0;
 }
 

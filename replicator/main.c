@@ -44,6 +44,7 @@ static const char usage_text[] =
   "                        trust inode, size, mtime and ctime)\n"
   "      --json            a JSON report on standard output\n"
   "      --delta-min SIZE  smaller files always move whole (default 1M)\n"
+  "      --fanout-min SIZE smaller files never wait for a peer (default 64M)\n"
   "      --fanout-wait SECONDS\n"
   "                        how long a big file waits for a peer to get it\n"
   "                        first, while no new peer gets it, plus the time it\n"
@@ -62,7 +63,8 @@ static const char usage_text[] =
 
 enum {
   OPT_HELP = 0x100, OPT_FARM, OPT_SERVER, OPT_STORE, OPT_FROM, OPT_BWLIMIT,
-  OPT_JOBS, OPT_DRY_RUN, OPT_VERIFY, OPT_JSON, OPT_DELTA_MIN, OPT_FANOUT_WAIT,
+  OPT_JOBS, OPT_DRY_RUN, OPT_VERIFY, OPT_JSON, OPT_DELTA_MIN, OPT_FANOUT_MIN,
+  OPT_FANOUT_WAIT,
   OPT_ALLOW_EMPTY, OPT_INTERVAL,
 };
 
@@ -77,6 +79,7 @@ static const struct option long_opts[] = {
   { "verify", no_argument, NULL, OPT_VERIFY },
   { "json", no_argument, NULL, OPT_JSON },
   { "delta-min", required_argument, NULL, OPT_DELTA_MIN },
+  { "fanout-min", required_argument, NULL, OPT_FANOUT_MIN },
   { "fanout-wait", required_argument, NULL, OPT_FANOUT_WAIT },
   { "allow-empty-source", no_argument, NULL, OPT_ALLOW_EMPTY },
   { "interval", required_argument, NULL, OPT_INTERVAL },
@@ -156,6 +159,9 @@ parse (struct repl_opts *o, unsigned *interval, int argc, char **argv)
     case OPT_VERIFY: o->verify = true; break;
     case OPT_JSON: o->json = true; break;
     case OPT_DELTA_MIN: o->delta_min = size_arg ("--delta-min", optarg, 0); break;
+    case OPT_FANOUT_MIN:
+      o->fanout_min = size_arg ("--fanout-min", optarg, 0);
+      break;
     case OPT_FANOUT_WAIT:
       o->fanout_wait = number ("--fanout-wait", optarg, 0, 86400);
       break;
