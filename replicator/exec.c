@@ -116,6 +116,41 @@ fail_action (struct exec *x, size_t i, const char *what)
   report (x, false, msg ? msg : what);
 }
 
+/* A file the vDisk's vdisk.conf here still names (a sealed layer, a
+ * boot file) stays, even if the source no longer offers it (its copy
+ * may be damaged): deleting it would leave a manifest naming a missing
+ * file.
+ */
+static bool
+still_named (struct exec *x, const struct group *g, const char *path)
+{
+  const char *rel = path + strlen ("vdisks/") + strlen (g->name) + 1;
+  struct df_vdisk *vd;
+  bool named = false;
+  size_t i;
+
+  if (x->run->store == NULL || g->name[0] == '\0' || g->removed ||
+      strncmp (path, "vdisks/", 7) != 0)
+    return false;
+  vd = df_vdisk_load (repl_stage_root (x->run->st), g->name);
+  if (vd == NULL) {
+    df_error_clear ();
+    return false;
+  }
+  for (i = 0; i < vd->nversions; i++)
+    named |= vd->versions[i].sealed && strcmp (vd->versions[i].file, rel) == 0;
+  named |= (vd->boot_kernel && strcmp (vd->boot_kernel, rel) == 0) ||
+    (vd->boot_initrd && strcmp (vd->boot_initrd, rel) == 0);
+  df_vdisk_free (vd);
+  if (named) {
+    CLEANUP_FREE char *msg = NULL;
+    if (asprintf (&msg, "%s: kept: vdisks/%s/vdisk.conf here names it, and "
+                  "the source does not offer it", path, g->name) > 0)
+      report (x, true, msg);
+  }
+  return named;
+}
+
 static void
 start_action (struct exec *x, size_t i)
 {
@@ -142,6 +177,10 @@ start_action (struct exec *x, size_t i)
     }
     break;
   case REPL_DELETE:
+    if (still_named (x, g, a->path)) {
+      x->state[i] = ST_OK;              /* kept, with a warning */
+      break;
+    }
     if (repl_remove (x->run->st, a->path) == -1)
       fail_action (x, i, a->path);
     else {

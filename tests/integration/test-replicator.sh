@@ -99,6 +99,32 @@ repl_sync srv2 --json
 repl_identical srv1 srv2
 repl_status_identical
 
+# The source's copy gets damaged: its gateway stops offering it, and the
+# replica keeps its good copy (its vdisk.conf names it) with a warning.
+src_layer=$TESTDIR/srv1/vdisks/base/0003.layer
+cp -p --sparse=always "$src_layer" "$TESTDIR/good.layer"
+mtime=$(stat -c %.9Y "$src_layer")
+printf '\x42' | dd of="$src_layer" bs=1 seek=$off conv=notrunc status=none
+touch -d "@$mtime" "$src_layer"
+offered () {
+  curl -sf -H "Authorization: Bearer $REPL_TOKEN" \
+    "http://127.0.0.1:${REPL_PORT[srv1]}/v1/stores/store/manifest" |
+    grep -q '"vdisks/base/0003.layer"'
+}
+for _ in $(seq 150); do offered || break; sleep 0.2; done
+offered && fail "srv1 still offers its damaged layer"
+if "$REPLICATOR" sync --farm "$TESTDIR/farm" --server srv2 >"$TESTDIR/sync.out" 2>&1; then
+  :
+fi
+grep -q "0003.layer: kept: vdisks/base/vdisk.conf here names it" "$TESTDIR/sync.out" ||
+  fail "no warning about the layer kept: $(cat "$TESTDIR/sync.out")"
+[ -e "$layer" ] || fail "the replica's good copy was deleted"
+cp -p --sparse=always "$TESTDIR/good.layer" "$src_layer"
+touch -d "@$mtime" "$src_layer"
+repl_sync srv2
+repl_identical srv1 srv2
+repl_status_identical
+
 # The farm directory: srv2 gets one of its own, kept like srv1's.
 cp -a "$TESTDIR/farm" "$TESTDIR/farm2"
 REPL_FARM_OF[srv2]=$TESTDIR/farm2
