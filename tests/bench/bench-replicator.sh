@@ -7,7 +7,8 @@
 #            from the base the replica holds: replicator (delta on that
 #            base) vs rdiff signature + delta + patch on the same pair;
 #            bytes on the wire vs rsync --no-whole-file from a local
-#            rsync daemon
+#            rsync daemon (the replicator fsyncs what it writes, rdiff
+#            does not: shown with a sync too)
 #   fan-out  one source, 8 servers syncing at once (fan-out rounds, and
 #            every server from the source) vs one server alone
 #
@@ -167,13 +168,16 @@ rdiff_all () {
     rdiff delta "$TESTDIR/sig" "$store1/$new" "$TESTDIR/delta" &&
     rdiff patch "$basis" "$TESTDIR/delta" "$TESTDIR/patched"
 }
-t_delta=999 t_rdiff=999
+rdiff_all_sync () { rdiff_all && sync "$TESTDIR/patched"; }
+t_delta=999 t_rdiff=999 t_rdiff_sync=999
 for _ in $(seq "$ROUNDS"); do
   rm -f "$TESTDIR/srv2/$new"; sync
   t=$(secs sync_json srv2)
   t_delta=$(keep "$t_delta" "$t")
   rm -f "$TESTDIR/sig" "$TESTDIR/delta" "$TESTDIR/patched"; sync
   t_rdiff=$(keep "$t_rdiff" "$(secs rdiff_all)")
+  rm -f "$TESTDIR/sig" "$TESTDIR/delta" "$TESTDIR/patched"; sync
+  t_rdiff_sync=$(keep "$t_rdiff_sync" "$(secs rdiff_all_sync)")
 done
 cmp "$TESTDIR/patched" "$store1/$new" || fail "rdiff patched another file"
 delta_how=$(/usr/bin/python3 -c "
@@ -199,6 +203,7 @@ printf '%-46s %10s %10s %8s\n' "  curl from the same gateway" "$t_curl" "$(rate 
 printf '%-46s %10s %10s %8s\n' "  curl + sync" "$t_curl_sync" "$(rate "$size" "$t_curl_sync")" "$(ratio "$t_curl_sync" "$t_repl")"
 printf '%-46s %10s %10s\n' "merge, 1% of 64K blocks: replicator delta" "$t_delta" ""
 printf '%-46s %10s %10s %8s\n' "  rdiff signature + delta + patch" "$t_rdiff" "" "$(ratio "$t_delta" "$t_rdiff")"
+printf '%-46s %10s %10s %8s\n' "  rdiff ... + sync" "$t_rdiff_sync" "" "$(ratio "$t_delta" "$t_rdiff_sync")"
 printf '%-46s %10s\n' "  bytes on the wire: diskfarm-replicator" "$our_wire"
 printf '%-46s %10s %10s %8s\n' "  bytes on the wire: rsync --no-whole-file" "$rs_wire" "" "$(ratio "$our_wire" "$rs_wire")"
 printf '%-46s %10s\n' "  rdiff: signature + delta bytes" "$((sig_len + delta_len))"
