@@ -86,14 +86,12 @@ df_gw_client_new (const struct df_farm *farm)
   if (token)
     explicit_bzero (token, strlen (token));
   df_error_clear ();
-  /* The URLs say https when there is a CA file: take it after them. */
   if (add_servers (c, farm, &s) == -1) {
     df_gw_settings_free (&s);
     df_gw_client_free (c);
     return NULL;
   }
-  c->ca_file = s.ca_file;
-  s.ca_file = NULL;
+  c->ca_file = TAKE_PTR (s.ca_file);
   df_gw_settings_free (&s);
   return c;
 }

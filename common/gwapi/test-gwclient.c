@@ -45,7 +45,7 @@ static const struct df_http_route routes[] = {
 static struct df_farm *
 make_farm (const char *dir, unsigned port, const char *extra)
 {
-  char conf[1024];
+  char conf[1024], *token;
   struct df_farm *farm;
 
   snprintf (conf, sizeof conf,
@@ -55,7 +55,9 @@ make_farm (const char *dir, unsigned port, const char *extra)
             "[server v6]\naddress = [fd00::5]:10900\n", extra, port);
   test_write (dir, "farm.conf", conf);
   test_write (dir, "token", TOKEN "\n");
-  chmod (test_path (dir, "token"), 0600);
+  token = test_path (dir, "token");
+  chmod (token, 0600);
+  free (token);
   farm = df_farm_open (dir);
   if (farm == NULL)
     fail_msg ("%s", df_error_get ());
@@ -86,6 +88,13 @@ test_settings_and_urls (void **state)
   free (url);
   assert_null (df_gw_url (farm, &s, "nobody"));
   df_gw_settings_free (&s);
+  {
+    struct df_gw_client *c = df_gw_client_new (farm);
+    assert_non_null (c);
+    assert_string_equal (df_gw_client_url (c, "up"), "https://127.0.0.1:5000");
+    assert_null (df_gw_client_url (c, "nobody"));
+    df_gw_client_free (c);
+  }
   df_farm_free (farm);
 
   assert_int_equal (df_gw_read_token (path, true, &token), 0);

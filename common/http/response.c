@@ -69,6 +69,7 @@ int
 df_http_respond_json (struct df_http_request *req, unsigned status, json_t *v)
 {
   CLEANUP_FREE char *text = NULL;
+  struct MHD_Response *resp;
   size_t n;
 
   if (v == NULL)
@@ -79,7 +80,13 @@ df_http_respond_json (struct df_http_request *req, unsigned status, json_t *v)
     return df_error (ENOMEM, "cannot encode JSON");
   n = strlen (text);
   text[n] = '\n';               /* json_dumps leaves room: replace the NUL */
-  return df_http_respond (req, status, "application/json", text, n + 1);
+  resp = MHD_create_response_from_buffer (n + 1, text, MHD_RESPMEM_MUST_FREE);
+  if (resp == NULL)
+    return df_error (ENOMEM, "cannot create a response");
+  text = NULL;                  /* libmicrohttpd frees it */
+  MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                           "application/json");
+  return http_queue (req, status, resp, n + 1);
 }
 
 

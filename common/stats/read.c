@@ -33,7 +33,7 @@ copy_slot (const struct stats_slot *slot, struct df_stats_session *out)
 
     if (s1 & 1)
       continue;
-    used = __atomic_load_n (&slot->in_use, __ATOMIC_RELAXED) != 0;
+    used = __atomic_load_n (&slot->in_use, __ATOMIC_RELAXED) == SLOT_PUBLISHED;
     if (used)
       stats_copy_words (&out->id, &slot->id, sizeof out->id);
     __atomic_thread_fence (__ATOMIC_ACQUIRE);
@@ -42,7 +42,7 @@ copy_slot (const struct stats_slot *slot, struct df_stats_session *out)
       continue;
     if (!used)
       return false;
-    stats_copy_words (&out->c, &slot->c, sizeof out->c);
+    stats_copy_words (out->words, slot->words, sizeof out->words);
     /* Strings are trusted only up to their buffers. */
     out->id.device[sizeof out->id.device - 1] = '\0';
     out->id.export_name[sizeof out->id.export_name - 1] = '\0';
@@ -138,21 +138,10 @@ df_stats_read (const char *dir,
   return r;
 }
 
-enum df_session_state
-df_stats_state (const struct df_stats_session *s, uint64_t now_ns)
-{
-  if (s->c.connections == 0)
-    return DF_SESSION_LINGERING;
-  if (now_ns - s->id.since_ns < DF_STATS_BOOT_NS &&
-      s->c.bytes_read < DF_STATS_BOOT_BYTES)
-    return DF_SESSION_BOOTING;
-  return DF_SESSION_ACTIVE;
-}
-
 const char *
-df_session_state_name (enum df_session_state s)
+df_stats_state_name (uint32_t state)
 {
   static const char *const names[] = { "booting", "active", "lingering" };
 
-  return names[s];
+  return state < 3 ? names[state] : "unknown";
 }

@@ -10,7 +10,7 @@
 #include "stats/stats.h"
 
 #define STATS_MAGIC "DFSTATS1"
-#define STATS_FORMAT 1
+#define STATS_FORMAT 2
 
 struct stats_header {
   char magic[8];
@@ -20,11 +20,14 @@ struct stats_header {
   char pad[4096 - 40];
 };
 
+enum { SLOT_FREE, SLOT_CLAIMED, SLOT_PUBLISHED };
+
 struct stats_slot {
-  uint64_t seq;                 /* odd while the identity changes */
-  uint64_t in_use;
+  uint64_t seq;                 /* odd while in_use or identity change */
+  uint64_t in_use;              /* SLOT_* */
+  uint64_t key;                 /* the publisher's name for the session */
   struct df_stats_identity id;
-  struct df_stats_counters c __attribute__ ((aligned (64)));
+  uint64_t words[DF_STATS_WORDS] __attribute__ ((aligned (64)));
 } __attribute__ ((aligned (64)));
 
 struct stats_file {
@@ -35,8 +38,7 @@ struct stats_file {
 _Static_assert (sizeof (struct stats_header) == 4096, "stats header size");
 _Static_assert (sizeof (struct df_stats_identity) % 8 == 0,
                 "identities are copied in words");
-_Static_assert (sizeof (struct df_stats_counters) % 8 == 0,
-                "counters are copied in words");
+
 
 /* Word-wise relaxed atomic copy; len a multiple of 8. */
 void stats_copy_words (void *dst, const void *src, size_t len);

@@ -3,8 +3,10 @@
  * File layout (native byte order: writer and readers share a host):
  *   header (4096 bytes): magic "DFSTATS1", format, slot size, slot
  *                        count, header size, pid, creation time
- *   slots[nslots]: seq (odd while the identity is written), in_use,
- *                  identity, then the counters on their own cache line
+ *   slots[nslots]: seq (odd while in_use or the identity change),
+ *                  in_use (free, claimed, published), the publisher's
+ *                  key, the identity, then the counter words on their
+ *                  own cache line
  *
  * Identities are copied word by word with relaxed atomics on both sides
  * under the slot's sequence counter (a seqlock); counters are atomics.
@@ -33,7 +35,7 @@ struct df_stats_pub {
   int fd;                       /* holds the flock */
   struct stats_file *file;
   size_t map_len;
-  pthread_mutex_t lock;         /* claims and releases; a leaf lock */
+  pthread_mutex_t lock;         /* slot states and identities; a leaf lock */
   size_t next;                  /* where the free search starts */
 };
 
@@ -135,47 +137,87 @@ df_stats_pub_close (struct df_stats_pub *pub)
   free (pub);
 }
 
-struct df_stats_counters *
-df_stats_claim (struct df_stats_pub *pub, const struct df_stats_identity *id)
+static struct stats_slot *
+slot_of (uint64_t *words)
 {
+  return (struct stats_slot *) ((char *) words -
+                                offsetof (struct stats_slot, words));
+}
+
+/* Changes a slot's state (and identity) under its sequence counter;
+ * under pub->lock.
+ */
+static void
+slot_write (struct stats_slot *slot, uint64_t in_use,
+            const struct df_stats_identity *id)
+{
+  __atomic_fetch_add (&slot->seq, 1, __ATOMIC_RELAXED);     /* odd */
+  __atomic_thread_fence (__ATOMIC_RELEASE);
+  if (id)
+    stats_copy_words (&slot->id, id, sizeof slot->id);
+  __atomic_store_n (&slot->in_use, in_use, __ATOMIC_RELAXED);
+  __atomic_fetch_add (&slot->seq, 1, __ATOMIC_RELEASE);     /* even */
+}
+
+uint64_t *
+df_stats_claim (struct df_stats_pub *pub, uint64_t key)
+{
+  static const uint64_t zero[DF_STATS_WORDS];
   struct stats_slot *slot = NULL;
   size_t i;
 
   pthread_mutex_lock (&pub->lock);
   for (i = 0; i < DF_STATS_SLOTS && slot == NULL; i++) {
     struct stats_slot *s = &pub->file->slots[(pub->next + i) % DF_STATS_SLOTS];
-    if (__atomic_load_n (&s->in_use, __ATOMIC_RELAXED) == 0) {
+    if (__atomic_load_n (&s->in_use, __ATOMIC_RELAXED) == SLOT_FREE) {
       slot = s;
       pub->next = (pub->next + i + 1) % DF_STATS_SLOTS;
     }
   }
+  if (slot) {
+    stats_copy_words (slot->words, zero, sizeof slot->words);
+    __atomic_store_n (&slot->key, key, __ATOMIC_RELAXED);
+    slot_write (slot, SLOT_CLAIMED, NULL);
+  }
+  pthread_mutex_unlock (&pub->lock);
   if (slot == NULL) {
-    pthread_mutex_unlock (&pub->lock);
     errno = ENOSPC;
     return NULL;
   }
-  __atomic_fetch_add (&slot->seq, 1, __ATOMIC_RELAXED);     /* odd */
-  __atomic_thread_fence (__ATOMIC_RELEASE);
-  stats_copy_words (&slot->id, id, sizeof slot->id);
-  stats_copy_words (&slot->c, &(struct df_stats_counters) { 0 }, sizeof slot->c);
-  __atomic_store_n (&slot->in_use, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_add (&slot->seq, 1, __ATOMIC_RELEASE);     /* even */
+  return slot->words;
+}
+
+uint64_t *
+df_stats_find (struct df_stats_pub *pub, uint64_t key)
+{
+  uint64_t *words = NULL;
+  size_t i;
+
+  pthread_mutex_lock (&pub->lock);
+  for (i = 0; i < DF_STATS_SLOTS && words == NULL; i++) {
+    struct stats_slot *s = &pub->file->slots[i];
+    if (s->in_use != SLOT_FREE && s->key == key)
+      words = s->words;
+  }
   pthread_mutex_unlock (&pub->lock);
-  return &slot->c;
+  return words;
 }
 
 void
-df_stats_release (struct df_stats_pub *pub, struct df_stats_counters *c)
+df_stats_update (struct df_stats_pub *pub, uint64_t *words,
+                 const struct df_stats_identity *id)
 {
-  struct stats_slot *slot;
-
-  if (pub == NULL || c == NULL)
-    return;
-  slot = (struct stats_slot *) ((char *) c - offsetof (struct stats_slot, c));
   pthread_mutex_lock (&pub->lock);
-  __atomic_fetch_add (&slot->seq, 1, __ATOMIC_RELAXED);
-  __atomic_thread_fence (__ATOMIC_RELEASE);
-  __atomic_store_n (&slot->in_use, 0, __ATOMIC_RELAXED);
-  __atomic_fetch_add (&slot->seq, 1, __ATOMIC_RELEASE);
+  slot_write (slot_of (words), SLOT_PUBLISHED, id);
+  pthread_mutex_unlock (&pub->lock);
+}
+
+void
+df_stats_release (struct df_stats_pub *pub, uint64_t *words)
+{
+  if (pub == NULL || words == NULL)
+    return;
+  pthread_mutex_lock (&pub->lock);
+  slot_write (slot_of (words), SLOT_FREE, NULL);
   pthread_mutex_unlock (&pub->lock);
 }

@@ -194,7 +194,7 @@ struct gw_load {
 void gw_load (struct gw *gw, const struct gw_farm *f, struct gw_load *out);
 /* The sessions of a device here, as a JSON array. */
 json_t *gw_device_sessions (struct gw *gw, const char *device);
-json_t *gw_session_json (const struct df_stats_session *s, uint64_t now_ns);
+json_t *gw_session_json (const struct df_stats_session *s);
 /* Calls fn for each live session here (see df_stats_read). */
 int gw_sessions_foreach (struct gw *gw,
                          int (*fn) (const struct df_stats_session *, void *),

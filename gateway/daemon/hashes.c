@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -218,9 +219,12 @@ verifier (void *opaque)
 {
   struct gw_hashes *h = opaque;
 
-  /* Serving comes first: this thread's reads wait for an idle disk. */
+  /* Serving comes first: this thread's reads wait for an idle disk and
+   * its hashing for an idle CPU.
+   */
   syscall (SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+  setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), 19);
   pthread_mutex_lock (&h->lock);
   while (!h->stop) {
     struct entry *e = NULL;

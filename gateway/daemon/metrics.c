@@ -20,16 +20,19 @@
 #include "stats/stats.h"
 #include "util.h"
 
+/* Per device: the counter words, then the identity's figures. */
+enum { SUM_CONNECTIONS = DF_STATS_WORDS, SUM_CACHE_BYTES, SUM_CACHE_LIMIT,
+       SUM_FIELDS };
+
 struct device_sums {
   char device[65];
-  struct df_stats_counters c;
+  uint64_t v[SUM_FIELDS];
 };
 
 struct sums {
   struct device_sums *d;
   size_t n, cap;
   uint64_t states[3];
-  uint64_t now;
 };
 
 static int
@@ -37,11 +40,10 @@ add_session (const struct df_stats_session *s, void *opaque)
 {
   struct sums *m = opaque;
   struct device_sums *d = NULL;
-  const uint64_t *in = (const uint64_t *) &s->c;
-  uint64_t *out;
   size_t i;
 
-  m->states[df_stats_state (s, m->now)]++;
+  if (s->id.state < 3)
+    m->states[s->id.state]++;
   for (i = 0; i < m->n && d == NULL; i++)
     if (strcmp (m->d[i].device, s->id.device) == 0)
       d = &m->d[i];
@@ -57,9 +59,11 @@ add_session (const struct df_stats_session *s, void *opaque)
     memset (d, 0, sizeof *d);
     memcpy (d->device, s->id.device, sizeof d->device);
   }
-  out = (uint64_t *) &d->c;
-  for (i = 0; i < sizeof d->c / sizeof (uint64_t); i++)
-    out[i] += in[i];
+  for (i = 0; i < DF_STATS_WORDS; i++)
+    d->v[i] += s->words[i];
+  d->v[SUM_CONNECTIONS] += s->id.connections;
+  d->v[SUM_CACHE_BYTES] += s->id.cache_bytes;
+  d->v[SUM_CACHE_LIMIT] += s->id.cache_limit;
   return 0;
 }
 
@@ -70,7 +74,7 @@ cmp_device (const void *a, const void *b)
                  ((const struct device_sums *) b)->device);
 }
 
-/* One family of per-device figures: field is the offset in counters. */
+/* One family of per-device figures. */
 static void
 device_family (struct df_prom *p, const struct sums *m, const char *name,
                const char *type, const char *help, size_t field)
@@ -79,17 +83,13 @@ device_family (struct df_prom *p, const struct sums *m, const char *name,
 
   df_prom_family (p, name, type, help);
   for (i = 0; i < m->n; i++)
-    df_prom_u64 (p, name, *(const uint64_t *) ((const char *) &m->d[i].c +
-                                               field),
-                 "device", m->d[i].device, NULL);
+    df_prom_u64 (p, name, m->d[i].v[field], "device", m->d[i].device, NULL);
 }
-
-#define FIELD(f) offsetof (struct df_stats_counters, f)
 
 static void
 session_metrics (struct gw *gw, struct df_prom *p, struct gw_load *load)
 {
-  struct sums m = { .now = df_now_real_ns () };
+  struct sums m = { 0 };
   static const char *const states[] = { "booting", "active", "lingering" };
   size_t i;
 
@@ -104,29 +104,29 @@ session_metrics (struct gw *gw, struct df_prom *p, struct gw_load *load)
                   "compares: (sessions + 2 x booting) / power");
   df_prom_double (p, "diskfarm_load", load->load, NULL);
   device_family (p, &m, "diskfarm_device_read_bytes_total", "counter",
-                 "Bytes read by the device's sessions", FIELD (bytes_read));
+                 "Bytes read by the device's sessions", DF_STATS_READ_BYTES);
   device_family (p, &m, "diskfarm_device_written_bytes_total", "counter",
                  "Bytes written by the device's sessions",
-                 FIELD (bytes_written));
+                 DF_STATS_WRITE_BYTES);
   device_family (p, &m, "diskfarm_device_read_requests_total", "counter",
-                 "Read requests of the device's sessions", FIELD (reads));
+                 "Read requests of the device's sessions", DF_STATS_READ_REQUESTS);
   device_family (p, &m, "diskfarm_device_write_requests_total", "counter",
-                 "Write requests of the device's sessions", FIELD (writes));
+                 "Write requests of the device's sessions", DF_STATS_WRITE_REQUESTS);
   device_family (p, &m, "diskfarm_device_errors_total", "counter",
                  "Requests of the device's sessions that failed",
-                 FIELD (errors));
+                 DF_STATS_ERRORS);
   device_family (p, &m, "diskfarm_device_cache_bytes", "gauge",
                  "Write cache in use by the device's sessions",
-                 FIELD (cache_bytes));
+                 SUM_CACHE_BYTES);
   device_family (p, &m, "diskfarm_device_cache_limit_bytes", "gauge",
                  "Write cache limit of the device's sessions (0: none)",
-                 FIELD (cache_limit));
+                 SUM_CACHE_LIMIT);
   device_family (p, &m, "diskfarm_device_cache_full_events_total", "counter",
                  "Writes refused because the device's write cache was full",
-                 FIELD (cache_full));
+                 DF_STATS_CACHE_FULL);
   device_family (p, &m, "diskfarm_device_connections", "gauge",
                  "NBD connections of the device's sessions",
-                 FIELD (connections));
+                 SUM_CONNECTIONS);
   free (m.d);
 }
 

@@ -23,25 +23,27 @@
 #define GW_BOOT_EXTRA 2
 
 json_t *
-gw_session_json (const struct df_stats_session *s, uint64_t now_ns)
+gw_session_json (const struct df_stats_session *s)
 {
-  return json_pack ("{s:s, s:s, s:s, s:s?, s:s, s:i, s:s, s:s, s:I, s:I, "
+  const uint64_t *w = s->words;
+
+  return json_pack ("{s:s, s:s, s:s, s:s?, s:s, s:i, s:s, s:s, s:i, s:I, "
                     "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}",
     "device", s->id.device, "export", s->id.export_name,
     "session", s->id.session, "client", s->id.client[0] ? s->id.client : NULL,
     "vdisk", s->id.vdisk, "version", (int) s->id.version,
     "cache_mode", s->id.cache_mode,
-    "state", df_session_state_name (df_stats_state (s, now_ns)),
-    "connections", (json_int_t) s->c.connections,
+    "state", df_stats_state_name (s->id.state),
+    "connections", (int) s->id.connections,
     "connected_since_ns", (json_int_t) s->id.since_ns,
-    "bytes_read", (json_int_t) s->c.bytes_read,
-    "bytes_written", (json_int_t) s->c.bytes_written,
-    "reads", (json_int_t) s->c.reads,
-    "writes", (json_int_t) s->c.writes,
-    "errors", (json_int_t) s->c.errors,
-    "cache_bytes", (json_int_t) s->c.cache_bytes,
-    "cache_limit", (json_int_t) s->c.cache_limit,
-    "cache_full_events", (json_int_t) s->c.cache_full,
+    "bytes_read", (json_int_t) w[DF_STATS_READ_BYTES],
+    "bytes_written", (json_int_t) w[DF_STATS_WRITE_BYTES],
+    "reads", (json_int_t) w[DF_STATS_READ_REQUESTS],
+    "writes", (json_int_t) w[DF_STATS_WRITE_REQUESTS],
+    "errors", (json_int_t) w[DF_STATS_ERRORS],
+    "cache_bytes", (json_int_t) s->id.cache_bytes,
+    "cache_limit", (json_int_t) s->id.cache_limit,
+    "cache_full_events", (json_int_t) w[DF_STATS_CACHE_FULL],
     "pid", (int) s->pid);
 }
 
@@ -65,10 +67,10 @@ count_one (const struct df_stats_session *s, void *opaque)
 {
   struct gw_load *l = opaque;
 
-  switch (df_stats_state (s, df_now_real_ns ())) {
-  case DF_SESSION_BOOTING: l->booting++; l->sessions++; break;
-  case DF_SESSION_ACTIVE: l->sessions++; break;
-  case DF_SESSION_LINGERING: l->lingering++; break;
+  switch (s->id.state) {
+  case DF_STATS_BOOTING: l->booting++; l->sessions++; break;
+  case DF_STATS_ACTIVE: l->sessions++; break;
+  case DF_STATS_LINGERING: l->lingering++; break;
   }
   return 0;
 }
@@ -89,7 +91,6 @@ gw_load (struct gw *gw, const struct gw_farm *f, struct gw_load *out)
 struct collect {
   const char *device;           /* NULL: all */
   json_t *a;
-  uint64_t now;
 };
 
 static int
@@ -98,14 +99,14 @@ collect_one (const struct df_stats_session *s, void *opaque)
   struct collect *c = opaque;
 
   if (c->device == NULL || strcmp (c->device, s->id.device) == 0)
-    json_array_append_new (c->a, gw_session_json (s, c->now));
+    json_array_append_new (c->a, gw_session_json (s));
   return 0;
 }
 
 json_t *
 gw_device_sessions (struct gw *gw, const char *device)
 {
-  struct collect c = { device, json_array (), df_now_real_ns () };
+  struct collect c = { device, json_array () };
 
   gw_sessions_foreach (gw, collect_one, &c);
   return c.a;

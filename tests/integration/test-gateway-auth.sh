@@ -69,4 +69,5 @@ wait_for 10 "public = none" sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}'
   fail "the new token refused"
 [ "$(status_of /v1/status -H "Authorization: Bearer $old")" = 401 ] ||
   fail "the old token still works"
+stop_gateways
 echo PASS

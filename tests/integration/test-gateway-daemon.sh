@@ -99,4 +99,5 @@ t0=$(date +%s%N)
 wait $pid || fail "exit status $? after SIGTERM"
 [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 3000 ] || fail "slow to stop"
 grep -q "stopping (signal 15)" "$TESTDIR/gateway-nobody.log" || fail "no stop logged"
+stop_gateways
 echo PASS

@@ -86,4 +86,5 @@ expect_code 404 /v1/stores/store/delta/vdisks/base/vdisk.conf -X POST \
 expect_code 403 /v1/stores/store/delta/vdisks/base/../x --path-as-is -X POST \
   --data-binary @"$TESTDIR/basis.sig"
 [ "$(metric diskfarm_gateway_deltas_computed_total)" = 2 ] || fail "a refusal computed"
+stop_gateways
 echo PASS

@@ -73,4 +73,5 @@ expect_code 405 /v1/status -X DELETE
 [ "$(jq -r .error "$TESTDIR/body")" = method-not-allowed ] || fail "405 body"
 [ "$(header Allow)" = GET ] || fail "405 Allow: $(header Allow)"
 expect_code 405 /v1/stores/store/manifest -X POST
+stop_gateways
 echo PASS

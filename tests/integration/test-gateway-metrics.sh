@@ -50,4 +50,5 @@ grep -q '^diskfarm_bootsvc_http_requests_total{code="404"} 1$' "$TESTDIR/m2" ||
   fail "bootsvc 404s: $(grep http_requests "$TESTDIR/m2")"
 grep -q '^diskfarm_bootsvc_dhcp_packets_total{kind="received"} 0$' "$TESTDIR/m2" ||
   fail "dhcp counters"
+stop_gateways
 echo PASS

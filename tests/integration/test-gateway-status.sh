@@ -83,4 +83,5 @@ df session list >"$TESTDIR/sessions" 2>"$TESTDIR/err" || rc=$?
 [ "$rc" = 2 ] || fail "session list with a server down: exit $rc"
 grep -q "^SERVER  *DEVICE" "$TESTDIR/sessions" || fail "$(cat "$TESTDIR/sessions")"
 grep -q "diskfarm: srv2: " "$TESTDIR/err" || fail "$(cat "$TESTDIR/err")"
+stop_gateways
 echo PASS

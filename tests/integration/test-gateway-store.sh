@@ -125,4 +125,5 @@ grep -q "$TOKEN" "$TESTDIR/body" && fail "the token leaked"
 expect_code 403 /v1/farm/files/devices.d/../gateway.token --path-as-is
 grep -q 'refused GET /v1/farm/files/gateway.token from 127.0.0.1' \
   "$TESTDIR/gateway-g1.log" || fail "refusal not logged"
+stop_gateways
 echo PASS

@@ -54,4 +54,17 @@ gw /v1/stores/store/files/vdisks/base/0001.layer --cacert "$pki/ca.pem" \
 [ "$(code)" = 206 ] || fail "ranges over HTTPS: HTTP $(code)"
 [ "$(header Content-Type | cut -d';' -f1)" = multipart/byteranges ] ||
   fail "multipart over HTTPS"
+# diskfarm status speaks HTTPS when the farm names a CA, and verifies.
+df server set srv1 --gateway "127.0.0.1:$GW_PORT" >/dev/null
+wait_for 10 "diskfarm status over HTTPS" df status
+df status --json | jq -e '.servers[0].status.server == "srv1"' >/dev/null ||
+  fail "status over HTTPS: $(df status --json)"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=another CA" \
+  -keyout "$pki/other.key" -out "$TESTDIR/farm/ca.pem" 2>/dev/null
+rc=0
+df status >"$TESTDIR/table" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "status trusted a gateway the farm's CA did not sign: $rc"
+grep -q "^srv1  *down .*certificate" "$TESTDIR/table" || fail "$(cat "$TESTDIR/table")"
+
+stop_gateways
 echo PASS

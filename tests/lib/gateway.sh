@@ -32,6 +32,7 @@ start_gateway () {
   "$GATEWAY" --farm "$TESTDIR/farm" --listen 127.0.0.1:0 \
     --stats-dir "$TESTDIR/stats" --cache-dir "$TESTDIR" "$@" >"$log" 2>&1 &
   GW_PID=$!
+  GW_RUNNING+=("$GW_PID:$log")
   cleanup_fn "stop_gateway $GW_PID"
   for i in $(seq 200); do
     port=$(sed -n 's/^.* over HTTPS* on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log")
@@ -44,9 +45,12 @@ start_gateway () {
   GW_URL=$scheme://127.0.0.1:$port
 }
 
-# stop_gateway PID: SIGTERM, and it must be gone within 10 s.
+GW_RUNNING=()
+
+# stop_gateway PID: SIGTERM; it must be gone within 10 s, with status 0
+# (a sanitizer's report at exit makes it non-zero).
 stop_gateway () {
-  local i
+  local i status=0
   kill -TERM "$1" 2>/dev/null || return 0
   for i in $(seq 200); do
     kill -0 "$1" 2>/dev/null || break
@@ -57,7 +61,22 @@ stop_gateway () {
     echo "gateway $1 did not stop on SIGTERM" >&2
     return 1
   fi
-  wait "$1" 2>/dev/null
+  wait "$1" 2>/dev/null || status=$?
+  [ "$status" = 0 ] || echo "gateway $1 exited with status $status" >&2
+  return "$status"
+}
+
+# stop_gateways: stops every gateway the test started, and fails unless
+# each stopped cleanly without a sanitizer's report in its log.
+stop_gateways () {
+  local g pid log
+  for g in "${GW_RUNNING[@]}"; do
+    pid=${g%%:*}
+    log=${g#*:}
+    kill -0 "$pid" 2>/dev/null || continue
+    stop_gateway "$pid" || fail "gateway $pid: $(tail -20 "$log")"
+    ! grep -q "Sanitizer\|runtime error" "$log" || fail "$(cat "$log")"
+  done
 }
 
 # gw PATH [CURL ARGS...]: GET with the token; body on stdout, the status
