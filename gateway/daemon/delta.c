@@ -39,7 +39,6 @@
 
 #define MAX_QUEUED 16
 #define MAX_CACHED 256
-#define IO_BUF (1024 * 1024)
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED, JOB_STOPPED };
 
@@ -135,167 +134,6 @@ trace (rs_loglevel level, const char *msg)
   df_debug ("delta", "librsync: %s", msg);
 }
 
-/* Feeds an rs job and drains what it makes.  The input comes from in
- * (or the memory data when in < 0), read IO_BUF at a time but handed to
- * librsync feed bytes per call: given megabytes at once, its delta scan
- * runs a third slower than given a block or so (rdiff feeds it one
- * signature block at a time).
- */
-struct feeder {
-  int in;
-  const char *data;
-  size_t len;
-  size_t feed;
-  char *ibuf, *obuf;            /* IO_BUF each */
-  size_t obuf_len;
-  int out;                      /* -1: nothing comes out */
-};
-
-static int
-drain (struct feeder *f, const char *p, size_t n, uint64_t *written)
-{
-  size_t done = 0;
-
-  while (done < n) {
-    ssize_t w = write (f->out, p + done, n - done);
-    if (w == -1 && errno == EINTR)
-      continue;
-    if (w == -1)
-      return df_error_errno ("write the delta");
-    done += w;
-  }
-  *written += n;
-  return 0;
-}
-
-/* Refills f->ibuf after the n bytes still unread at *p (moved to its
- * start); -1 on a read error.
- */
-static int
-refill (struct feeder *f, const char **p, size_t n, uint64_t *off,
-        size_t *len, bool *eof)
-{
-  ssize_t r;
-
-  if (n > 0)
-    memmove (f->ibuf, *p, n);
-  do
-    r = pread (f->in, f->ibuf + n, IO_BUF - n, *off);
-  while (r == -1 && errno == EINTR);
-  if (r == -1)
-    return df_error_errno ("read");
-  *p = f->ibuf;
-  *len = n + r;
-  *eof = r == 0;
-  *off += r;
-  return 0;
-}
-
-static int
-run_job (struct gw_delta *d, rs_job_t *job, struct feeder *f,
-         uint64_t *written)
-{
-  rs_buffers_t b = { .next_in = (char *) f->data };
-  const char *end = f->data + f->len;   /* of what is in memory */
-  uint64_t off = 0;
-  bool eof = f->in < 0;
-  size_t len = 0;
-  rs_result r;
-
-  do {
-    const char *in = b.next_in;
-    if (__atomic_load_n (&d->stop, __ATOMIC_RELAXED))
-      return df_error (ECANCELED, "the gateway is stopping");
-    /* Unread input stays where it is; a slice more when it is short. */
-    if (b.avail_in < f->feed && in + b.avail_in == end && !eof) {
-      if (refill (f, &in, b.avail_in, &off, &len, &eof) == -1)
-        return -1;
-      end = in + len;
-    }
-    b.next_in = (char *) in;
-    b.avail_in = (size_t) (end - in) < f->feed ? (size_t) (end - in) : f->feed;
-    b.eof_in = eof && in + b.avail_in == end;
-    b.next_out = f->obuf;
-    b.avail_out = f->obuf_len;
-    r = rs_job_iter (job, &b);
-    if (r != RS_DONE && r != RS_BLOCKED)
-      return df_error (EINVAL, "librsync: %s", rs_strerror (r));
-    if (f->out >= 0 && b.next_out > f->obuf &&
-        drain (f, f->obuf, b.next_out - f->obuf, written) == -1)
-      return -1;
-  } while (r != RS_DONE);
-  return 0;
-}
-
-/* A file to write a delta into: unlinked from the start. */
-static int
-delta_file (const char *dir)
-{
-  CLEANUP_FREE char *tmpl = NULL;
-  int fd = open (dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-  if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
-    return fd >= 0 ? fd : df_error_errno ("delta file in %s", dir);
-  if (asprintf (&tmpl, "%s/.diskfarm-delta.XXXXXX", dir) == -1)
-    return df_error_errno ("%s", dir);
-  fd = mkostemp (tmpl, O_CLOEXEC);
-  if (fd == -1)
-    return df_error_errno ("delta file in %s", dir);
-  unlink (tmpl);
-  return fd;
-}
-
-static int
-compute (struct gw_delta *d, struct job *j, uint64_t *size)
-{
-  CLEANUP_FREE char *ibuf = malloc (IO_BUF), *obuf = malloc (IO_BUF);
-  struct feeder f = { .in = -1, .data = j->sig, .len = j->sig_len,
-                      .feed = IO_BUF, .ibuf = ibuf, .obuf = obuf,
-                      .obuf_len = IO_BUF, .out = -1 };
-  rs_signature_t *sig = NULL;
-  struct gw_rsig info;
-  rs_job_t *job;
-  struct stat st;
-  int r;
-
-  *size = 0;
-  if (ibuf == NULL || obuf == NULL)
-    return df_error (ENOMEM, "delta buffers");
-  if (gw_rsig_check (j->sig, j->sig_len, &info) == -1)
-    return -1;
-  job = rs_loadsig_begin (&sig);
-  r = run_job (d, job, &f, size);
-  rs_job_free (job);
-  if (r == 0 && rs_build_hash_table (sig) != RS_DONE)
-    r = df_error (ENOMEM, "librsync: cannot index the signature");
-  if (r == 0 && (f.out = delta_file (d->gw->cfg.cache_dir)) == -1)
-    r = -1;
-  if (r == 0) {
-    /* As rdiff does: a block in, four blocks of room out. */
-    f = (struct feeder) { .in = j->in, .feed = info.block_len, .ibuf = ibuf,
-                          .obuf = obuf, .out = f.out,
-                          .obuf_len = 10 + 4 * (size_t) info.block_len };
-    if (f.obuf_len > IO_BUF)
-      f.obuf_len = IO_BUF;
-    job = rs_delta_begin (sig);
-    r = run_job (d, job, &f, size);
-    rs_job_free (job);
-  }
-  rs_free_sumset (sig);
-  /* A sealed file never changes; one that did gives no delta. */
-  if (r == 0 && (fstat (j->in, &st) == -1 || st.st_size != j->in_st.st_size ||
-                 gw_mtime_ns (&st) != gw_mtime_ns (&j->in_st) ||
-                 st.st_ctim.tv_sec != j->in_st.st_ctim.tv_sec ||
-                 st.st_ctim.tv_nsec != j->in_st.st_ctim.tv_nsec))
-    r = df_error (ESTALE, "the file changed while its delta was computed");
-  if (r == -1) {
-    if (f.out >= 0)
-      close (f.out);
-    return -1;
-  }
-  return f.out;
-}
-
 /* Answers the waiters: resumed outside the lock. */
 static void
 resume_all (struct waiter *w)
@@ -306,6 +144,42 @@ resume_all (struct waiter *w)
     free (w);
     w = next;
   }
+}
+
+/* Records the outcome of j (out: the delta's fd, or -1 with err) and
+ * hands back its waiters; under d->lock.
+ */
+static struct waiter *
+finish (struct gw_delta *d, struct job *j, int out, int err, uint64_t size)
+{
+  struct waiter *w;
+
+  gw_count (&d->gw->counters.deltas_computed);
+  free (j->sig);
+  j->sig = NULL;
+  close (j->in);
+  j->in = -1;
+  j->used = ++d->clock;
+  if (out == -1) {
+    j->state = err == ECANCELED ? JOB_STOPPED : JOB_FAILED;
+    if (err != ECANCELED)
+      j->error = strdup (df_error_get ());
+    if (j->listed)
+      unlist (d, j);
+  }
+  else {
+    j->state = JOB_DONE;
+    j->out = out;
+    j->size = size;
+    if (j->listed) {
+      d->cached_bytes += size;
+      d->cached++;
+      evict (d);
+    }
+  }
+  w = TAKE_PTR (j->waiters);
+  job_unref (j);                /* the worker's reference */
+  return w;
 }
 
 static void *
@@ -331,43 +205,16 @@ worker (void *opaque)
     j->refs++;
     pthread_mutex_unlock (&d->lock);
     t0 = df_now_mono_ns ();
-    out = compute (d, j, &size);
+    out = gw_delta_compute (d->gw->cfg.cache_dir, &d->stop, j->sig, j->sig_len,
+                            j->in, &j->in_st, &size);
     err = errno;
-    if (out == -1)
+    if (out == -1 && err != ECANCELED)
       df_log_warning ("delta: %s", df_error_get ());
-    else
+    else if (out >= 0)
       df_debug ("delta", "%" PRIu64 " bytes in %" PRIu64 " ms", size,
                 (df_now_mono_ns () - t0) / 1000000);
     pthread_mutex_lock (&d->lock);
-    gw_count (&d->gw->counters.deltas_computed);
-    free (j->sig);
-    j->sig = NULL;
-    close (j->in);
-    j->in = -1;
-    j->used = ++d->clock;
-    if (out == -1 && err == ECANCELED) {
-      j->state = JOB_STOPPED;
-      if (j->listed)
-        unlist (d, j);
-    }
-    else if (out == -1) {
-      j->state = JOB_FAILED;
-      j->error = strdup (df_error_get ());
-      if (j->listed)
-        unlist (d, j);
-    }
-    else {
-      j->state = JOB_DONE;
-      j->out = out;
-      j->size = size;
-      if (j->listed) {
-        d->cached_bytes += size;
-        d->cached++;
-        evict (d);
-      }
-    }
-    w = TAKE_PTR (j->waiters);
-    job_unref (j);
+    w = finish (d, j, out, err, size);
     pthread_mutex_unlock (&d->lock);
     resume_all (w);
     pthread_mutex_lock (&d->lock);

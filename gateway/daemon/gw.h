@@ -10,7 +10,8 @@
  *   store.c     /v1/stores/STORE/manifest and files
  *   farmdir.c   /v1/farm/manifest and files
  *   hashes.c    SHA-256 of files and verified layer hashes, cached
- *   delta.c     POST /v1/stores/STORE/delta: librsync deltas, cached
+ *   delta.c     POST /v1/stores/STORE/delta: jobs, joined and cached
+ *   delta-compute.c  one librsync delta
  *   status.c    /v1/status, /v1/vdisks, /v1/devices
  *   sessions.c  /v1/sessions and the load figure, from nbdkit's figures
  *   metrics.c   /metrics
@@ -199,6 +200,15 @@ json_t *gw_session_json (const struct df_stats_session *s);
 int gw_sessions_foreach (struct gw *gw,
                          int (*fn) (const struct df_stats_session *, void *),
                          void *opaque);
+
+/* delta-compute.c: the librsync delta from the basis a signature
+ * describes to the file open as in (in_st: its fstat), into an unlinked
+ * file of cache_dir; returns its fd with *size its length, or -1 with a
+ * message (ECANCELED once *stop is true, ESTALE if the file changed).
+ */
+int gw_delta_compute (const char *cache_dir, const bool *stop,
+                      const char *sig, size_t sig_len, int in,
+                      const struct stat *in_st, uint64_t *size);
 
 /* delta.c */
 struct gw_delta *gw_delta_new (struct gw *gw);

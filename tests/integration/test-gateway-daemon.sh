@@ -24,7 +24,7 @@ awk 'length > 80 { exit 1 }' "$TESTDIR/help" || fail "--help wider than 80 colum
 setpriv --reuid=nobody --regid=nogroup --clear-groups \
   "$GATEWAY" --farm "$TESTDIR/farm" --listen 127.0.0.1:0 --poll-ms 100 \
   --stats-dir "$TESTDIR/stats" --cache-dir /tmp --max-per-ip 8 \
-  --request-timeout 3 >"$TESTDIR/gateway-nobody.log" 2>&1 &
+  --request-timeout 5 >"$TESTDIR/gateway-nobody.log" 2>&1 &
 pid=$!
 cleanup_fn "stop_gateway $pid"
 wait_for 10 "the gateway to listen" grep -q " on 127.0.0.1:" "$TESTDIR/gateway-nobody.log"
@@ -70,7 +70,7 @@ for i in range(12):
     conns.append(s)
 start = time.time()
 open_ = len(conns)
-while time.time() - start < 8 and open_:
+while time.time() - start < 14 and open_:
     open_ = 0
     for s in conns:
         try:
@@ -85,7 +85,7 @@ slow=$!
 wait_for 10 "the slow clients to hold 8 connections" sh -c \
   "curl -sf $GW_URL/metrics | grep -q '^diskfarm_gateway_http_connections 9$'"
 for i in $(seq 10); do
-  curl -sf --max-time 2 -o /dev/null "$GW_URL/v1/status" ||
+  curl -sf --max-time 5 -o /dev/null "$GW_URL/v1/status" ||
     fail "a fast client was not served while slow ones held connections"
   sleep 0.2
 done

@@ -29,6 +29,7 @@ start_gateway () {
   local name=$1 log="$TESTDIR/gateway-$1.log" port= scheme=http i
   shift
   case " $* " in *" --tls-cert "*) scheme=https ;; esac
+  : >"$log"         # the child opens it after the loop below first reads it
   "$GATEWAY" --farm "$TESTDIR/farm" --listen 127.0.0.1:0 \
     --stats-dir "$TESTDIR/stats" --cache-dir "$TESTDIR" "$@" >"$log" 2>&1 &
   GW_PID=$!
