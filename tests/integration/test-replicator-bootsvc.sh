@@ -19,11 +19,22 @@ df --server srv1 vdisk boot base --kernel "$TESTDIR/vmlinuz" \
 df --server srv1 device add pc1 --mac 52:54:00:00:00:01 --vdisk base >/dev/null
 repl_start_gateways
 
-port=$(repl_free_port)
-"$BOOTSVC" --farm "$TESTDIR/farm" --server srv1 --dhcp-mode off --tftp-port 0 \
-  --http-port "$port" --listen 127.0.0.1 -D boot >"$TESTDIR/bootsvc.log" 2>&1 &
-BPID=$!
-cleanup_fn "kill $BPID 2>/dev/null; wait $BPID 2>/dev/null"
+# The boot service on a free port (another, if one takes it meanwhile).
+for _ in 1 2 3 4 5; do
+  port=$(repl_free_port)
+  "$BOOTSVC" --farm "$TESTDIR/farm" --server srv1 --dhcp-mode off --tftp-port 0 \
+    --http-port "$port" --listen 127.0.0.1 -D boot >"$TESTDIR/bootsvc.log" 2>&1 &
+  BPID=$!
+  cleanup_fn "kill $BPID 2>/dev/null; wait $BPID 2>/dev/null"
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/v1/status" && break 2
+    kill -0 $BPID 2>/dev/null || break
+    sleep 0.05
+  done
+  grep -q "Address already in use" "$TESTDIR/bootsvc.log" || break
+done
+curl -s -o /dev/null "http://127.0.0.1:$port/v1/status" ||
+  { cat "$TESTDIR/bootsvc.log" >&2; fail "the boot service did not start"; }
 
 servers () {    # the servers of pc1's boot script
   curl -sf "http://127.0.0.1:$port/boot/52-54-00-00-00-01.ipxe" |

@@ -98,20 +98,30 @@ repl_status_identical
 truncate -s 80M "$TESTDIR/small.img"
 mkfs.ext4 -q -F "$TESTDIR/small.img"
 mkdir -p "$TESTDIR/small"
-mount -o loop "$TESTDIR/small.img" "$TESTDIR/small" || skip "cannot mount a loop device"
-cleanup_fn "umount '$TESTDIR/small'"
+# Loop devices of our own (mount -o loop may reuse a stale one of the
+# same file, with its old size).
+mount_small () {
+  loopdev=$(losetup -f --show "$TESTDIR/small.img") || fail "no loop device"
+  mount "$loopdev" "$TESTDIR/small" || fail "cannot mount $loopdev"
+}
+umount_small () {
+  umount "$TESTDIR/small" && losetup -d "$loopdev"
+}
+mount_small
+cleanup_fn 'umount_small'
 rm -rf "$TESTDIR/srv2"
 ln -s "$TESTDIR/small" "$TESTDIR/srv2"
 repl_sync_fails "No space left on device" srv2
 repl_no_partial srv2
 [ ! -e "$TESTDIR/srv2/vdisks/big/vdisk.conf" ] || fail "a manifest without its layer"
 [ -z "$(ls "$staging")" ] || fail "a partial file keeps the space: $(ls "$staging")"
-# Room made (the store moves to a bigger file system): the next run completes.
-umount "$TESTDIR/small"
+# Room made (the store moves to a bigger file system): the next run
+# completes.
+umount_small || fail "cannot unmount the small file system"
 truncate -s 400M "$TESTDIR/small.img"
 e2fsck -fp "$TESTDIR/small.img" >/dev/null || [ $? -le 1 ] || fail "e2fsck"
 resize2fs -f "$TESTDIR/small.img" >/dev/null 2>&1 || fail "resize2fs"
-mount -o loop "$TESTDIR/small.img" "$TESTDIR/small"
+mount_small
 repl_sync srv2
 repl_identical srv1 srv2
 repl_status_identical
