@@ -1,5 +1,7 @@
-/* diskfarm-gateway — one program, three commands (see gateway-main.c).
- * Each returns the exit status.
+/* diskfarm-gateway — one program, one command per subdirectory:
+ * serve (daemon/), mount (mount/), attach (attach/).  Each command's
+ * main takes the arguments after the command name (argv[0] is the
+ * command) and returns the exit status.
  */
 #ifndef DISKFARM_GATEWAY_H
 #define DISKFARM_GATEWAY_H

@@ -30,7 +30,14 @@ requires_root () {
   [ "$(id -u)" -eq 0 ] || skip "needs root"
 }
 
+# Every process a test starts carries this tag in its environment, so
+# that the end of the test finds any still running, whatever started it
+# (daemons that fork away, processes in network namespaces).
+DISKFARM_TEST_TAG=$$.$EPOCHREALTIME
+export DISKFARM_TEST_TAG
+
 # Cleanup handlers run at exit in reverse order, whatever happened.
+# Then the test fails if a process it started is still running.
 _cleanup_fns=()
 cleanup_fn () {
   _cleanup_fns+=("$*")
@@ -41,9 +48,113 @@ _run_cleanup () {
   for ((i = ${#_cleanup_fns[@]} - 1; i >= 0; i--)); do
     eval "${_cleanup_fns[$i]}"
   done
+  _check_left_processes || status=1
   exit $status
 }
 trap _run_cleanup EXIT
+
+# Pids of the running processes that carry this test's tag.  Bash
+# builtins only: a program run here would carry the tag itself.
+_tagged_pids () {
+  local d e env
+  for d in /proc/[0-9]*; do
+    mapfile -d '' env 2>/dev/null <"$d/environ" || continue
+    for e in "${env[@]}"; do
+      if [ "$e" = "DISKFARM_TEST_TAG=$DISKFARM_TEST_TAG" ]; then
+        echo "${d#/proc/}"
+        break
+      fi
+    done
+  done
+}
+
+# Nothing a test started may outlive it.  Processes a cleanup has just
+# signalled get a moment to exit; whatever still runs after that fails
+# the test, and is killed so that it is not left behind all the same.
+_check_left_processes () {
+  local pids deadline=$((SECONDS + 5))
+  while pids=$(_tagged_pids); [ -n "$pids" ] && [ $SECONDS -lt $deadline ]; do
+    sleep 0.1
+  done
+  [ -z "$pids" ] && return 0
+  echo "FAIL: processes this test started are still running at its end:" >&2
+  ps -o pid=,args= -p "$(echo $pids | tr ' ' ,)" >&2
+  kill -9 $pids 2>/dev/null
+  return 1
+}
+
+# stop_pid PID [SIGNAL]: signals a process (TERM by default) and waits
+# until it has exited, at most 10 s, then kills it.  For cleanups: it
+# says what went wrong but does not exit (the end-of-test check fails
+# the test if the process is still there).
+stop_pid () {
+  local pid=$1 sig=${2:-TERM}
+  kill -"$sig" "$pid" 2>/dev/null || return 0
+  wait_gone "$pid" 10 && return 0
+  echo "process $pid ignored SIG$sig for 10 s: killing it" >&2
+  kill -KILL "$pid" 2>/dev/null
+  wait_gone "$pid" 5
+}
+# wait_gone PID SECONDS: waits until the process has exited; status 1
+# if it still runs after SECONDS.
+wait_gone () {
+  local deadline=$((SECONDS + $2))
+  while kill -0 "$1" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.05
+  done
+}
+
+# spawn VAR CMD...: runs the program CMD in the background, stopped at
+# exit, and sets VAR to its pid.  CMD must be a program, not a shell
+# function, so that the pid is the program's own (also through
+# "ip netns exec", which execs it).
+spawn () {
+  local var=$1
+  shift
+  "$@" &
+  printf -v "$var" '%s' "$!"
+  cleanup_fn "stop_pid $!"
+}
+
+# wait_for SECONDS WHAT CMD...: runs CMD until it succeeds, at most for
+# SECONDS; otherwise fails the test with WHAT and CMD's last output.
+wait_for () {
+  local timeout=$1 what=$2 deadline out
+  shift 2
+  deadline=$((SECONDS + timeout))
+  until out=$("$@" 2>&1); do
+    [ $SECONDS -lt $deadline ] ||
+      fail "waited $timeout s for $what in vain: $out"
+    sleep 0.1
+  done
+}
+
+# netns_add NS: a network namespace (lo up), deleted at exit together
+# with whatever still runs in it.
+netns_add () {
+  ip netns add "$1" || return 1
+  cleanup_fn "netns_delete '$1'"
+  ip -n "$1" link set lo up
+}
+
+# netns_delete NS: stops every process in the namespace (TERM, then
+# KILL after 5 s), then deletes it.  A process in a deleted namespace
+# would run on, unreachable.
+netns_delete () {
+  local ns=$1 sig pids deadline
+  for sig in TERM KILL; do
+    pids=$(ip netns pids "$ns" 2>/dev/null)
+    [ -n "$pids" ] || break
+    kill -"$sig" $pids 2>/dev/null
+    deadline=$((SECONDS + 5))
+    while [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] &&
+          [ $SECONDS -lt $deadline ]; do
+      sleep 0.05
+    done
+  done
+  ip netns delete "$ns" 2>/dev/null
+}
 
 # A scratch directory for this test, removed at exit.
 TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/diskfarm-it.XXXXXX")
@@ -95,7 +206,7 @@ start_nbdkit () {
   nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" "$@" \
     2>>"$TESTDIR/nbdkit.log" &
   NBD_PID=$!
-  cleanup_fn "kill $NBD_PID 2>/dev/null; wait $NBD_PID 2>/dev/null"
+  cleanup_fn "stop_pid $NBD_PID"
   for _ in $(seq 200); do
     [ -S "$NBD_SOCK" ] && return 0
     kill -0 $NBD_PID 2>/dev/null || break
@@ -105,10 +216,10 @@ start_nbdkit () {
   fail "nbdkit did not start"
 }
 
-# Stops the captive nbdkit: stop_nbdkit [SIGNAL].
+# Stops the captive nbdkit and waits until it has exited: stop_nbdkit
+# [SIGNAL].
 stop_nbdkit () {
-  kill -"${1:-TERM}" "$NBD_PID" 2>/dev/null || true
-  wait "$NBD_PID" 2>/dev/null || true
+  stop_pid "$NBD_PID" "${1:-TERM}"
 }
 
 # The NBD URI of an export of the captive nbdkit.

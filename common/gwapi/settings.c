@@ -126,9 +126,7 @@ df_gw_read_token (const char *path, bool private_only, char **token)
   if (private_only && (st.st_mode & (S_IROTH | S_IWOTH)))
     return df_error (EPERM, "token file %s may be read by others (mode %04o): "
                      "chmod o-rw it", path, (unsigned) (st.st_mode & 07777));
-  do
-    n = read (fd, buf, sizeof buf - 1);
-  while (n == -1 && errno == EINTR);
+  n = df_read_full (fd, buf, sizeof buf - 1);
   if (n == -1)
     return df_error_errno ("token file %s", path);
   buf[n] = '\0';

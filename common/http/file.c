@@ -93,23 +93,6 @@ multipart_free (void *opaque)
   free (m);
 }
 
-/* The whole of len bytes at off, or -1 (a short file is an error). */
-static int
-pread_all (int fd, char *buf, size_t len, uint64_t off)
-{
-  while (len > 0) {
-    ssize_t r = pread (fd, buf, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    buf += r;
-    len -= r;
-    off += r;
-  }
-  return 0;
-}
-
 static ssize_t
 multipart_read (void *opaque, uint64_t pos, char *buf, size_t max)
 {
@@ -125,8 +108,9 @@ multipart_read (void *opaque, uint64_t pos, char *buf, size_t max)
 
     if (s->text)
       memcpy (buf + done, s->text + skip, n);
-    else if (pread_all (m->fd, buf + done, n, s->file_offset + skip) == -1)
-      return MHD_CONTENT_READER_END_WITH_ERROR;
+    else if (df_pread_full (m->fd, buf + done, n, s->file_offset + skip) !=
+             (ssize_t) n)
+      return MHD_CONTENT_READER_END_WITH_ERROR;   /* the file shrank */
     done += n;
   }
   return done ? (ssize_t) done : MHD_CONTENT_READER_END_OF_STREAM;

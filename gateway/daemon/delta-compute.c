@@ -18,6 +18,7 @@
 #include "error.h"
 #include "gw.h"
 #include "rsig.h"
+#include "util.h"
 
 #define IO_BUF (1024 * 1024)
 
@@ -40,16 +41,8 @@ struct feeder {
 static int
 drain (struct feeder *f, const char *p, size_t n, uint64_t *written)
 {
-  size_t done = 0;
-
-  while (done < n) {
-    ssize_t w = write (f->out, p + done, n - done);
-    if (w == -1 && errno == EINTR)
-      continue;
-    if (w == -1)
-      return df_error_errno ("write the delta");
-    done += w;
-  }
+  if (df_write_full (f->out, p, n) == -1)
+    return df_error_errno ("write the delta");
   *written += n;
   return 0;
 }
@@ -65,9 +58,7 @@ refill (struct feeder *f, const char **p, size_t n, uint64_t *off,
 
   if (n > 0)
     memmove (f->ibuf, *p, n);
-  do
-    r = pread (f->in, f->ibuf + n, IO_BUF - n, *off);
-  while (r == -1 && errno == EINTR);
+  r = df_pread_full (f->in, f->ibuf + n, IO_BUF - n, *off);
   if (r == -1)
     return df_error_errno ("read");
   *p = f->ibuf;

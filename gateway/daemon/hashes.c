@@ -134,9 +134,7 @@ gw_hash_file (struct gw_hashes *h, int fd, const struct stat *st,
     return df_error (ENOMEM, "hash");
   }
   for (;;) {
-    ssize_t r = pread (fd, buf, READ_CHUNK, off);
-    if (r == -1 && errno == EINTR)
-      continue;
+    ssize_t r = df_pread_full (fd, buf, READ_CHUNK, off);
     if (r == -1) {
       df_hash_free (sha);
       return df_error_errno ("read");

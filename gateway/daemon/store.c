@@ -57,19 +57,14 @@ gw_read_beneath (const char *root, const char *rel, char **data, size_t *len,
   *data = malloc (cap);
   if (*data == NULL)
     return df_error_errno ("%s", rel);
-  *len = 0;
-  while ((r = read (fd, *data + *len, cap - *len - 1)) != 0) {
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      free (*data);
-      *data = NULL;
-      return df_error_errno ("read %s", rel);
-    }
-    *len += r;
-    if (*len == cap - 1)
-      break;
+  /* A file that grew since fstat is read as it was (cap - 1 bytes). */
+  r = df_read_full (fd, *data, cap - 1);
+  if (r == -1) {
+    free (*data);
+    *data = NULL;
+    return df_error_errno ("read %s", rel);
   }
+  *len = r;
   (*data)[*len] = '\0';
   return 0;
 }
@@ -81,19 +76,12 @@ gw_respond_bytes (struct df_http_request *req, const char *data, size_t len,
   int fd = memfd_create ("diskfarm-file", MFD_CLOEXEC);
   struct timespec times[2] = { st->st_atim, st->st_mtim };
   char etag[DF_HASH_LEN * 2 + 3], hex[DF_HASH_LEN * 2 + 1], mt[32];
-  size_t done = 0;
-
   if (fd == -1)
     return df_error_errno ("memfd");
-  while (done < len) {
-    ssize_t r = write (fd, data + done, len - done);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      close (fd);
-      return df_error_errno ("memfd");
-    }
-    done += r;
+  if (df_write_full (fd, data, len) == -1) {
+    df_error_errno ("memfd");
+    close (fd);
+    return -1;
   }
   /* Last-Modified (and If-Range by date) as of the file itself. */
   futimens (fd, times);

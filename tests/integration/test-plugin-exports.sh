@@ -44,7 +44,7 @@ for i in range(40):
     time.sleep(0.05)
 ' &
 reader=$!
-while [ ! -e "$TESTDIR/ready" ]; do sleep 0.05; done
+wait_for 30 "the reading client" test -e "$TESTDIR/ready"
 long=$(head -c 4000 /dev/zero | tr '\0' a)
 for name in "../etc/passwd" "dev/../../etc/shadow" "" "dev/" "img/" "dev/nobody" \
             "img/nothere" "edit/base@1" "img/base@0" "dev/pc1@../x" "dev/$long" \

@@ -114,17 +114,6 @@ manifest_hash () {
     "${3:-$TESTDIR/farm/store}/vdisks/$1/vdisk.conf"
 }
 
-# wait_for SECONDS DESCRIPTION CMD...: until CMD succeeds, or fail.
-wait_for () {
-  local secs=$1 what=$2 i
-  shift 2
-  for i in $(seq $((secs * 10))); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  fail "waited ${secs}s for $what"
-}
-
 # jint FILE PYTHON-EXPR: a value of a JSON document (d) exactly (jq
 # rounds integers beyond 2^53, like nanosecond times, to doubles).
 jint () {
