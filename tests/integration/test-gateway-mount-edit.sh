@@ -60,8 +60,8 @@ fallocate -z -o $((3 << 20 | 100)) -l 10000 "$M/edit/data"
 fallocate -p -o $((5 << 20 | 7)) -l 5000 "$M/edit/data"     # partial blocks
 for r in $((1 << 20)):$((2 << 20)) $((3 << 20 | 100)):10000 \
          $((5 << 20 | 7)):5000; do
-  dd if=/dev/zero of="$TESTDIR/ref.raw" bs=1 seek="${r%%:*}" count="${r##*:}" \
-    conv=notrunc status=none
+  dd if=/dev/zero of="$TESTDIR/ref.raw" bs=64K iflag=count_bytes \
+    oflag=seek_bytes seek="${r%%:*}" count="${r##*:}" conv=notrunc status=none
 done
 cmp "$M/edit/data" "$TESTDIR/ref.raw" || fail "fallocate"
 /usr/bin/python3 - "$M/edit/data" <<'EOF' || fail "no hole where one was punched"
