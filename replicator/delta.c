@@ -83,7 +83,7 @@ sig_run (rs_job_t *job, int fd, uint64_t size, struct sig_out *o)
     return df_error_errno ("signature");
   do {
     if (b.avail_in == 0 && !b.eof_in) {
-      ssize_t r = repl_pread_full (fd, in, size - off < CHUNK ? size - off : CHUNK,
+      ssize_t r = df_pread_full (fd, in, size - off < CHUNK ? size - off : CHUNK,
                                    off);
       if (r == -1)
         return df_error_errno ("read");
@@ -179,7 +179,7 @@ basis_read (void *opaque, rs_long_t pos, size_t *len, void **buf)
     return RS_CORRUPT;          /* a delta for another basis */
   if (*len > p->basis_size - pos)
     *len = p->basis_size - pos;
-  r = repl_pread_full (p->basis_fd, *buf, *len, pos);
+  r = df_pread_full (p->basis_fd, *buf, *len, pos);
   if (r <= 0)
     return RS_IO_ERROR;
   *len = r;
@@ -223,7 +223,7 @@ flush (struct repl_patch *p)
       j += PAGE;
     if (j > p->fill)
       j = p->fill;
-    if (j > i && repl_pwrite_full (p->out_fd, p->out + i, j - i,
+    if (j > i && df_pwrite_full (p->out_fd, p->out + i, j - i,
                                    p->out_off + i) == -1)
       return df_error_errno ("write");
     i = j + PAGE;                       /* j is a zero page (or the end) */

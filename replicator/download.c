@@ -54,7 +54,7 @@ write_pages (struct repl_task *t, const char *buf, size_t n, uint64_t pos)
     }
     while (j < n && !df_is_zero (buf + j, n - j < PAGE ? n - j : PAGE))
       j += n - j < PAGE ? n - j : PAGE;
-    if (repl_pwrite_full (t->fd, buf + i, j - i, pos + i) == -1) {
+    if (df_pwrite_full (t->fd, buf + i, j - i, pos + i) == -1) {
       if (errno == ENOSPC || errno == EDQUOT) {
         t->fatal = t->discard = true;   /* free the space it took */
       }
@@ -395,7 +395,7 @@ after_head (struct repl_task *t)
   unsigned char h[DF_LAYER_HEADER_SIZE];
   uint64_t data_offset;
 
-  if (repl_pread_full (t->fd, h, sizeof h, 0) != sizeof h ||
+  if (df_pread_full (t->fd, h, sizeof h, 0) != sizeof h ||
       memcmp (h, "DFLAYER", 8) != 0) {
     t->fatal = t->discard = true;
     repl_task_fail (t, "it does not start with a layer header");

@@ -15,41 +15,6 @@
 
 #define HASH_CHUNK (4 * 1024 * 1024)
 
-ssize_t
-repl_pread_full (int fd, void *buf, size_t len, uint64_t offset)
-{
-  size_t got = 0;
-
-  while (got < len) {
-    ssize_t r = pread (fd, (char *) buf + got, len - got, offset + got);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    if (r == 0)
-      break;
-    got += r;
-  }
-  return got;
-}
-
-int
-repl_pwrite_full (int fd, const void *buf, size_t len, uint64_t offset)
-{
-  size_t done = 0;
-
-  while (done < len) {
-    ssize_t r = pwrite (fd, (const char *) buf + done, len - done,
-                        offset + done);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    done += r;
-  }
-  return 0;
-}
-
 struct repl_cache_snap {
   int fd;
   uint64_t size;
@@ -136,7 +101,7 @@ sha256_fd (int fd, uint64_t size, uint8_t hash[DF_HASH_LEN])
     return df_error (ENOMEM, "hash buffer");
   }
   while (off < size) {
-    ssize_t r = repl_pread_full (fd, buf, HASH_CHUNK, off);
+    ssize_t r = df_pread_full (fd, buf, HASH_CHUNK, off);
     if (r <= 0) {
       df_hash_free (h);
       return r == 0 ? df_error (EIO, "file shrank while hashed")

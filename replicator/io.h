@@ -20,13 +20,6 @@
 #include "hash/hash.h"
 #include "manifest.h"
 
-/* Reads up to len bytes at offset, retrying short reads and EINTR;
- * returns the count (less than len only at end of file) or -1.
- */
-ssize_t repl_pread_full (int fd, void *buf, size_t len, uint64_t offset);
-/* Writes all len bytes at offset, or -1 (errno set, ENOSPC included). */
-int repl_pwrite_full (int fd, const void *buf, size_t len, uint64_t offset);
-
 /* Which pages of [0, size) of fd are in the page cache now. */
 struct repl_cache_snap;
 struct repl_cache_snap *repl_cache_snapshot (int fd, uint64_t size);
