@@ -67,12 +67,8 @@ import_store (struct cli *cli, struct df_farm *farm, const char *store)
 static struct df_vdisk *
 load_vdisk (struct cli *cli, struct df_farm *farm, const char *name)
 {
-  const char *server = df_farm_local_server (farm, cli->server);
-  CLEANUP_FREE char *store = df_farm_find_vdisk (farm, server, name, NULL);
-
-  if (store == NULL)
-    return NULL;
-  return df_vdisk_load (store, name);
+  return df_farm_load_vdisk (farm, df_farm_local_server (farm, cli->server),
+                             name, NULL, NULL);
 }
 
 static int
@@ -268,7 +264,6 @@ cmd_info (struct cli *cli, int argc, char **argv)
     "VERSION", "STATE", "PARENT", "ON DISK", "SEALED", "HASH", NULL
   };
   const char *store_name = NULL, *server;
-  CLEANUP_FREE char *store = NULL;
   struct df_farm *farm;
   struct df_vdisk *vd;
   struct cli_table *t;
@@ -281,8 +276,7 @@ cmd_info (struct cli *cli, int argc, char **argv)
   if (farm == NULL)
     return 1;
   server = df_farm_local_server (farm, cli->server);
-  store = df_farm_find_vdisk (farm, server, argv[optind], &store_name);
-  vd = store ? df_vdisk_load (store, argv[optind]) : NULL;
+  vd = df_farm_load_vdisk (farm, server, argv[optind], &store_name, NULL);
   if (vd == NULL) {
     df_farm_free (farm);
     return cli_fail (NULL);
@@ -452,7 +446,6 @@ cmd_set (struct cli *cli, int argc, char **argv)
     { NULL }
   };
   const char *cache = NULL, *access = NULL, *server;
-  CLEANUP_FREE char *store = NULL;
   CLEANUP_CLOSE int lock = -1;
   struct df_cache_spec spec;
   struct df_farm *farm;
@@ -472,10 +465,9 @@ cmd_set (struct cli *cli, int argc, char **argv)
   if (farm == NULL)
     return 1;
   server = df_farm_local_server (farm, cli->server);
-  store = df_farm_find_vdisk (farm, server, argv[optind], NULL);
+  vd = df_farm_load_vdisk (farm, server, argv[optind], NULL, &lock);
   df_farm_free (farm);
-  if (store == NULL || (lock = df_vdisk_lock (store, argv[optind])) == -1 ||
-      (vd = df_vdisk_load (store, argv[optind])) == NULL)
+  if (vd == NULL)
     return cli_fail (NULL);
   if (access && df_access_parse (access, &vd->access) == -1)
     r = cli_fail ("--access");

@@ -48,6 +48,7 @@ _run_cleanup () {
   for ((i = ${#_cleanup_fns[@]} - 1; i >= 0; i--)); do
     eval "${_cleanup_fns[$i]}"
   done
+  [ -z "${_sanitizer_failed:-}" ] || [ $status -ne 0 ] || status=1
   _check_left_processes || status=1
   exit $status
 }
@@ -203,10 +204,11 @@ make_image () {
 start_nbdkit () {
   NBD_SOCK="$TESTDIR/nbd.sock"
   rm -f "$NBD_SOCK"
-  nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" "$@" \
+  env $(sanitizer_preload "$PLUGIN") \
+    nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" "$@" \
     2>>"$TESTDIR/nbdkit.log" &
   NBD_PID=$!
-  cleanup_fn "stop_pid $NBD_PID"
+  cleanup_fn "_nbdkit_stop $NBD_PID TERM; sanitizer_check"
   for _ in $(seq 200); do
     [ -S "$NBD_SOCK" ] && return 0
     kill -0 $NBD_PID 2>/dev/null || break
@@ -219,7 +221,68 @@ start_nbdkit () {
 # Stops the captive nbdkit and waits until it has exited: stop_nbdkit
 # [SIGNAL].
 stop_nbdkit () {
-  stop_pid "$NBD_PID" "${1:-TERM}"
+  _nbdkit_stop "$NBD_PID" "${1:-TERM}"
+  sanitizer_check
+}
+
+# _nbdkit_stop PID SIGNAL.  A sanitizer runtime preloaded into nbdkit can
+# deadlock in the exit handlers of nbdkit's own libraries (glibc's locale
+# lock, from libp11-kit's destructor) after the plugin has unloaded: a
+# bounded wait, then SIGKILL, once the plugin's unload is in the log.
+_nbdkit_stop () {
+  local pid=$1 sig=$2 unloads i grace=20
+  if [ -z "$(sanitizer_preload "$PLUGIN")" ]; then
+    stop_pid "$pid" "$sig"
+    return 0
+  fi
+  unloads=$(grep -c 'unload plugin' "$TESTDIR/nbdkit.log" 2>/dev/null || true)
+  kill -"$sig" "$pid" 2>/dev/null || return 0
+  for i in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || break
+    if [ "$(grep -c 'unload plugin' "$TESTDIR/nbdkit.log")" -gt "$unloads" ]; then
+      [ $((grace -= 1)) -gt 0 ] || break
+    fi
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    [ "$grace" -eq 0 ] || {
+      echo "FAIL: nbdkit $pid did not unload the plugin in 30 s" >&2
+      _sanitizer_failed=1
+    }
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  wait_gone "$pid" 5
+}
+
+# A sanitizer build's plugin runs in Debian's nbdkit, which is not built
+# with the sanitizer: its runtime must come first.  Prints the
+# environment for nbdkit (nothing for a normal build).
+sanitizer_preload () {
+  local lib
+  lib=$(ldd "$1" | awk '/lib(asan|tsan)\.so/ { print $3; exit }')
+  case $lib in
+  *asan*)
+    echo "LD_PRELOAD=$lib"
+    # nbdkit's own allocations at exit are not ours to judge.
+    echo "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+    ;;
+  *tsan*)
+    echo "LD_PRELOAD=$lib"
+    echo "TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+    ;;
+  esac
+}
+
+# Fails the test if a sanitizer reported anything in nbdkit's log.
+sanitizer_check () {
+  [ -f "$TESTDIR/nbdkit.log" ] || return 0
+  if grep -Eq 'ERROR: (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' \
+       "$TESTDIR/nbdkit.log"; then
+    grep -E -A40 'Sanitizer|runtime error:' "$TESTDIR/nbdkit.log" >&2 || true
+    echo "FAIL: a sanitizer reported an error in nbdkit (above)" >&2
+    _sanitizer_failed=1
+    return 1
+  fi
 }
 
 # The NBD URI of an export of the captive nbdkit.

@@ -188,7 +188,7 @@ load_devices (struct df_farm *farm)
     CLEANUP_FREE char *name = NULL, *path = NULL;
     struct device_file *nd;
 
-    if (de->d_name[0] == '.' || n <= 5 || strcmp (de->d_name + n - 5, ".conf"))
+    if (!df_farm_device_file (de->d_name))
       continue;
     name = strndup (de->d_name, n - 5);
     path = df_path_join (ddir, de->d_name);
@@ -813,4 +813,29 @@ df_farm_find_vdisk (const struct df_farm *farm, const char *server,
   }
   df_error (ENOENT, "vdisk \"%s\" is not in any store of the farm", vdisk);
   return NULL;
+}
+
+struct df_vdisk *
+df_farm_load_vdisk (const struct df_farm *farm, const char *server,
+                    const char *vdisk, const char **store_name, int *lock)
+{
+  CLEANUP_FREE char *store = df_farm_find_vdisk (farm, server, vdisk,
+                                                 store_name);
+  struct df_vdisk *vd;
+  int fd = -1;
+
+  if (store == NULL)
+    return NULL;
+  if (lock && (fd = df_vdisk_lock (store, vdisk)) == -1)
+    return NULL;
+  vd = df_vdisk_load (store, vdisk);
+  if (vd == NULL && fd >= 0) {
+    int err = errno;
+    close (fd);
+    errno = err;
+    fd = -1;
+  }
+  if (lock)
+    *lock = fd;
+  return vd;
 }

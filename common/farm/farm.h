@@ -96,6 +96,25 @@ struct df_farm_init {
 };
 int df_farm_create (const char *dir, const struct df_farm_init *init);
 
+/* Change detection (stamp.c): take a stamp before reading the farm, keep
+ * it with what was read, and reload when a newer stamp says changed.
+ */
+struct df_farm_stamp {
+  uint64_t digest;              /* of every file's name, inode, size, mtime */
+  uint64_t files;
+  uint64_t newest_ns;           /* newest mtime seen */
+  uint64_t taken_ns;            /* wall clock when taken */
+  bool valid;                   /* false: the directory could not be read */
+};
+void df_farm_stamp_take (const char *dir, struct df_farm_stamp *out);
+/* True if the farm may have changed between old and now (see stamp.c:
+ * also when old was taken within a timestamp tick of a change).
+ */
+bool df_farm_stamp_changed (const struct df_farm_stamp *old,
+                            const struct df_farm_stamp *now);
+/* A devices.d entry that is a device file (NAME.conf, not hidden). */
+bool df_farm_device_file (const char *name);
+
 /* Exclusive lock on the farm for read-modify-write; returns an fd. */
 int df_farm_lock (const char *dir);
 
@@ -187,5 +206,14 @@ char *df_farm_store_path (const struct df_farm *farm, const char *store,
  */
 char *df_farm_find_vdisk (const struct df_farm *farm, const char *server,
                           const char *vdisk, const char **store_name);
+
+/* Finds the store as df_farm_find_vdisk does and loads the vDisk's
+ * manifest from it.  With lock not NULL, the vDisk's lock is taken
+ * before the manifest is read and its fd returned there (the caller
+ * closes it after saving).  Caller frees with df_vdisk_free.
+ */
+struct df_vdisk *df_farm_load_vdisk (const struct df_farm *farm,
+                                     const char *server, const char *vdisk,
+                                     const char **store_name, int *lock);
 
 #endif

@@ -499,6 +499,17 @@ df_vdisk_newest (const struct df_vdisk *vd)
   return NULL;
 }
 
+struct df_version *
+df_vdisk_maintenance (const struct df_vdisk *vd)
+{
+  size_t i;
+
+  for (i = vd->nversions; i > 0; i--)
+    if (vd->versions[i - 1].state == DF_STATE_MAINTENANCE)
+      return &vd->versions[i - 1];
+  return NULL;
+}
+
 char *
 df_vdisk_layer_path (const struct df_vdisk *vd, const struct df_version *v)
 {

@@ -140,6 +140,10 @@ struct df_version *df_vdisk_pick (const struct df_vdisk *vd,
                                   enum df_device_type type);
 /* Newest version that is not retired (any state), or NULL. */
 struct df_version *df_vdisk_newest (const struct df_vdisk *vd);
+/* The maintenance version (the newest one, should a hand-edited
+ * manifest list several; version new makes at most one), or NULL.
+ */
+struct df_version *df_vdisk_maintenance (const struct df_vdisk *vd);
 /* Path of a version's layer file (caller frees). */
 char *df_vdisk_layer_path (const struct df_vdisk *vd,
                            const struct df_version *v);

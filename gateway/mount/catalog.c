@@ -36,7 +36,7 @@ struct catalog {
   char *server_opt;             /* --server, or NULL */
   pthread_mutex_t lock;         /* the fields below */
   struct stores *stores;
-  struct df_file_stamp farm_stamp;
+  struct df_farm_stamp farm_stamp;  /* taken before the stores were read */
   bool farm_bad;                /* the last reread failed (logged once) */
   struct cached *vdisks;
 };
@@ -103,15 +103,13 @@ stores_read (const char *farm_dir, const char *server_opt, char **server)
 static struct stores *
 stores_get (struct catalog *c)
 {
-  CLEANUP_FREE char *conf = df_path_join (c->farm_dir, "farm.conf");
-  struct df_file_stamp stamp;
+  struct df_farm_stamp stamp;
   struct stores *s, *old;
   char *server = NULL;
 
-  if (conf == NULL || df_file_stamp_get (conf, &stamp) == -1)
-    memset (&stamp, 0, sizeof stamp);
+  df_farm_stamp_take (c->farm_dir, &stamp);
   pthread_mutex_lock (&c->lock);
-  if (c->stores && df_file_stamp_equal (&stamp, &c->farm_stamp)) {
+  if (c->stores && !df_farm_stamp_changed (&c->farm_stamp, &stamp)) {
     c->stores->refs++;
     pthread_mutex_unlock (&c->lock);
     return c->stores;
@@ -165,15 +163,11 @@ catalog_new (const char *farm_dir, const char *server)
     catalog_free (c);
     return NULL;
   }
+  df_farm_stamp_take (farm_dir, &c->farm_stamp);
   s = stores_read (farm_dir, server, &c->server);
   if (s == NULL) {
     catalog_free (c);
     return NULL;
-  }
-  {
-    CLEANUP_FREE char *conf = df_path_join (farm_dir, "farm.conf");
-    if (conf)
-      df_file_stamp_get (conf, &c->farm_stamp);
   }
   c->stores = s;
   return c;
@@ -389,13 +383,8 @@ catalog_names (struct catalog *c)
   return all;
 }
 
-/* df_version_new refuses a second maintenance version and builds it on
- * the newest, and merge refuses while one exists: so it is the newest.
- */
 const struct df_version *
 vd_maintenance (const struct df_vdisk *vd)
 {
-  const struct df_version *v = df_vdisk_pick (vd, DF_TYPE_MAINTENANCE);
-
-  return v && v->state == DF_STATE_MAINTENANCE ? v : NULL;
+  return df_vdisk_maintenance (vd);
 }
