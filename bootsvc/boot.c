@@ -106,15 +106,6 @@ local_replica (const struct df_vdisk *vd, const struct df_version *v,
   free (path);
 }
 
-static bool
-store_shared (struct df_farm *farm, const char *store)
-{
-  const char *v = df_farm_get (farm, DF_KIND_STORE, store, "shared");
-  bool b = false;
-
-  return v && df_parse_bool (v, &b) == 0 && b;
-}
-
 static const char *
 replica_word (enum replica_state s)
 {
@@ -141,7 +132,7 @@ only_identical (struct script_ctx *c, const struct df_vdisk *vd,
   bool *keep;
   size_t i;
 
-  if (v == NULL || n == 0 || store_shared (c->farm, store) ||
+  if (v == NULL || n == 0 || df_farm_store_shared (c->farm, store) ||
       !peer_view_enabled (c->svc->peers))
     return n;
   keep = calloc (n, sizeof *keep);

@@ -59,20 +59,11 @@ sync_store (const struct repl_opts *o, struct df_farm *farm,
   return repl_tree_sync (&t, root);
 }
 
-static bool
-store_is_shared (const struct df_farm *farm, const char *store)
-{
-  const char *v = df_farm_get (farm, DF_KIND_STORE, store, "shared");
-  bool b = false;
-
-  return v && df_parse_bool (v, &b) == 0 && b;
-}
-
 bool
 repl_store_wanted (const struct df_farm *farm, const char *self,
                    const char *source, const char *store)
 {
-  return !store_is_shared (farm, store) &&
+  return !df_farm_store_shared (farm, store) &&
     df_farm_server_holds (farm, self, store) &&
     df_farm_server_holds (farm, source, store);
 }
@@ -92,7 +83,7 @@ sync_stores (const struct repl_opts *o, struct df_farm *farm,
                o->store);
       return false;
     }
-    if (store_is_shared (farm, o->store)) {
+    if (df_farm_store_shared (farm, o->store)) {
       repl_report_begin (report, o->store);
       repl_report_note (report, "a shared store: every server sees the same "
                         "files, nothing to copy");
