@@ -48,6 +48,9 @@ struct peer_table {
 struct peer_view {
   char *farm_dir;
   const char *server;                   /* --server, or NULL */
+  /* The refresher thread's own: the farm as last read, and its stamp. */
+  struct df_farm *farm;
+  struct df_farm_stamp stamp;
   pthread_t thread;
   pthread_mutex_t lock;                 /* table, enabled, stop */
   pthread_cond_t wake;
@@ -128,13 +131,37 @@ add_doc (struct peer_table *t, const char *server, json_t *doc)
   return 0;
 }
 
+/* The farm, read again only when it changed (the common stamp rule). */
+static struct df_farm *
+current_farm (struct peer_view *pv)
+{
+  struct df_farm_stamp now;
+  struct df_farm *fresh;
+
+  df_farm_stamp_take (pv->farm_dir, &now);
+  if (pv->farm && !df_farm_stamp_changed (&pv->stamp, &now))
+    return pv->farm;
+  fresh = df_farm_open (pv->farm_dir);
+  if (fresh == NULL) {
+    /* Being edited, or broken: keep asking with the farm as it was. */
+    df_error_clear ();
+    return pv->farm;
+  }
+  df_farm_free (pv->farm);
+  pv->farm = fresh;
+  pv->stamp = now;
+  return fresh;
+}
+
 /* Asks every other server once; a new table, or NULL if the farm names
- * no token file (then nobody can be asked, *enabled is false).
+ * no token file (then nobody can be asked, *enabled is false).  The
+ * client is made anew each time: it reads the token file, which may
+ * change without farm.conf changing.
  */
 static struct peer_table *
 ask_all (struct peer_view *pv, bool *enabled)
 {
-  struct df_farm *farm = df_farm_open (pv->farm_dir);
+  struct df_farm *farm = current_farm (pv);
   struct df_gw_client *client = NULL;
   const char **names = NULL, *self;
   struct df_gw_result *res = NULL;
@@ -168,7 +195,6 @@ ask_all (struct peer_view *pv, bool *enabled)
   free (res);
   free (names);
   df_gw_client_free (client);
-  df_farm_free (farm);
   return t;
 }
 
@@ -249,6 +275,7 @@ peer_view_stop (struct peer_view *pv)
   pthread_mutex_unlock (&pv->lock);
   pthread_join (pv->thread, NULL);
   table_free (pv->table);
+  df_farm_free (pv->farm);
   pthread_mutex_destroy (&pv->lock);
   pthread_cond_destroy (&pv->wake);
   free (pv->farm_dir);

@@ -3,7 +3,7 @@
 # replica of the device's version is identical: not before the
 # replicator brought it there, not while a new version is pending there,
 # not when its gateway stops answering.  It learns this from the other
-# servers' gateways in the background.
+# servers' gateways in the background, where farm.conf says they are.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/replicator.sh"
 
@@ -70,6 +70,15 @@ lists 127.0.0.1:10809,127.0.0.2:10809
 # srv2's gateway stops answering: srv2 is not known to hold anything.
 repl_stop_gateway srv2
 lists 127.0.0.1:10809
+repl_start_gateway srv2
+lists 127.0.0.1:10809,127.0.0.2:10809
+
+# srv2's gateway moves to another port: farm.conf says so, and the boot
+# service follows the farm to ask it there.
+repl_stop_gateway srv2
+lists 127.0.0.1:10809
+REPL_PORT[srv2]=$(repl_free_port)
+df server set srv2 --gateway "127.0.0.1:${REPL_PORT[srv2]}" >/dev/null
 repl_start_gateway srv2
 lists 127.0.0.1:10809,127.0.0.2:10809
 echo PASS
