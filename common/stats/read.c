@@ -88,14 +88,21 @@ read_file (int fd, int (*fn) (const struct df_stats_session *, void *),
 }
 
 /* 1 if the publisher of the file at path is alive, 0 if the file was
- * left behind (and is removed now), -1 if it cannot be told.
+ * left behind (and is removed now, if this reader may: the directory's
+ * permissions decide; a dead file is never shown either way), -1 if it
+ * cannot be told.  A new publisher of the same pid may have renamed
+ * its file over the dead one meanwhile: only the file read is removed.
  */
 static int
 alive (const char *path, int fd)
 {
+  struct stat a, b;
+
   if (flock (fd, LOCK_SH | LOCK_NB) == -1)
     return errno == EWOULDBLOCK ? 1 : -1;
-  unlink (path);
+  if (fstat (fd, &a) == 0 && lstat (path, &b) == 0 &&
+      a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    unlink (path);
   flock (fd, LOCK_UN);
   return 0;
 }

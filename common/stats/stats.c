@@ -203,6 +203,22 @@ df_stats_find (struct df_stats_pub *pub, uint64_t key)
   return words;
 }
 
+bool
+df_stats_holds (const struct df_stats_pub *pub, const uint64_t *words)
+{
+  const char *p = (const char *) words, *slots;
+  size_t off;
+
+  if (pub == NULL || pub->file == NULL || words == NULL)
+    return false;
+  slots = (const char *) pub->file->slots;
+  if (p < slots || p >= slots + DF_STATS_SLOTS * sizeof (struct stats_slot))
+    return false;
+  off = (size_t) (p - slots);
+  return off % sizeof (struct stats_slot) ==
+    offsetof (struct stats_slot, words);
+}
+
 void
 df_stats_update (struct df_stats_pub *pub, uint64_t *words,
                  const struct df_stats_identity *id)

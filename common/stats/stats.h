@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "session/session.h"
+
 #define DF_STATS_DIR "/run/diskfarm"
 #define DF_STATS_SLOTS 1024     /* sessions per publishing process */
 #define DF_STATS_WORDS 16       /* counter words per session */
@@ -85,13 +87,54 @@ void df_stats_pub_close (struct df_stats_pub *pub);
 uint64_t *df_stats_claim (struct df_stats_pub *pub, uint64_t key);
 /* The counter words of the slot claimed for key, or NULL. */
 uint64_t *df_stats_find (struct df_stats_pub *pub, uint64_t key);
+/* Are these the counter words of one of pub's slots?  (NULL pub: no.) */
+bool df_stats_holds (const struct df_stats_pub *pub, const uint64_t *words);
 /* Publishes (or rewrites) the identity of the session whose words
- * these are.  Thread-safe.
+ * these are (words of pub's, see df_stats_holds).  Thread-safe.
  */
 void df_stats_update (struct df_stats_pub *pub, uint64_t *words,
                       const struct df_stats_identity *id);
 /* Gives the slot back (the session is gone).  NULL is fine. */
 void df_stats_release (struct df_stats_pub *pub, uint64_t *words);
+
+/* ---- publishing a device-session set (publish.c) ----
+ *
+ * Order: new, hooks (into the set's params), df_sessions_new; start
+ * once the process runs (after nbdkit forked: the file carries the pid);
+ * at the end stop, df_sessions_free (which gives the slots back), free.
+ */
+
+struct df_stats_publisher;
+
+/* log receives warnings (a full table); may be NULL.  NULL with a
+ * message.
+ */
+struct df_stats_publisher *df_stats_publisher_new (df_log_fn log,
+                                                   void *log_opaque);
+/* Sets the counters hooks of p: the sessions' counters go into slots. */
+void df_stats_publisher_hooks (struct df_stats_publisher *sp,
+                               struct df_sessions_params *p);
+/* Opens DIR/nbdkit-PID.stats and starts the thread that rewrites every
+ * session's identity each interval_ms.  Until then (and if it is never
+ * called: publishing off) sessions count unpublished.  -1 with a
+ * message.
+ */
+int df_stats_publisher_start (struct df_stats_publisher *sp,
+                              struct df_sessions *set, const char *dir,
+                              unsigned interval_ms);
+/* Publishes the identity of a session the caller holds now (a new one
+ * shows at once, not at the next interval).  NULL sp is fine.
+ */
+void df_stats_publisher_session (struct df_stats_publisher *sp,
+                                 struct df_session *s);
+/* Has the thread publish every session soon (a session's user left: it
+ * may be lingering now).  NULL is fine.
+ */
+void df_stats_publisher_poke (struct df_stats_publisher *sp);
+/* Stops the thread (before df_sessions_free).  NULL is fine. */
+void df_stats_publisher_stop (struct df_stats_publisher *sp);
+/* Removes the file (after df_sessions_free).  NULL is fine. */
+void df_stats_publisher_free (struct df_stats_publisher *sp);
 
 /* ---- reading ---- */
 

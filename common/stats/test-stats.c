@@ -1,7 +1,9 @@
 /* Unit tests: common/stats — sessions published and read back (hidden
  * until their identity is), slots found by key and reused, a full
  * table, several publishers, a dead publisher's file removed,
- * identities never torn while counters move.
+ * identities never torn while counters move; a device-session set
+ * published (publish.c): counters counted in place, states followed,
+ * sessions opened before publishing started left out.
  */
 #include <config.h>
 
@@ -11,7 +13,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "test-helpers.h"
+#include "test-farm.h"
 #include "stats/stats.h"
 
 struct seen {
@@ -281,6 +283,144 @@ test_torn (void **state)
   free (dir);
 }
 
+/* ---- a device-session set published ---- */
+
+struct one {
+  const char *device;
+  struct df_stats_session s;
+  size_t n, total;
+};
+
+static int
+find_device (const struct df_stats_session *s, void *opaque)
+{
+  struct one *o = opaque;
+
+  o->total++;
+  if (strcmp (s->id.device, o->device) == 0) {
+    o->s = *s;
+    o->n++;
+  }
+  return 0;
+}
+
+/* The published figures of device's session; false if not published. */
+static bool
+published (const char *dir, const char *device, struct df_stats_session *out,
+           size_t *total)
+{
+  struct one o = { .device = device };
+
+  assert_int_equal (df_stats_read (dir, find_device, &o), 0);
+  assert_true (o.n <= 1);
+  if (out)
+    *out = o.s;
+  if (total)
+    *total = o.total;
+  return o.n == 1;
+}
+
+static void
+test_publisher (void **state)
+{
+  char *top = test_path (tmpdir, "publisher");
+  char *farm, *dir = test_path (top, "stats");
+  struct df_farmstate_params fp = { 0 };
+  struct df_sessions_params sp = { .ram_limit = 1 << 20, .linger = 60 };
+  struct df_stats_publisher *pub;
+  struct df_farmstate *fs;
+  struct df_sessions *set;
+  struct df_session *early, *s1, *s2;
+  struct df_stats_session got;
+  char buf[4096];
+  size_t total;
+  uint64_t deadline;
+
+  (void) state;
+  assert_int_equal (df_mkdir_p (top, 0755), 0);
+  farm = test_farm_make (top, 1 << 20, 7);
+  test_farm_device (farm, "early", "base", "ram", "production");
+  test_farm_device (farm, "pc1", "base", "ram", "production");
+  test_farm_device (farm, "pc2", "base", "disk:2M", "production");
+  fp.dir = farm;
+  fs = df_farmstate_new (&fp);
+  assert_non_null (fs);
+  sp.farm = fs;
+  pub = df_stats_publisher_new (NULL, NULL);
+  assert_non_null (pub);
+  df_stats_publisher_hooks (pub, &sp);
+  set = df_sessions_new (&sp);
+  assert_non_null (set);
+
+  /* Before publishing starts, a session counts on the heap. */
+  early = df_session_open (set, "early", "e", NULL);
+  assert_non_null (early);
+  assert_int_equal (df_stats_publisher_start (pub, set, dir, 20), 0);
+  assert_int_equal (df_stats_publisher_start (pub, set, dir, 20), -1);
+  assert_int_equal (errno, EBUSY);
+  assert_int_equal (df_bdev_pread (df_session_bdev (early), buf, 4096, 0), 0);
+
+  /* Published at once; counted in place. */
+  s1 = df_session_open (set, "pc1", "boot1", "10.0.0.5");
+  assert_non_null (s1);
+  df_stats_publisher_session (pub, s1);
+  assert_true (published (dir, "pc1", &got, NULL));
+  assert_string_equal (got.id.export_name, "dev/pc1@boot1");
+  assert_string_equal (got.id.session, "boot1");
+  assert_string_equal (got.id.client, "10.0.0.5");
+  assert_string_equal (got.id.vdisk, "base");
+  assert_string_equal (got.id.cache_mode, "ram");
+  assert_int_equal (got.id.version, 1);
+  assert_int_equal (got.id.connections, 1);
+  assert_int_equal (got.id.state, DF_STATS_BOOTING);
+  assert_int_equal (got.pid, getpid ());
+  assert_int_equal (df_bdev_pread (df_session_bdev (s1), buf, 4096, 8192), 0);
+  assert_int_equal (df_bdev_pwrite (df_session_bdev (s1), buf, 4096, 0, 0), 0);
+  assert_true (published (dir, "pc1", &got, NULL));
+  assert_int_equal (got.words[DF_STATS_READ_BYTES], 4096);
+  assert_int_equal (got.words[DF_STATS_READ_REQUESTS], 1);
+  assert_int_equal (got.words[DF_STATS_WRITE_BYTES], 4096);
+  assert_int_equal (got.words[DF_STATS_WRITE_REQUESTS], 1);
+
+  /* The thread republishes: the cache in use shows, and a session
+   * whose user left lingers.
+   */
+  s2 = df_session_open (set, "pc2", "boot1", NULL);
+  assert_non_null (s2);
+  assert_int_equal (df_bdev_pwrite (df_session_bdev (s2), buf, 4096, 0, 0), 0);
+  deadline = df_now_mono_ns () + UINT64_C (10000000000);
+  while (!(published (dir, "pc2", &got, NULL) && got.id.cache_bytes > 0) &&
+         df_now_mono_ns () < deadline)
+    usleep (10000);
+  assert_true (got.id.cache_bytes > 0);
+  assert_int_equal (got.id.cache_limit, 2 << 20);
+  assert_string_equal (got.id.cache_mode, "disk");
+  df_session_close (s1);
+  df_stats_publisher_poke (pub);
+  while (!(published (dir, "pc1", &got, NULL) &&
+           got.id.state == DF_STATS_LINGERING) && df_now_mono_ns () < deadline)
+    usleep (10000);
+  assert_int_equal (got.id.state, DF_STATS_LINGERING);
+  assert_int_equal (got.id.connections, 0);
+  assert_int_equal (got.words[DF_STATS_READ_BYTES], 4096);
+
+  /* The session opened before the start never shows. */
+  assert_false (published (dir, "early", NULL, &total));
+  assert_int_equal (total, 2);
+  df_session_close (early);
+  df_session_close (s2);
+
+  df_stats_publisher_stop (pub);
+  df_sessions_free (set);
+  df_stats_publisher_free (pub);
+  df_farmstate_free (fs);
+  assert_int_equal (df_stats_read (dir, collect, &(struct seen) { 0 }), 0);
+  assert_int_equal (rmdir (dir), 0);  /* the file went with the publisher */
+  free (farm);
+  free (dir);
+  free (top);
+}
+
 int
 main (void)
 {
@@ -289,6 +429,7 @@ main (void)
     cmocka_unit_test (test_full),
     cmocka_unit_test (test_several_and_dead),
     cmocka_unit_test (test_torn),
+    cmocka_unit_test (test_publisher),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);

@@ -5,13 +5,12 @@
  * Requests hold a reference to the snapshot they started with; a reload
  * publishes a new one and the old goes with its last reference, so no
  * lock is held while a request reads files.  Every poll_ms the main
- * loop compares a signature of the farm's files (farm.conf, devices.d
- * and each device file, the token file) with the snapshot's, and
- * reloads when it differs; SIGHUP reloads at once.
+ * loop compares the farm's stamp (df_farm_stamp: farm.conf and the
+ * device files) and the token file's with the snapshot's, and reloads
+ * when they differ; SIGHUP reloads at once.
  */
 #include <config.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,66 +22,44 @@
 #include "log.h"
 #include "util.h"
 
-/* FNV-1a over the identities of the farm's files. */
+/* The token file's stamp (absent: not stamped). */
 static void
-mix (uint64_t *sig, const void *data, size_t len)
+token_stamp (const char *path, struct df_file_stamp *st, bool *stamped)
 {
-  const unsigned char *p = data;
-  size_t i;
-
-  for (i = 0; i < len; i++)
-    *sig = (*sig ^ p[i]) * 0x100000001b3ULL;
+  *stamped = path && df_file_stamp_get (path, st) == 0;
+  df_error_clear ();
 }
 
-static void
-mix_file (uint64_t *sig, const char *path)
-{
-  struct stat st;
-  uint64_t id[5] = { 0 };
+/* The farm's files and the token file, now. */
+struct gw_stamps {
+  struct df_farm_stamp farm;
+  struct df_file_stamp token;
+  bool token_stamped;
+};
 
-  if (path && stat (path, &st) == 0) {
-    id[0] = st.st_ino;
-    id[1] = st.st_size;
-    id[2] = st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
-    id[3] = st.st_ctim.tv_sec * 1000000000ULL + st.st_ctim.tv_nsec;
-    id[4] = st.st_mode;
-  }
-  mix (sig, id, sizeof id);
+/* Do the files differ from those f was read from?  A stamp taken within
+ * a timestamp tick of a change does not count here: it is read again
+ * (df_farm_stamp_changed) but was most likely read right.
+ */
+static bool
+differs (const struct gw_farm *f, const struct gw_stamps *now)
+{
+  return now->farm.valid != f->stamp.valid ||
+    now->farm.digest != f->stamp.digest ||
+    now->farm.files != f->stamp.files ||
+    now->token_stamped != f->token_stamped ||
+    (now->token_stamped && !df_file_stamp_equal (&now->token,
+                                                 &f->token_stamp));
 }
 
-/* The farm's own files; the token file is mixed in after them. */
-static uint64_t
-files_signature (const char *dir)
+/* Has the farm or its token file (maybe) changed since f was loaded? */
+static bool
+changed (const struct gw_config *cfg, const struct gw_farm *f,
+         struct gw_stamps *now)
 {
-  CLEANUP_FREE char *conf = df_path_join (dir, "farm.conf");
-  CLEANUP_FREE char *ddir = df_path_join (dir, "devices.d");
-  uint64_t sig = 0xcbf29ce484222325ULL;
-  struct dirent *de;
-  DIR *d;
-
-  mix_file (&sig, conf);
-  mix_file (&sig, ddir);
-  d = ddir ? opendir (ddir) : NULL;
-  while (d && (de = readdir (d)) != NULL) {
-    CLEANUP_FREE char *p = NULL;
-    if (de->d_name[0] == '.')
-      continue;
-    p = df_path_join (ddir, de->d_name);
-    mix (&sig, de->d_name, strlen (de->d_name));
-    mix_file (&sig, p);
-  }
-  if (d)
-    closedir (d);
-  return sig;
-}
-
-static uint64_t
-farm_signature (const char *dir, const char *token_file)
-{
-  uint64_t sig = files_signature (dir);
-
-  mix_file (&sig, token_file);
-  return sig;
+  df_farm_stamp_take (cfg->farm_dir, &now->farm);
+  token_stamp (f->settings.token_file, &now->token, &now->token_stamped);
+  return df_farm_stamp_changed (&f->stamp, &now->farm) || differs (f, now);
 }
 
 static void
@@ -133,10 +110,6 @@ find_stores (struct gw_farm *f)
 static struct gw_farm *
 farm_load (const struct gw_config *cfg)
 {
-  /* The signature is taken before the files are read: a change while
-   * loading is seen by the next check.
-   */
-  uint64_t sig = files_signature (cfg->farm_dir);
   struct gw_farm *f = calloc (1, sizeof *f);
 
   if (f == NULL) {
@@ -144,17 +117,20 @@ farm_load (const struct gw_config *cfg)
     return NULL;
   }
   f->refs = 1;
+  /* Stamps are taken before the files are read: a change while loading
+   * is seen by the next check.
+   */
+  df_farm_stamp_take (cfg->farm_dir, &f->stamp);
   f->farm = df_farm_open (cfg->farm_dir);
   if (f->farm == NULL || df_gw_settings (f->farm, &f->settings) == -1)
     goto fail;
-  mix_file (&sig, f->settings.token_file);
+  token_stamp (f->settings.token_file, &f->token_stamp, &f->token_stamped);
   f->server = df_farm_local_server (f->farm, cfg->server);
   if (f->server == NULL || find_stores (f) == -1)
     goto fail;
   if (f->settings.token_file &&
       df_gw_read_token (f->settings.token_file, true, &f->token) == -1)
     goto fail;
-  f->signature = sig;
   return f;
 
  fail:
@@ -240,25 +216,33 @@ void
 gw_farm_check (struct gw *gw, bool force)
 {
   struct gw_farm *cur = gw_farm_get (gw), *f, *old;
+  struct gw_stamps now;
+  bool news;
 
-  if (!force && farm_signature (gw->cfg.farm_dir, cur->settings.token_file) ==
-      cur->signature) {
+  if (!changed (&gw->cfg, cur, &now) && !force) {
     gw_farm_put (gw, cur);
     return;
   }
+  /* Re-reads of an unsettled stamp are not news to the operator. */
+  news = force || differs (cur, &now);
   f = farm_load (&gw->cfg);
   if (f == NULL) {
-    gw_count (&gw->counters.reload_failures);
-    df_log_error ("farm %s: %s (keeping the farm as it was)", gw->cfg.farm_dir,
-                  df_error_get ());
+    if (news) {
+      gw_count (&gw->counters.reload_failures);
+      df_log_error ("farm %s: %s (keeping the farm as it was)",
+                    gw->cfg.farm_dir, df_error_get ());
+    }
     /* Not again until it changes once more. */
-    cur->signature = farm_signature (gw->cfg.farm_dir,
-                                     cur->settings.token_file);
+    cur->stamp = now.farm;
+    cur->token_stamp = now.token;
+    cur->token_stamped = now.token_stamped;
     gw_farm_put (gw, cur);
     return;
   }
-  gw_count (&gw->counters.reloads);
-  log_reload (cur, f, &gw->cfg);
+  if (news) {
+    gw_count (&gw->counters.reloads);
+    log_reload (cur, f, &gw->cfg);
+  }
   gw_farm_put (gw, cur);
   pthread_mutex_lock (&gw->farm_lock);
   old = gw->farm;

@@ -29,10 +29,11 @@
 #include "gwapi/gwapi.h"
 #include "hash/hash.h"
 #include "http/http.h"
+#include "stats/stats.h"
+#include "util.h"
 
 #define GW_MAX_LISTEN 8
 #define GW_MAX_ROUTES 15
-#define GW_STATS_DIR "/run/diskfarm"
 
 struct gw_config {
   const char *farm_dir;
@@ -67,8 +68,10 @@ struct gw_farm {
   char *token;                          /* NULL: no token-file */
   struct gw_store *stores;
   size_t nstores;
-  uint64_t signature;                   /* of its files, for reloads (the
-                                           main thread's alone) */
+  /* What the files were when read, for reloads (the main thread's). */
+  struct df_farm_stamp stamp;
+  struct df_file_stamp token_stamp;
+  bool token_stamped;
 };
 
 struct gw_counters {

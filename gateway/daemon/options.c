@@ -28,7 +28,7 @@ static const char usage_text[] =
   "      --tls-cert FILE     serve HTTPS with this PEM certificate...\n"
   "      --tls-key FILE      ...and its key\n"
   "      --stats-dir DIR     where nbdkit publishes its sessions (default\n"
-  "                          " GW_STATS_DIR ")\n"
+  "                          " DF_STATS_DIR ")\n"
   "      --cache-dir DIR     where deltas are kept (default:\n"
   "                          $CACHE_DIRECTORY, then /var/tmp)\n"
   "      --delta-cache SIZE  bytes of recent deltas kept (default 1G)\n"
@@ -105,7 +105,7 @@ set_defaults (struct gw_config *cfg)
 
   memset (cfg, 0, sizeof *cfg);
   cfg->farm_dir = env && env[0] ? env : DISKFARM_DEFAULT_FARM;
-  cfg->stats_dir = GW_STATS_DIR;
+  cfg->stats_dir = DF_STATS_DIR;
   /* systemd's CacheDirectory= may list several, separated by ':'. */
   cfg->cache_dir = cache && cache[0] && !strchr (cache, ':') ? cache : "/var/tmp";
   cfg->delta_cache = 1024ULL * 1024 * 1024;
