@@ -96,14 +96,18 @@ delta_header (void *opaque, const char *line, size_t n)
   }
 }
 
-/* The delta arrived whole: apply its end, check, commit. */
+/* The delta arrived whole: apply its end, check, commit.  The answer
+ * was complete (a source that stops mid-answer ends in a transfer
+ * error, see delta_done), so a delta that still ends short, inside a
+ * command, is corrupt like any other: the whole file instead.  Only a
+ * full file system is not the delta's fault.
+ */
 static void
 complete (struct repl_task *t)
 {
   if (repl_patch_finish (t->patch) == -1) {
     repl_task_fail (t, "%s", df_error_get ());
-    if (errno == EIO || errno == ENOSPC || errno == EDQUOT) {
-      /* Truncated (the source stopped) or no room: not the delta's fault. */
+    if (errno == ENOSPC || errno == EDQUOT) {
       drop_delta (t);
       repl_task_finish (t, -1);
     }
