@@ -208,26 +208,29 @@ list_vdisk (const struct df_vdisk *vd,
   return 0;
 }
 
+/* Each vDisk once, as an open of its name finds it (the first store
+ * that holds it).
+ */
 static int
 list_vdisks (const struct df_farm *farm, const char *server,
              int (*add) (void *, const char *, const char *), void *opaque)
 {
-  CLEANUP_FREE const char **stores = df_farm_names (farm, DF_KIND_STORE);
-  size_t i, j;
+  char **names = df_farm_vdisk_names (farm, server);
+  size_t i;
   int r = 0;
 
-  for (i = 0; r == 0 && stores && stores[i]; i++) {
-    CLEANUP_FREE char *path = df_farm_store_path (farm, stores[i], server);
-    char **names = path ? df_store_vdisks (path) : NULL;
-
-    for (j = 0; r == 0 && names && names[j]; j++) {
-      struct df_vdisk *vd = df_vdisk_load (path, names[j]);
-      if (vd)
-        r = list_vdisk (vd, add, opaque);
-      df_vdisk_free (vd);
-    }
-    df_strv_free (names);
+  if (names == NULL)
+    return -1;
+  for (i = 0; r == 0 && names[i]; i++) {
+    struct df_vdisk *vd = df_farm_load_vdisk (farm, server, names[i], NULL,
+                                              NULL);
+    if (vd)
+      r = list_vdisk (vd, add, opaque);
+    df_vdisk_free (vd);
   }
+  df_strv_free (names);
+  if (r == 0)
+    df_error_clear ();          /* a vDisk that does not load is not listed */
   return r;
 }
 

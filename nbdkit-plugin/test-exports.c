@@ -162,6 +162,26 @@ test_list (void **state)
             "version=2\n"
             "dev/pc1: device pc1 (test): vdisk base\n", hash_of (1, hex));
   assert_string_equal (listed, want);
+  /* A vDisk in two stores is one export: the one an open finds. */
+  {
+    char *other = test_path (dir, "other"), *cmd;
+    struct df_farm *f = df_farm_open (farm);
+
+    assert_non_null (f);
+    assert_int_equal (df_farm_add (f, DF_KIND_STORE, "zother"), 0);
+    assert_int_equal (df_farm_set (f, DF_KIND_STORE, "zother", "path", other),
+                      0);
+    assert_int_equal (df_farm_save (f), 0);
+    df_farm_free (f);
+    assert_int_equal (df_mkdir_p (other, 0755), 0);
+    assert_true (asprintf (&cmd, "cp -a '%s/vdisks' '%s/'", store, other) > 0);
+    assert_int_equal (system (cmd), 0);
+    listed[0] = '\0';
+    assert_int_equal (exports_list (add, NULL), 0);
+    assert_string_equal (listed, want);
+    free (cmd);
+    free (other);
+  }
   assert_int_equal (exports_list (add_fails, NULL), -1);
   assert_error_contains ("list full");
   free (store);

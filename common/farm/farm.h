@@ -206,11 +206,20 @@ bool df_farm_server_holds (const struct df_farm *farm, const char *server,
 char *df_farm_store_path (const struct df_farm *farm, const char *store,
                           const char *server);
 
-/* Finds the store (on server) that holds vdisk; returns its path
- * (caller frees) and the store name in *store_name if not NULL.
+/* Finds the first store (on server) that holds vdisk; returns its path
+ * (caller frees) and the store name in *store_name if not NULL.  NULL
+ * with ENOENT if no store holds it, or with the error of a store that
+ * could not be looked in (and holds it maybe) if none of the others
+ * does.
  */
 char *df_farm_find_vdisk (const struct df_farm *farm, const char *server,
                           const char *vdisk, const char **store_name);
+
+/* The vDisks of the stores on server: sorted, each name once, NULL-
+ * terminated (df_strv_free).  A store that cannot be listed (unmounted,
+ * gone) lists nothing.  NULL with a message only if memory ran out.
+ */
+char **df_farm_vdisk_names (const struct df_farm *farm, const char *server);
 
 /* Finds the store as df_farm_find_vdisk does and loads the vDisk's
  * manifest from it.  With lock not NULL, the vDisk's lock is taken

@@ -166,6 +166,7 @@ df_farmstate_get (struct df_farmstate *fs)
   struct snapshot *s, *old = NULL;
   uint64_t seq;
   bool failed_first = false;
+  char was[DF_NAME_MAX + 1] = "";
 
   df_farm_stamp_take (fs->dir, &now);
   pthread_mutex_lock (&fs->lock);
@@ -187,6 +188,9 @@ df_farmstate_get (struct df_farmstate *fs)
   }
   else if (fs->current->seq < seq) {
     old = fs->current;
+    /* Without --server, which server this is can change with the farm. */
+    if (strcmp (old->pub.server, s->pub.server) != 0)
+      snprintf (was, sizeof was, "%s", old->pub.server);
     fs->current = s;
     s->seq = seq;
     s->refs = 2;                /* current, and the caller */
@@ -201,6 +205,9 @@ df_farmstate_get (struct df_farmstate *fs)
     df_farmstate_log (fs, DF_LOG_ERROR, "farm %s changed but cannot be "
                       "read, keeping the last good one: %s", fs->dir,
                       df_error_get ());
+  if (was[0])
+    df_farmstate_log (fs, DF_LOG_WARNING, "farm %s: this server is now "
+                      "\"%s\" (was \"%s\")", fs->dir, s->pub.server, was);
   snapshot_free (old);
   df_error_clear ();
   return &s->pub;

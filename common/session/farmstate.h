@@ -9,7 +9,8 @@
  * sees a change reads the farm itself, and its copy becomes the current
  * one unless a copy read after it was installed first.  A farm that
  * changed but cannot be read is reported once (through the log hook),
- * and the last good one is kept.
+ * and the last good one is kept.  So is a change of this server's name
+ * (without a name given, the farm's rules may pick another).
  *
  * Chains: every export of one version shares one read-only chain
  * (df_farmstate_chain); it is opened by the first user and closed when

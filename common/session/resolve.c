@@ -63,23 +63,19 @@ cache_spec (struct df_sessions *set, const struct df_farm *farm,
   return 0;
 }
 
-/* Removes a cache file nobody holds (no writer lock).  With a session
- * name, only if no live session of that name is listed here: looked at
- * while holding the file's lock, so a session made meanwhile finds the
- * file locked (its open fails) or gone (it starts afresh) and never
- * loses a cache it was using.
+/* Removes a cache file nobody holds (no lock on it).  A session being
+ * opened would find the file locked by the check and fail: callers make
+ * sure no session of its name is opened meanwhile (the name is listed
+ * as ending).
  */
 static void
-remove_unused (struct df_sessions *set, const char *path, const char *device,
-               const char *name)
+remove_unused (struct df_sessions *set, const char *path)
 {
   int fd = open (path, O_RDONLY | O_CLOEXEC);
 
   if (fd == -1)
     return;
-  if (flock (fd, LOCK_EX | LOCK_NB) == 0 &&
-      (name == NULL || !session_listed (set, device, name)) &&
-      unlink (path) == 0)
+  if (flock (fd, LOCK_EX | LOCK_NB) == 0 && unlink (path) == 0)
     session_log (set, DF_LOG_DEBUG, "discarded cache %s", path);
   close (fd);
 }
@@ -103,8 +99,13 @@ sweep_dir (struct df_sessions *set, const char *dir, bool top,
       continue;
     p = df_path_join (dir, de->d_name);
     name = strndup (de->d_name, n - 6);
-    if (p && name)
-      remove_unused (set, p, device, name);
+    if (p == NULL || name == NULL)
+      continue;
+    /* A name no session can have: nobody opens it meanwhile. */
+    if (df_name_valid (name))
+      session_discard_file (set, device, name, p);
+    else
+      remove_unused (set, p);
   }
   closedir (d);
 }
@@ -171,15 +172,23 @@ resumed_version (const struct df_vdisk *vd, const char *path, unsigned *num)
 static int
 adopt_old_file (const struct df_session *s)
 {
-  CLEANUP_FREE char *old = NULL;
+  CLEANUP_FREE char *old = NULL, *sdir = NULL;
   struct stat st;
 
   if (strcmp (s->name, "persistent") == 0 || stat (s->path, &st) == 0)
     return 0;
-  if (asprintf (&old, "%s/%s.layer", s->dir, s->name) == -1)
+  if (asprintf (&old, "%s/%s.layer", s->dir, s->name) == -1) {
+    old = NULL;
+    return df_error_errno ("cache path");
+  }
+  sdir = df_path_join (s->dir, SESSIONS_DIR);
+  if (sdir == NULL)
     return df_error_errno ("cache path");
   if (rename (old, s->path) == -1)
     return errno == ENOENT ? 0 : df_error_errno ("move %s to %s", old, s->path);
+  /* The rename changed both directories: both are made durable. */
+  if (df_fsync_dir (sdir) == -1)
+    return -1;
   return df_fsync_dir (s->dir);
 }
 
@@ -219,10 +228,14 @@ session_attach (struct df_session *s)
   }
   p.parent_id = s->chain->id;
   p.parent_hash = s->chain->hash;
-  if (s->parked && stat (s->path, &st) == -1)
-    return df_error (errno == ENOENT ? ESTALE : errno, "session %s@%s: its "
-                     "cache %s is gone (a newer session of the device "
-                     "discarded it?): %m", s->device, s->name, s->path);
+  if (s->parked && stat (s->path, &st) == -1) {
+    if (errno != ENOENT)
+      return df_error_errno ("session %s@%s: its cache %s", s->device,
+                             s->name, s->path);
+    return df_error (ESTALE, "session %s@%s: its cache %s is gone (a newer "
+                     "session of the device discarded it?)", s->device,
+                     s->name, s->path);
+  }
   b = df_cache_open (s->chain->bdev, &p);
   if (b == NULL && errno == EBUSY)
     df_error (EBUSY, "session %s@%s is in use on another server", s->device,
@@ -273,17 +286,29 @@ cache_path (struct df_session *s)
 }
 
 /* The device's persistent cache was made on a version it no longer
- * boots: keep the file aside rather than lose it, and start a new one.
+ * boots: keep the file aside rather than lose it (never over an older
+ * one kept before), and start a new one.
  */
 static int
 restart_persistent (struct df_session *s)
 {
   CLEANUP_FREE char *old = NULL;
+  unsigned n;
 
-  if (asprintf (&old, "%s.old", s->path) == -1)
-    return df_error_errno ("cache path");
-  if (rename (s->path, old) == -1)
-    return df_error_errno ("move %s to %s", s->path, old);
+  for (n = 0;; n++) {
+    free (old);
+    if ((n == 0 ? asprintf (&old, "%s.old", s->path)
+                : asprintf (&old, "%s.old.%u", s->path, n)) == -1) {
+      old = NULL;
+      return df_error_errno ("cache path");
+    }
+    if (renameat2 (AT_FDCWD, s->path, AT_FDCWD, old, RENAME_NOREPLACE) == 0)
+      break;
+    if (errno != EEXIST || n >= 1000)
+      return df_error_errno ("move %s to %s", s->path, old);
+  }
+  if (df_fsync_dir (s->dir) == -1)
+    return -1;
   session_log (s->set, DF_LOG_ERROR, "device %s: persistent cache was made "
                "on another version; kept as %s, starting a new one",
                s->device, old);
@@ -421,5 +446,5 @@ session_release (struct df_session *s, bool remove)
   df_farmstate_chain_put (s->set->farm, s->chain);
   s->chain = NULL;
   if (remove && s->path && s->spec.mode != DF_CACHE_PERSISTENT)
-    remove_unused (s->set, s->path, NULL, NULL);
+    remove_unused (s->set, s->path);
 }

@@ -80,7 +80,8 @@ struct df_session {
 };
 
 /* Lock order: set->lock, then nothing: no other lock is taken while it
- * is held, and it is never held across file I/O.  s->bdev_lock may be
+ * is held, and it is never held across file I/O, nor while logging
+ * (the log hook may write to a pipe that blocks).  s->bdev_lock may be
  * held while a cache's own locks are taken (df_cache_stats); never the
  * other way round.  The farm state's locks are leaves as well.
  */
@@ -132,11 +133,15 @@ void session_sweep (struct df_sessions *set, const char *dir,
                     const char *device);
 bool session_disk_mode (enum df_cache_mode m);
 
-/* session.c: is DEVICE@NAME listed and neither superseded nor ending?
- * Takes set->lock.
+/* session.c: removes path, the cache file of DEVICE@NAME (a valid
+ * session name), unless a session of that name is listed here or
+ * anyone holds the file.  Meanwhile a placeholder session of that name
+ * is listed as ending, so that an opener of the name waits for the file
+ * to go instead of finding it locked by the check.  No lock held on
+ * entry.
  */
-bool session_listed (struct df_sessions *set, const char *device,
-                     const char *name);
+void session_discard_file (struct df_sessions *set, const char *device,
+                           const char *name, const char *path);
 
 /* session.c: waits until no other session of s's device is being
  * parked or ended: it may hold what s needs (the persistent cache, a

@@ -194,24 +194,39 @@ find_session (struct df_sessions *set, const char *device, const char *name)
   return NULL;
 }
 
-/* The device's other sessions that finished opening are superseded:
+/* The device's older sessions that finished opening are superseded:
  * idle ones end now (onto *doomed), the others when their users leave.
- * set->lock held.
+ * Their names go into names (for the log, written once the lock is
+ * gone).  A session that finishes opening after a newer one of the
+ * device (its open was slow, the device rebooted meanwhile) supersedes
+ * nothing: it is itself superseded, and returns false.  set->lock held.
  */
-static void
-supersede (struct df_session *s, struct df_session **doomed)
+static bool
+supersede (struct df_session *s, struct df_session **doomed, char *names,
+           size_t len)
 {
   struct df_session *o;
+  size_t used = 0;
 
+  names[0] = '\0';
+  for (o = s->set->list; o; o = o->next)
+    if (o != s && strcmp (o->device, s->device) == 0 && o->id > s->id &&
+        strcmp (o->name, "0") != 0 &&
+        (o->state == SESS_READY || o->state == SESS_PARKING)) {
+      s->discard = true;
+      return false;
+    }
   for (o = s->set->list; o; o = o->next)
     if (o != s && strcmp (o->device, s->device) == 0 && !o->discard &&
+        o->id < s->id &&
         (o->state == SESS_READY || o->state == SESS_PARKING)) {
       o->discard = true;
-      session_log (s->set, DF_LOG_DEBUG, "session %s@%s superseded by %s",
-                   o->device, o->name, s->name);
+      if (used < len)
+        used += snprintf (names + used, len - used, " %s", o->name);
       if (o->state == SESS_READY && o->refs == 0)
         doom (o, true, doomed);
     }
+  return true;
 }
 
 /* The device's other session being parked or ended, pinned; NULL if
@@ -252,17 +267,30 @@ session_wait_device (struct df_session *s)
   pthread_mutex_unlock (&set->lock);
 }
 
-bool
-session_listed (struct df_sessions *set, const char *device, const char *name)
+void
+session_discard_file (struct df_sessions *set, const char *device,
+                      const char *name, const char *path)
 {
-  struct df_session *s;
-  bool r;
+  struct df_session *s, *doomed = NULL;
 
   pthread_mutex_lock (&set->lock);
-  s = find_session (set, device, name);
-  r = s && !s->discard && s->state != SESS_CLOSING;
+  if (find_session (set, device, name) == NULL &&
+      (s = session_new (set, device, name)) != NULL) {
+    s->spec.mode = DF_CACHE_DISK;
+    s->path = strdup (path);
+    if (s->path == NULL) {
+      pthread_mutex_unlock (&set->lock);
+      session_free (s);
+      return;
+    }
+    /* Listed, ending: openers of the name wait for the file to go. */
+    s->linked = true;
+    s->next = set->list;
+    set->list = s;
+    doom (s, true, &doomed);
+  }
   pthread_mutex_unlock (&set->lock);
-  return r;
+  end_all (set, doomed);
 }
 
 static bool
@@ -289,6 +317,7 @@ open_new (struct df_sessions *set, const char *device, const char *name,
 {
   struct df_session *s = session_new (set, device, name), *doomed = NULL;
   bool last, boot = strcmp (name, "0") != 0;
+  char superseded[256] = "";
   char *msg;
   int err;
 
@@ -329,10 +358,13 @@ open_new (struct df_sessions *set, const char *device, const char *name,
   /* Session "0" (no session named: a tool, not a boot) leaves the
    * device's boot sessions alone.
    */
-  if (boot)
-    supersede (s, &doomed);
+  if (boot && !supersede (s, &doomed, superseded, sizeof superseded))
+    boot = false;               /* a newer session is the device's now */
   pthread_mutex_unlock (&set->lock);
 
+  if (superseded[0])
+    session_log (set, DF_LOG_DEBUG, "session %s@%s supersedes%s", device,
+                 name, superseded);
   end_all (set, doomed);
   if (boot)
     session_sweep (set, s->dir, s->device);
@@ -472,11 +504,8 @@ expired (struct df_sessions *set)
 
   for (s = set->list; s; s = s->next)
     if (s->state == SESS_READY && s->refs == 0 &&
-        now - s->idle_since >= linger) {
-      session_log (set, DF_LOG_DEBUG, "session %s@%s expired", s->device,
-                   s->name);
+        now - s->idle_since >= linger)
       doom (s, true, &doomed);
-    }
   return doomed;
 }
 
@@ -484,7 +513,7 @@ static void *
 reaper_main (void *opaque)
 {
   struct df_sessions *set = opaque;
-  struct df_session *doomed;
+  struct df_session *doomed, *s;
   struct timespec ts;
 
   pthread_mutex_lock (&set->lock);
@@ -496,6 +525,10 @@ reaper_main (void *opaque)
       break;
     doomed = expired (set);
     pthread_mutex_unlock (&set->lock);
+    /* Ours until end_all: their names stay. */
+    for (s = doomed; s; s = s->dnext)
+      session_log (set, DF_LOG_DEBUG, "session %s@%s expired", s->device,
+                   s->name);
     end_all (set, doomed);
     pthread_mutex_lock (&set->lock);
   }

@@ -13,6 +13,7 @@
 static char *dir, *farm;
 static struct df_farmstate *fs;
 static unsigned errors_logged;
+static char last_warning[256];
 
 static void
 log_hook (void *opaque, enum df_log_level level, const char *msg)
@@ -20,6 +21,8 @@ log_hook (void *opaque, enum df_log_level level, const char *msg)
   (void) opaque;
   if (level == DF_LOG_ERROR && strstr (msg, "keeping the last good one"))
     errors_logged++;
+  if (level == DF_LOG_WARNING)
+    snprintf (last_warning, sizeof last_warning, "%s", msg);
 }
 
 static int
@@ -100,6 +103,38 @@ test_broken_farm_keeps_last_good (void **state)
   a = df_farmstate_get (fs);
   assert_true (df_farm_exists (a->farm, DF_KIND_DEVICE, "bad"));
   df_farm_ref_put (a);
+}
+
+/* The farm's only server is renamed: this server is the new name (no
+ * name was given), and the log says so.
+ */
+static void
+test_server_renamed (void **state)
+{
+  char *conf = test_path (farm, "farm.conf"), *text, *at, *edited;
+  struct df_farm_ref *r;
+  size_t len;
+
+  (void) state;
+  r = df_farmstate_get (fs);
+  assert_string_equal (r->server, "srv1");
+  df_farm_ref_put (r);
+  assert_int_equal (df_read_file (conf, 1 << 20, &text, &len), 0);
+  at = strstr (text, "[server srv1]");
+  assert_non_null (at);
+  assert_true (asprintf (&edited, "%.*s[server srv2]%s", (int) (at - text),
+                         text, at + strlen ("[server srv1]")) > 0);
+  assert_int_equal (df_write_file_atomic (conf, edited, strlen (edited),
+                                          0644), 0);
+  last_warning[0] = '\0';
+  r = df_farmstate_get (fs);
+  assert_string_equal (r->server, "srv2");
+  assert_non_null (strstr (last_warning, "this server is now \"srv2\" "
+                           "(was \"srv1\")"));
+  df_farm_ref_put (r);
+  free (edited);
+  free (text);
+  free (conf);
 }
 
 static void
@@ -214,6 +249,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_snapshots, setup, teardown),
     cmocka_unit_test_setup_teardown (test_broken_farm_keeps_last_good, setup,
                                      teardown),
+    cmocka_unit_test_setup_teardown (test_server_renamed, setup, teardown),
     cmocka_unit_test_setup_teardown (test_chains_shared, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stamp, setup, teardown),
   };

@@ -5,10 +5,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "test-farm.h"
-#include "session/session.h"
+#include "session/session-int.h"
 
 #define SIZE (4 * 1024 * 1024)
 
@@ -52,6 +53,7 @@ logged (const char *needle)
 static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
 static char held_device[DF_NAME_MAX + 1];
+static char held_session[DF_NAME_MAX + 1];     /* "": any session */
 static bool holding;
 static unsigned held, allocs, frees;
 
@@ -59,10 +61,10 @@ static struct df_session_counters *
 counters_alloc (void *opaque, const char *device, const char *session)
 {
   (void) opaque;
-  (void) session;
   pthread_mutex_lock (&hold_lock);
   allocs++;
-  if (strcmp (device, held_device) == 0) {
+  if (strcmp (device, held_device) == 0 &&
+      (held_session[0] == '\0' || strcmp (session, held_session) == 0)) {
     held++;
     pthread_cond_broadcast (&hold_cond);
     while (holding)
@@ -108,8 +110,42 @@ release (void)
   pthread_mutex_lock (&hold_lock);
   holding = false;
   held_device[0] = '\0';
+  held_session[0] = '\0';
   pthread_cond_broadcast (&hold_cond);
   pthread_mutex_unlock (&hold_lock);
+}
+
+/* ---- flock, wrapped (-Wl,--wrap=flock): can hold a lock taken on a
+ * chosen file for a while, to open the window of a race wide ----
+ */
+
+int __real_flock (int fd, int op);
+int __wrap_flock (int fd, int op);
+
+static const char widen_suffix[] = "/old.layer";
+static bool widen_on;               /* hold locks on such a path */
+static bool widened;                /* such a lock is being held */
+
+int
+__wrap_flock (int fd, int op)
+{
+  char link[64], path[1024];
+  ssize_t n;
+  int r = __real_flock (fd, op);
+
+  if (r == 0 && op == (LOCK_EX | LOCK_NB) &&
+      __atomic_load_n (&widen_on, __ATOMIC_ACQUIRE)) {
+    snprintf (link, sizeof link, "/proc/self/fd/%d", fd);
+    n = readlink (link, path, sizeof path - 1);
+    path[n > 0 ? n : 0] = '\0';
+    if (n > 0 && (size_t) n >= strlen (widen_suffix) &&
+        strcmp (path + n - strlen (widen_suffix), widen_suffix) == 0) {
+      __atomic_store_n (&widened, true, __ATOMIC_RELEASE);
+      usleep (500000);
+      __atomic_store_n (&widened, false, __ATOMIC_RELEASE);
+    }
+  }
+  return r;
 }
 
 /* ---- fixture ---- */
@@ -324,6 +360,28 @@ done (struct opener *o)
   return __atomic_load_n (&o->done, __ATOMIC_ACQUIRE);
 }
 
+/* Waits (at most 60 s) until n openers hold the listed DEVICE@NAME: the
+ * first one, and those waiting for it.
+ */
+static void
+wait_openers (const char *device, const char *name, unsigned n)
+{
+  unsigned refs = 0, i;
+
+  for (i = 0; i < 60000 && refs < n; i++) {
+    struct df_session *s;
+
+    if (i > 0)
+      usleep (1000);
+    pthread_mutex_lock (&set->lock);
+    for (s = set->list; s; s = s->next)
+      if (strcmp (s->device, device) == 0 && strcmp (s->name, name) == 0)
+        refs = s->refs;
+    pthread_mutex_unlock (&set->lock);
+  }
+  assert_int_equal (refs, n);
+}
+
 static void
 test_opening_waits_only_for_itself (void **state)
 {
@@ -331,7 +389,6 @@ test_opening_waits_only_for_itself (void **state)
   struct opener second = { .device = "pc1", .name = "slow" };
   struct opener other = { .device = "pc2", .name = "fast" };
   pthread_t t1, t2, t3;
-  unsigned i;
 
   (void) state;
   hold ("pc1");
@@ -344,10 +401,8 @@ test_opening_waits_only_for_itself (void **state)
   assert_non_null (other.s);
   assert_int_equal (nsessions (), 1);     /* an opening one is not listed */
   /* ...and the second opener of pc1@slow waits for the first. */
-  for (i = 0; i < 20; i++) {
-    assert_false (done (&second));
-    usleep (10000);
-  }
+  wait_openers ("pc1", "slow", 2);
+  assert_false (done (&second));
   assert_false (done (&first));
   release ();
   pthread_join (t1, NULL);
@@ -376,7 +431,7 @@ test_failed_open_reaches_waiters (void **state)
   pthread_create (&t1, NULL, opener_main, &first);
   wait_held ();
   pthread_create (&t2, NULL, opener_main, &second);
-  usleep (50000);
+  wait_openers ("ghost", "x", 2);
   release ();
   pthread_join (t1, NULL);
   pthread_join (t2, NULL);
@@ -459,6 +514,34 @@ test_superseded_while_open (void **state)
   df_session_close (b);
 }
 
+/* A session whose open was slow finishes after a newer one of the same
+ * device (the device rebooted meanwhile): the newer one stays the
+ * device's, the older one ends with its users.
+ */
+static void
+test_slow_open_superseded (void **state)
+{
+  struct opener old = { .device = "pc1", .name = "old" };
+  struct df_session *fresh;
+  pthread_t t;
+
+  (void) state;
+  hold ("pc1");
+  snprintf (held_session, sizeof held_session, "old");
+  pthread_create (&t, NULL, opener_main, &old);
+  wait_held ();
+  fresh = open_ok ("pc1", "new");
+  put (fresh, 0, 'n');
+  release ();
+  pthread_join (t, NULL);
+  assert_non_null (old.s);
+  df_session_close (old.s);
+  assert_false (exists ("pc1/sessions/old.layer"));
+  assert_int_equal (get (fresh, 0), 'n');
+  df_session_close (fresh);
+  assert_true (exists ("pc1/sessions/new.layer"));
+}
+
 static void
 test_linger_and_expiry (void **state)
 {
@@ -537,6 +620,43 @@ test_cache_file_gone (void **state)
   assert_error_contains ("is gone");
 }
 
+/* A new session sweeps the device's other sessions' files while one of
+ * them is being opened again (here: resumed after a restart): the
+ * opener must not find the file locked by the sweep's check, but wait
+ * for the sweep.
+ */
+static void
+test_open_during_sweep (void **state)
+{
+  struct opener sweeper = { .device = "pc1", .name = "new" };
+  struct df_session *s;
+  pthread_t t;
+  unsigned i;
+
+  (void) state;
+  s = open_ok ("pc1", "old");
+  put (s, 0, 'o');
+  df_session_close (s);
+  free_set ();                  /* a restart: the file stays, unlisted */
+  new_set (3600);
+  assert_true (exists ("pc1/sessions/old.layer"));
+
+  __atomic_store_n (&widen_on, true, __ATOMIC_RELEASE);
+  pthread_create (&t, NULL, opener_main, &sweeper);
+  for (i = 0; i < 60000 && !__atomic_load_n (&widened, __ATOMIC_ACQUIRE); i++)
+    usleep (1000);
+  /* The sweep holds old.layer's lock now. */
+  assert_true (__atomic_load_n (&widened, __ATOMIC_ACQUIRE));
+  s = open_ok ("pc1", "old");
+  __atomic_store_n (&widen_on, false, __ATOMIC_RELEASE);
+  pthread_join (t, NULL);
+  assert_non_null (sweeper.s);
+  /* Superseded by "new": it started afresh. */
+  assert_int_not_equal (get (s, 0), 'o');
+  df_session_close (s);
+  df_session_close (sweeper.s);
+}
+
 /* Sessions named like the persistent cache never reach it, and are
  * cleaned up like any other.
  */
@@ -579,6 +699,34 @@ test_persistent_names (void **state)
   s = open_ok ("pc3", "persistent");
   assert_int_equal (get (s, 0), 'P');
   df_session_close (s);
+}
+
+/* The device boots a new version: its persistent cache, made on the old
+ * one, is kept aside (a second time beside the first, not over it) and
+ * a new one starts.
+ */
+static void
+test_persistent_new_version (void **state)
+{
+  char *store = test_path (farm, "store");
+  struct df_session *s;
+  unsigned num, round;
+
+  (void) state;
+  for (round = 0; round < 2; round++) {
+    s = open_ok ("pc3", "boot");
+    put (s, 0, 'A' + round);
+    df_session_close (s);
+    assert_int_equal (df_version_new (store, "base", &num), 0);
+    assert_int_equal (df_version_promote (store, "base", num,
+                                          DF_STATE_PRODUCTION), 0);
+    s = open_ok ("pc3", "boot2");
+    assert_int_not_equal (get (s, 0), 'A' + round);
+    df_session_close (s);
+  }
+  assert_true (exists ("pc3/persistent.layer.old"));
+  assert_true (exists ("pc3/persistent.layer.old.1"));
+  free (store);
 }
 
 static void
@@ -734,15 +882,20 @@ main (void)
                                      setup, teardown),
     cmocka_unit_test_setup_teardown (test_failed_open_reaches_waiters, setup,
                                      teardown),
+    cmocka_unit_test_setup_teardown (test_open_during_sweep, setup, teardown),
     cmocka_unit_test_setup_teardown (test_errors, setup, teardown),
     cmocka_unit_test_setup_teardown (test_supersede, setup, teardown),
     cmocka_unit_test_setup_teardown (test_superseded_while_open, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_slow_open_superseded, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_linger_and_expiry, setup, teardown),
     cmocka_unit_test_setup_teardown (test_resume_on_another_server, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_cache_file_gone, setup, teardown),
     cmocka_unit_test_setup_teardown (test_persistent_names, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_persistent_new_version, setup,
+                                     teardown),
     cmocka_unit_test_setup_teardown (test_cache_full, setup, teardown),
     cmocka_unit_test_setup_teardown (test_private, setup, teardown),
     cmocka_unit_test_setup_teardown (test_device_mode, setup, teardown),

@@ -11,8 +11,9 @@
  * export takes.  No NBD hop.
  *
  * Modules:
- *   catalog.c     the vDisks of this server's stores, manifests reread
- *                 when they change
+ *   catalog.c     the vDisks of this server's stores (the farm as the
+ *                 shared farm state follows it), manifests reread when
+ *                 they change
  *   tree.c        what a name is now (the one rule lookups and the
  *                 watcher share), attributes, directory listings
  *   nodes.c       the inode table; the watcher that tells the kernel to
@@ -24,8 +25,9 @@
  *                 session and its threads
  *
  * Lock order: a node's lock, then the node table's lock, then the
- * catalog's lock.  None is held across file I/O: opening and closing a
- * chain happen with the node marked busy, its lock released.
+ * catalog's lock; the farm state's locks are leaves.  None is held
+ * across file I/O: opening and closing a chain happen with the node
+ * marked busy, its lock released.
  */
 #ifndef DISKFARM_GATEWAY_MOUNT_H
 #define DISKFARM_GATEWAY_MOUNT_H
@@ -53,8 +55,8 @@
 
 struct catalog;
 
-/* Reads the farm and finds this server (name, or df_farm_local_server's
- * rules).  NULL with a message.
+/* Follows the farm (the shared farm state) and finds this server (name,
+ * or df_farm_local_server's rules).  NULL with a message.
  */
 struct catalog *catalog_new (const char *farm_dir, const char *server);
 void catalog_free (struct catalog *c);     /* NULL is fine */
@@ -81,11 +83,6 @@ void vd_info_put (struct vd_info *i);      /* NULL is fine */
  * NULL-terminated (df_strv_free).  NULL with a message.
  */
 char **catalog_names (struct catalog *c);
-
-/* The maintenance version (there is at most one, and it is the newest),
- * or NULL.
- */
-const struct df_version *vd_maintenance (const struct df_vdisk *vd);
 
 /* ---- nodes.c ---- */
 

@@ -159,12 +159,53 @@ test_versions_change (void **state)
   resolve (&edit, "v", ENOENT);
 }
 
+/* Trouble with the farm is not the vDisks going away: a farm.conf that
+ * does not load keeps the last good farm, and a store that cannot be
+ * looked in answers its error, not ENOENT (the watcher makes the kernel
+ * forget only names that are gone).
+ */
+static void
+test_farm_trouble (void **state)
+{
+  char *farm = test_path (tmpdir, "farm"), *conf = test_path (farm, "farm.conf");
+  char *away = test_path (tmpdir, "store-away"), *text;
+  struct node vdir, v1;
+  size_t len;
+
+  (void) state;
+  vdir = resolve (&img, "v", 0);
+  v1 = resolve (&vdir, "1", 0);
+  v1.parent = &vdir;
+
+  assert_int_equal (df_read_file (conf, 1 << 20, &text, &len), 0);
+  test_write (farm, "farm.conf", "[server broken\n");
+  resolve (&img, "v", 0);
+  assert_true (tree_current (&m, &v1));
+  test_write (farm, "farm.conf", text);
+
+  assert_int_equal (rename (store, away), 0);
+  assert_int_equal (symlink ("store", store), 0);   /* a loop: ELOOP */
+  resolve (&img, "v", ELOOP);
+  assert_true (tree_current (&m, &v1));
+  assert_int_equal (unlink (store), 0);
+  resolve (&img, "v", ENOENT);                      /* now it is gone */
+  assert_false (tree_current (&m, &v1));
+  assert_int_equal (rename (away, store), 0);
+  resolve (&img, "v", 0);
+  assert_true (tree_current (&m, &v1));
+  free (text);
+  free (away);
+  free (conf);
+  free (farm);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_names),
     cmocka_unit_test (test_versions_change),
+    cmocka_unit_test (test_farm_trouble),
   };
 
   return cmocka_run_group_tests (tests, setup, teardown);

@@ -102,7 +102,7 @@ resolve_vdisk (struct gw_mount *m, const char *name, bool edit,
     vd_info_put (info);
     return 0;
   }
-  v = vd_maintenance (info->vd);
+  v = df_vdisk_maintenance (info->vd);
   if (v == NULL) {
     vd_info_put (info);
     errno = ENOENT;
@@ -327,7 +327,7 @@ list_edit (struct gw_mount *m)
   for (i = 0; all && all[i]; i++) {
     struct vd_info *info = catalog_vdisk (m->catalog, all[i]);
 
-    if (info && vd_maintenance (info->vd))
+    if (info && df_vdisk_maintenance (info->vd))
       all[j++] = all[i];
     else
       free (all[i]);

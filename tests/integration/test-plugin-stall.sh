@@ -34,7 +34,7 @@ hold="$TESTDIR/hold"
 "$SLOWFS" --delay 100 --hold "$hold" --log "$TESTDIR/slowfs.log" \
   "$TESTDIR/slow-src" "$TESTDIR/slow" 2>"$TESTDIR/slowfs.err" &
 slowfs_pid=$!
-cleanup_fn "fusermount3 -u '$TESTDIR/slow' 2>/dev/null; wait $slowfs_pid 2>/dev/null"
+cleanup_fn "fusermount3 -u -z '$TESTDIR/slow' 2>/dev/null; stop_pid $slowfs_pid"
 for _ in $(seq 100); do
   mountpoint -q "$TESTDIR/slow" && break
   kill -0 $slowfs_pid 2>/dev/null || { cat "$TESTDIR/slowfs.err" >&2; fail "slowfs died"; }

@@ -36,11 +36,10 @@ start_mount () {
   fail "diskfarm-gateway mount did not come up at $dir"
 }
 
-# stop_mount_at DIR PID: SIGTERM, wait; a mount still there (the
-# process was killed) is unmounted lazily.
+# stop_mount_at DIR PID: SIGTERM, wait (SIGKILL after 10 s); a mount
+# still there (the process was killed) is unmounted lazily.
 stop_mount_at () {
-  kill -TERM "$2" 2>/dev/null
-  wait "$2" 2>/dev/null
+  stop_pid "$2"
   if mountpoint -q "$1" 2>/dev/null || ! ls "$1" >/dev/null 2>&1; then
     fusermount3 -u -z "$1" 2>/dev/null
   fi
@@ -48,9 +47,11 @@ stop_mount_at () {
 }
 
 # The exit status of the gateway after SIGTERM: stop_mount_status PID.
+# A gateway that has not exited 30 s later fails the test.
 stop_mount_status () {
   local status=0
   kill -TERM "$1"
+  wait_gone "$1" 30 || fail "diskfarm-gateway $1 did not exit on SIGTERM"
   wait "$1" || status=$?
   return $status
 }
