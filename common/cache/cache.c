@@ -705,8 +705,9 @@ df_cache_stats (struct df_bdev *bdev, struct df_cache_stats *out)
 
   out->ram_blocks = c->ram_used;
   out->disk_blocks = c->layer ? df_layer_count (c->layer, DF_BLOCK_PRESENT) : 0;
-  out->used_bytes = c->used_blocks * BS;
-  out->enospc = c->enospc;
+  /* Counted without the lock by the disk modes' writers (reserve). */
+  out->used_bytes = __atomic_load_n (&c->used_blocks, __ATOMIC_RELAXED) * BS;
+  out->enospc = __atomic_load_n (&c->enospc, __ATOMIC_RELAXED);
 }
 
 int

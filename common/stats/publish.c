@@ -210,10 +210,15 @@ df_stats_publisher_start (struct df_stats_publisher *sp,
     return -1;
   sp->set = set;
   sp->interval_ns = (uint64_t) (interval_ms ? interval_ms : 1) * 1000000;
-  __atomic_store_n (&sp->pub, pub, __ATOMIC_RELEASE);
   err = pthread_create (&sp->thread, NULL, publisher_main, sp);
-  if (err)
+  if (err) {
+    df_stats_pub_close (pub);
     return df_error (err, "session figures: cannot start a thread: %m");
+  }
+  /* Sessions opened from now on get slots (the thread only publishes
+   * the ones that have).
+   */
+  __atomic_store_n (&sp->pub, pub, __ATOMIC_RELEASE);
   sp->running = true;
   return 0;
 }

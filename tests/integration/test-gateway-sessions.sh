@@ -115,6 +115,21 @@ metric () {   # metric NAME DEVICE: its value
 [ "$(metric diskfarm_device_errors_total pc3)" -gt 0 ] || fail "pc3 errors"
 grep -q '^diskfarm_sessions{state="booting"} 1$' "$TESTDIR/m" || fail "booting: $(grep diskfarm_sessions "$TESTDIR/m"; cat "$TESTDIR/s.json")"
 
+# ---- diskfarm session list and diskfarm status ask the gateway ----
+df server set srv1 --gateway "127.0.0.1:$GW_PORT" >/dev/null
+df session list --json >"$TESTDIR/list.json"
+jq -e '([.sessions[] | .server + " " + .device + " " + .session] | sort ==
+  ["srv1 pc1 boot1", "srv1 pc2 boot1", "srv1 pc3 boot1"]) and .errors == []' \
+  "$TESTDIR/list.json" >/dev/null || fail "session list: $(cat "$TESTDIR/list.json")"
+df session list >"$TESTDIR/list"
+grep -q "^srv1  *pc1  *boot1  *lingering  *unix  *base@1  *0  *32.0 MiB " "$TESTDIR/list" ||
+  fail "session list: $(cat "$TESTDIR/list")"
+grep -q "^srv1  *pc2  *boot1  *booting  *unix  *base@1  *1 " "$TESTDIR/list" ||
+  fail "session list: $(cat "$TESTDIR/list")"
+df status --json >"$TESTDIR/st.json"
+jq -e '.servers[0].status | .sessions == 1 and .booting == 1 and .load == 3' \
+  "$TESTDIR/st.json" >/dev/null || fail "status: $(cat "$TESTDIR/st.json")"
+
 # ---- a gateway as nobody sees them too ----
 chmod 755 "$TESTDIR"
 chown nobody "$TESTDIR/farm/gateway.token"

@@ -3,17 +3,26 @@
 # /v1/status, /metrics and Range downloads of a layer: not one error,
 # the bytes of the ranges right (checked every tenth round), and the
 # gateway's memory (RSS) after the warm-up (the first third) grows by at
-# most 10%.
+# most 10%.  nbdkit beside it publishes live sessions, so that every
+# status and metrics answer reads them.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/gateway.sh"
 
 requires curl --version
+requires nbdcopy --version
+requires jq --version
 SOAK_SECONDS=${SOAK_SECONDS:-60}
 make_farm
 make_image "$TESTDIR/disk.raw" 64M 0:64
 df vdisk import base "$TESTDIR/disk.raw" >/dev/null
 make_token
 start_gateway soak
+df device add pc1 --mac 52:54:00:00:00:01 --vdisk base >/dev/null
+df device add pc2 --mac 52:54:00:00:00:02 --vdisk base >/dev/null
+start_nbdkit session-linger=3600
+nbdcopy "$(nbd_uri dev/pc1@soak)" null:
+nbdcopy "$(nbd_uri dev/pc2@soak)" null:
+wait_for 10 "the sessions" sh -c "curl -sf $GW_URL/v1/status | jq -e '.lingering == 2'"
 layer=$TESTDIR/farm/store/vdisks/base/0001.layer
 size=$(stat -c %s "$layer")
 mkdir "$TESTDIR/pieces"
@@ -80,7 +89,9 @@ echo "$rounds rounds, $transfers transfers, RSS after warm-up ${warm} kB, at the
 [ -n "$warm" ] || fail "no warm-up measurement"
 [ $((end * 100)) -le $((warm * 110)) ] ||
   fail "RSS grew from $warm kB to $end kB"
-expect_code 200 /v1/status
+expect_code 200 /v1/sessions
+[ "$(jq '[.sessions[].bytes_read] | add' "$TESTDIR/body")" = $((128 << 20)) ] ||
+  fail "sessions: $(cat "$TESTDIR/body")"
 grep -q "error" "$TESTDIR/gateway-soak.log" && fail "errors logged: $(grep error "$TESTDIR/gateway-soak.log" | head -3)"
 stop_gateways
 echo PASS
