@@ -254,6 +254,9 @@ static int
 make_room (struct cache *c, uint64_t n)
 {
   uint32_t batch[EVICT_BATCH], gens[EVICT_BATCH];
+  uint64_t blocks[EVICT_BATCH];
+  const uint8_t *data[EVICT_BATCH];
+  bool dirty[EVICT_BATCH];
   size_t nb, i;
   int r = 0;
 
@@ -265,15 +268,20 @@ make_room (struct cache *c, uint64_t n)
       c->slots[s].evicting = true;
       batch[nb] = s;
       gens[nb] = c->slots[s].gen;
+      /* Taken under the lock: another writer may grow (realloc) the
+       * slot and arena arrays meanwhile; the arenas themselves stay.
+       */
+      blocks[nb] = c->slots[s].block;
+      dirty[nb] = c->slots[s].dirty;
+      data[nb] = slot_data (c, s);
     }
     pthread_mutex_unlock (&c->lock);
     for (i = 0; i < nb && r == 0; i++) {
-      struct slot *sl = &c->slots[batch[i]];
-      /* sl->block and the data only change under the lock by writers of
-       * the same block, which bump gen: checked below.
+      /* The block and the data only change under the lock by writers
+       * of the same block, which bump gen: checked below.
        */
-      if (sl->dirty &&
-          df_layer_write_blocks (c->layer, slot_data (c, batch[i]), sl->block, 1) == -1)
+      if (dirty[i] &&
+          df_layer_write_blocks (c->layer, data[i], blocks[i], 1) == -1)
         r = -1;
     }
     pthread_mutex_lock (&c->lock);

@@ -74,6 +74,9 @@ create_file (struct df_stats_pub *pub, const char *dir)
   pub->fd = open (tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (pub->fd == -1)
     return df_error_errno ("%s", tmp);
+  /* Readable by a gateway running as another user, whatever the umask. */
+  if (fchmod (pub->fd, 0644) == -1)
+    goto fail;
   pub->map_len = stats_file_size ();
   if (flock (pub->fd, LOCK_EX | LOCK_NB) == -1 ||
       ftruncate (pub->fd, pub->map_len) == -1)
