@@ -15,6 +15,7 @@
 #include "commit.h"
 #include "error.h"
 #include "io.h"
+#include "pagecache.h"
 #include "layer/layer.h"
 #include "util.h"
 #include "vdisk/vdisk.h"
@@ -176,7 +177,7 @@ repl_commit (struct repl_stage *st, int fd, const char *spath,
   /* rename changes the ctime: remember the hash as the file is now. */
   if (fstat (fd, &now) == 0)
     repl_stage_remember (st, f->path, &now, f->hash);
-  repl_cache_drop (fd);
+  df_cache_drop (fd);
   return 0;
 }
 
