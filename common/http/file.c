@@ -21,6 +21,8 @@
 
 /* libmicrohttpd asks the multipart reader for at most this much at once. */
 #define MULTIPART_BLOCK (64 * 1024)
+/* More than any read_ahead_kb a server's disk is likely to have. */
+#define READAHEAD_MARGIN (32 * 1024 * 1024)
 
 static void
 format_http_date (time_t t, char *buf, size_t len)
@@ -49,15 +51,18 @@ df_http_request_leave_cache (struct df_http_request *req)
   req->leave_cache = true;
 }
 
-/* What of the file from start to its end (readahead goes beyond the
- * range sent) is cached before the response reads it; released when
- * the request ends (dispatch.c).
+/* What of [start, end) and the kernel's readahead beyond it is cached
+ * before the response reads it; released when the request ends
+ * (dispatch.c).  Not to the end of the file: the responses for the next
+ * ranges, sent at the same time, keep their readahead.
  */
 static void
-snapshot (struct df_http_request *req, int fd, uint64_t start, uint64_t len)
+snapshot (struct df_http_request *req, int fd, uint64_t start, uint64_t end,
+          uint64_t size)
 {
+  end = size - end > READAHEAD_MARGIN ? end + READAHEAD_MARGIN : size;
   df_cache_release (req->cache_snap);
-  req->cache_snap = df_cache_snapshot (fd, start, len);
+  req->cache_snap = df_cache_snapshot (fd, start, end - start);
 }
 
 /* Takes fd: it is closed when the response is gone. */
@@ -73,7 +78,7 @@ respond_fd (struct df_http_request *req, unsigned status, int fd,
     return df_http_respond (req, status, content_type, "", 0);
   }
   if (req->leave_cache)
-    snapshot (req, fd, start, size - start);
+    snapshot (req, fd, start, start + len, size);
   resp = MHD_create_response_from_fd_at_offset64 (len, fd, start);
   if (resp == NULL) {
     close (fd);
@@ -192,10 +197,12 @@ respond_multipart (struct df_http_request *req, int fd, const char *ctype,
       goto fail;
   }
   if (req->leave_cache) {
-    uint64_t lo = r[0].start;
-    for (i = 1; i < n; i++)
+    uint64_t lo = r[0].start, hi = r[0].start + r[0].len;
+    for (i = 1; i < n; i++) {
       lo = r[i].start < lo ? r[i].start : lo;
-    snapshot (req, fd, lo, size - lo);
+      hi = r[i].start + r[i].len > hi ? r[i].start + r[i].len : hi;
+    }
+    snapshot (req, fd, lo, hi, size);
   }
   resp = MHD_create_response_from_callback (body, MULTIPART_BLOCK,
                                             multipart_read, m, multipart_free);
