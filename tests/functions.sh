@@ -205,15 +205,17 @@ make_image () {
 # one beside it: NBD_SOCK_NEXT=PATH start_nbdkit ...
 start_nbdkit () {
   NBD_SOCK=${NBD_SOCK_NEXT:-$TESTDIR/nbd.sock}
-  rm -f "$NBD_SOCK"
+  rm -f "$NBD_SOCK" "$NBD_SOCK.pid"
+  # The pid file is written once nbdkit listens: the socket exists a
+  # moment earlier (bind before listen), when a client is refused.
   env $(sanitizer_preload "$PLUGIN") \
-    nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" \
-    stats-dir="$TESTDIR/stats" "$@" \
+    nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" -P "$NBD_SOCK.pid" \
+    "$PLUGIN" farm="$TESTDIR/farm" stats-dir="$TESTDIR/stats" "$@" \
     2>>"$TESTDIR/nbdkit.log" &
   NBD_PID=$!
   cleanup_fn "_nbdkit_stop $NBD_PID TERM; sanitizer_check"
   for _ in $(seq 200); do
-    [ -S "$NBD_SOCK" ] && return 0
+    [ -s "$NBD_SOCK.pid" ] && return 0
     kill -0 $NBD_PID 2>/dev/null || break
     sleep 0.05
   done
