@@ -94,7 +94,8 @@ stop_pid () {
   wait_gone "$pid" 10 && return 0
   echo "process $pid ignored SIG$sig for 10 s: killing it" >&2
   kill -KILL "$pid" 2>/dev/null
-  wait_gone "$pid" 5
+  wait_gone "$pid" 30 ||
+    { echo "FAIL: process $pid still runs 30 s after SIGKILL" >&2; return 1; }
 }
 # wait_gone PID SECONDS: waits until the process has exited; status 1
 # if it still runs after SECONDS.
@@ -256,7 +257,9 @@ _nbdkit_stop () {
     }
     kill -KILL "$pid" 2>/dev/null
   fi
-  wait_gone "$pid" 5
+  # A sanitizer build's exit unmaps a large shadow: slow on a busy host.
+  wait_gone "$pid" 30 ||
+    { echo "FAIL: nbdkit $pid still runs 30 s after it was stopped" >&2; return 1; }
 }
 
 # A sanitizer build's plugin runs in Debian's nbdkit, which is not built
