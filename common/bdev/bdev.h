@@ -13,7 +13,9 @@
 #ifndef DISKFARM_BDEV_H
 #define DISKFARM_BDEV_H
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Request flags. */
@@ -30,6 +32,14 @@
 #define DF_EXTENT_ZERO 2u
 
 struct df_bdev;
+
+/* One read of a batch (df_bdev_pread_many). */
+struct df_bdev_read {
+  void *buf;
+  uint32_t count;
+  uint64_t offset;
+  int error;                    /* out: 0 or an errno */
+};
 
 /* What df_bdev_peek found at an offset. */
 struct df_bdev_peek {
@@ -58,6 +68,11 @@ struct df_bdev_ops {
   int (*extents) (struct df_bdev *b, uint32_t count, uint64_t offset,
                   df_extent_fn fn, void *opaque);
   void (*close) (struct df_bdev *b);
+  /* Optional: n reads at once, so that a device below that can overlap
+   * them (the NBD upstream sends them together) does.  Returns 0 if all
+   * succeeded, else -1 with each read's error set.
+   */
+  int (*pread_many) (struct df_bdev *b, struct df_bdev_read *r, size_t n);
   /* Optional: for a front end that sends from memory without copying
    * it first.  Describes the first bytes of [offset, offset+count) as a
    * struct df_bdev_peek.  Memory handed out stays valid and unchanged
@@ -111,6 +126,23 @@ df_bdev_extents (struct df_bdev *b, uint32_t count, uint64_t offset,
                  df_extent_fn fn, void *opaque)
 {
   return b->ops->extents (b, count, offset, fn, opaque);
+}
+
+static inline int
+df_bdev_pread_many (struct df_bdev *b, struct df_bdev_read *r, size_t n)
+{
+  size_t i;
+  int rv = 0;
+
+  if (b->ops->pread_many)
+    return b->ops->pread_many (b, r, n);
+  for (i = 0; i < n; i++) {
+    r[i].error = df_bdev_pread (b, r[i].buf, r[i].count, r[i].offset) == -1
+      ? errno : 0;
+    if (r[i].error)
+      rv = -1;
+  }
+  return rv;
 }
 
 /* Without a peek op: all of it, to be read with pread. */

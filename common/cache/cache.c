@@ -159,6 +159,51 @@ cache_pread (struct df_bdev *bdev, void *buf, uint32_t count, uint64_t offset)
   return 0;
 }
 
+/* Is all of [offset, offset+count) below the cache?  Without the lock,
+ * as cache_pread looks: a block written meanwhile may read old or new.
+ */
+static bool
+all_lower (const struct cache *c, uint64_t offset, uint32_t count)
+{
+  uint64_t b;
+
+  for (b = offset / BS; b * BS < offset + count; b++)
+    if (classify (c, b) != C_LOWER)
+      return false;
+  return true;
+}
+
+#define MANY 64
+
+/* Reads wholly below the cache go down together (an NBD upstream sends
+ * them at once); the others are read one by one.
+ */
+static int
+cache_pread_many (struct df_bdev *bdev, struct df_bdev_read *r, size_t n)
+{
+  struct cache *c = (struct cache *) bdev;
+  struct df_bdev_read low[MANY];
+  size_t map[MANY], nl = 0, i;
+  int rv = 0;
+
+  for (i = 0; i < n; i++) {
+    if (nl < MANY && all_lower (c, r[i].offset, r[i].count)) {
+      low[nl] = r[i];
+      map[nl++] = i;
+      continue;
+    }
+    r[i].error = cache_pread (bdev, r[i].buf, r[i].count, r[i].offset) == -1
+      ? errno : 0;
+    if (r[i].error)
+      rv = -1;
+  }
+  if (nl && df_bdev_pread_many (c->lower, low, nl) == -1)
+    rv = -1;
+  for (i = 0; i < nl; i++)
+    r[map[i]].error = low[i].error;
+  return rv;
+}
+
 /* A slot's memory is rarely in the CPU cache when a write lands in it
  * (RAM is recycled and faulted in ahead): streaming stores skip reading
  * each line before overwriting it, which takes the copy, done under the
@@ -529,6 +574,7 @@ static const struct df_bdev_ops cache_ops = {
   .trim = cache_trim,
   .extents = cache_extents,
   .close = cache_close,
+  .pread_many = cache_pread_many,
 };
 
 /* A new persistent cache survives a crash only once its directory entry

@@ -844,6 +844,97 @@ reset_faults (void **state)
   return 0;
 }
 
+/* A lower device that counts the batches it is given (the NBD upstream
+ * sends a batch to its server at once).
+ */
+struct counting {
+  struct df_bdev bdev;
+  struct df_bdev *mem;
+  unsigned batches, batched;
+};
+
+static int
+counting_pread (struct df_bdev *b, void *buf, uint32_t count, uint64_t offset)
+{
+  return df_bdev_pread (((struct counting *) b)->mem, buf, count, offset);
+}
+
+static int
+counting_pread_many (struct df_bdev *b, struct df_bdev_read *r, size_t n)
+{
+  struct counting *k = (struct counting *) b;
+
+  k->batches++;
+  k->batched += n;
+  return df_bdev_pread_many (k->mem, r, n);
+}
+
+static int
+counting_extents (struct df_bdev *b, uint32_t count, uint64_t offset,
+                  df_extent_fn fn, void *opaque)
+{
+  return df_bdev_extents (((struct counting *) b)->mem, count, offset, fn,
+                          opaque);
+}
+
+static const struct df_bdev_ops counting_ops = {
+  .name = "counting", .pread = counting_pread,
+  .pread_many = counting_pread_many, .extents = counting_extents,
+};
+
+/* A batch of reads: those wholly below the cache go down as one batch,
+ * the others are answered from the cache; every read gets its data.
+ */
+static void
+test_pread_many (void **state)
+{
+  char *ref = malloc (SIZE), *buf = malloc (24 * 2 * BS);
+  uint64_t seed = 11;
+  struct counting k = {
+    .bdev = { .ops = &counting_ops, .size = SIZE, .flags = DF_BDEV_RDONLY },
+  };
+  struct df_bdev_read r[24];
+  struct df_bdev *c;
+  unsigned i, lower = 0;
+
+  (void) state;
+  k.mem = make_lower (ref, &seed);
+  c = open_cache (&k.bdev, DF_CACHE_DISK, "many.layer", 0, 0, NULL);
+  assert_non_null (c);
+  /* Every fourth pair of blocks written (the first of the pair), every
+   * sixth zeroed.
+   */
+  for (i = 0; i < 24; i++) {
+    uint64_t off = (uint64_t) i * 2 * BS;
+    if (i % 4 == 0) {
+      test_fill (ref + off, BS, &seed);
+      assert_int_equal (df_bdev_pwrite (c, ref + off, BS, off, 0), 0);
+    }
+    else if (i % 6 == 1) {
+      memset (ref + off + BS, 0, BS);
+      assert_int_equal (df_bdev_zero (c, BS, off + BS, 0), 0);
+    }
+    else
+      lower++;
+  }
+  for (i = 0; i < 24; i++)
+    r[i] = (struct df_bdev_read) {
+      .buf = buf + (size_t) i * 2 * BS, .count = 2 * BS - 100,
+      .offset = (uint64_t) i * 2 * BS + 50, .error = -1,
+    };
+  assert_int_equal (df_bdev_pread_many (c, r, 24), 0);
+  for (i = 0; i < 24; i++) {
+    assert_int_equal (r[i].error, 0);
+    assert_memory_equal (r[i].buf, ref + r[i].offset, r[i].count);
+  }
+  assert_int_equal (k.batches, 1);
+  assert_int_equal (k.batched, lower);
+  df_bdev_close (c);
+  df_bdev_close (k.mem);
+  free (buf);
+  free (ref);
+}
+
 int
 main (void)
 {
@@ -866,6 +957,7 @@ main (void)
     T (test_fast_zero),
     T (test_accounting_races),
     T (test_bypass),
+    T (test_pread_many),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);

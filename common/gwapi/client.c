@@ -248,7 +248,7 @@ call_result (struct call *call, CURLcode code, const char *server,
   curl_easy_getinfo (call->h, CURLINFO_RESPONSE_CODE, &out->status);
   if (code != CURLE_OK) {
     out->status = call->too_big ? out->status : 0;
-    snprintf (out->error, sizeof out->error, "%s: %s", server,
+    snprintf (out->error, sizeof out->error, "%.100s: %.150s", server,
               call->too_big ? "answer too large" :
               call->errbuf[0] ? call->errbuf : curl_easy_strerror (code));
     return;

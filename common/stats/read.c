@@ -33,10 +33,10 @@ copy_slot (const struct stats_slot *slot, struct df_stats_session *out)
 
     if (s1 & 1)
       continue;
-    used = __atomic_load_n (&slot->in_use, __ATOMIC_RELAXED) == SLOT_PUBLISHED;
+    /* Acquire loads: the second look at the counter comes after them. */
+    used = __atomic_load_n (&slot->in_use, __ATOMIC_ACQUIRE) == SLOT_PUBLISHED;
     if (used)
       stats_copy_words (&out->id, &slot->id, sizeof out->id);
-    __atomic_thread_fence (__ATOMIC_ACQUIRE);
     s2 = __atomic_load_n (&slot->seq, __ATOMIC_RELAXED);
     if (s1 != s2)
       continue;

@@ -40,7 +40,9 @@ _Static_assert (sizeof (struct df_stats_identity) % 8 == 0,
                 "identities are copied in words");
 
 
-/* Word-wise relaxed atomic copy; len a multiple of 8. */
+/* Word-wise atomic copy (acquire loads, release stores); len a
+ * multiple of 8.
+ */
 void stats_copy_words (void *dst, const void *src, size_t len);
 size_t stats_file_size (void);
 

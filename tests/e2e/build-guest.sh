@@ -20,8 +20,9 @@ init_script=$here/guest-init.sh
 
 # Modules the guest loads, with their dependencies: the NBD client,
 # qemu's NICs (e1000 is the default of -nic and of PXE; virtio-net for
-# speed), and ext4.
-modules=(nbd e1000 virtio_pci virtio_net ext4)
+# speed), virtio-blk (a disk qemu serves from a host NBD socket), and
+# ext4.
+modules=(nbd e1000 virtio_pci virtio_net virtio_blk ext4)
 
 die () {
   echo "build-guest: $*" >&2
@@ -65,8 +66,10 @@ if [ -z "$kpkg" ] || [ -z "$kver_pkg" ]; then
 fi
 kver=${kpkg#linux-image-}
 
-# 1. The kernel and the modules we need, once per package version.
-if [ "$(cat "$out/kernel/package" 2>/dev/null)" != "$kpkg $kver_pkg" ]; then
+# 1. The kernel and the modules we need, once per package version and
+# list of modules.
+if [ "$(cat "$out/kernel/package" 2>/dev/null)" != "$kpkg $kver_pkg" ] ||
+   [ "$(cat "$out/kernel/modules.list" 2>/dev/null)" != "${modules[*]}" ]; then
   rm -rf "$out/kernel" "$out/kernel.tmp"
   mkdir -p "$out/kernel.tmp/deb"
   (cd "$out/kernel.tmp/deb" &&
@@ -92,6 +95,7 @@ if [ "$(cat "$out/kernel/package" 2>/dev/null)" != "$kpkg $kver_pkg" ]; then
     basename "$ko" >>"$out/kernel.tmp/keep/modules/order"
   done <"$out/kernel.tmp/order"
   echo "$kpkg $kver_pkg" >"$out/kernel.tmp/keep/package"
+  echo "${modules[*]}" >"$out/kernel.tmp/keep/modules.list"
   mv "$out/kernel.tmp/keep" "$out/kernel"
   rm -rf "$out/kernel.tmp"
 fi

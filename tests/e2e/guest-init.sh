@@ -10,6 +10,8 @@
 # then powers off.  Kernel parameters for the test:
 #   e2e.token=TOKEN       written to /e2e-wrote on the disk
 #   e2e.root=DEVICE       what to mount (default /dev/nbd0)
+#   e2e.disk=DEVICE       a disk qemu gives the guest (e.g. /dev/vda):
+#                         no network, no diskfarm-attach; mounted
 #   e2e.pause=SECONDS     after the first write, start writing 16 MiB,
 #                         print "DISKFARM-E2E: PAUSE", wait, check the
 #                         16 MiB, write /e2e-wrote2 (the test acts
@@ -45,6 +47,9 @@ while read -r m; do
   insmod "/lib/modules/$m" || fail "insmod $m"
 done </lib/modules/order
 
+# e2e.disk: a local disk (the host serves it), no network, no attach.
+disk=$(param e2e.disk)
+if [ -z "$disk" ]; then
 iface=
 for _ in $(seq 50); do
   for d in /sys/class/net/*; do
@@ -75,9 +80,10 @@ udhcpc -i "$iface" -s /etc/udhcpc.script -q -f -n -t 20 -T 1 ||
 # The watcher stays, marked as a root storage daemon for systemd.
 ps | grep -q '[@]sbin/diskfarm-attach' || fail "no diskfarm-attach watcher"
 echo "e2e: backend $(cat /sys/block/nbd0/backend)"
+fi
 
 root=$(param e2e.root)
-root=${root:-/dev/nbd0}
+root=${root:-${disk:-/dev/nbd0}}
 for _ in $(seq 50); do
   [ -b "$root" ] && break
   sleep 0.1
@@ -115,8 +121,8 @@ fi
 dmesg | grep -a 'diskfarm-attach' | sed 's/^\[[ 0-9.]*\] /e2e: kmsg: /'
 
 umount /mnt || fail "cannot unmount $root"
-diskfarm-attach --disconnect /dev/nbd0 || fail "disconnect failed"
-if [ -n "$pause" ]; then
+[ -n "$disk" ] || diskfarm-attach --disconnect /dev/nbd0 || fail "disconnect failed"
+if [ -n "$pause" ] && [ -z "$disk" ]; then
   # The watcher notices (it polls the device's state) and exits.
   for _ in $(seq 100); do
     ps | grep -q '[@]sbin/diskfarm-attach' || break

@@ -1,0 +1,78 @@
+/* diskfarm — NBD server internals shared by its files. */
+#ifndef DISKFARM_NBD_SERVER_INT_H
+#define DISKFARM_NBD_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "nbd/proto.h"
+#include "nbd/server.h"
+
+struct conn;
+
+/* A request read off a connection. */
+struct job {
+  struct conn *conn;
+  struct nbd_request req;
+  uint32_t error;               /* NBD error decided before running */
+  char data[];                  /* read or write payload */
+};
+
+struct conn {
+  struct df_nbd_server *srv;    /* NULL: served serially */
+  const struct df_nbd_export *e;
+  int in, out;
+  bool no_zeroes;               /* the client sent NBD_FLAG_C_NO_ZEROES */
+  struct nbd_limits limits;
+  pthread_mutex_t send_lock;    /* a reply goes out whole */
+  bool send_failed;             /* under send_lock */
+  bool plain_write;             /* out is no socket: write(), not send() */
+  pthread_mutex_t read_lock;    /* one thread reads requests at a time */
+  bool eof;                     /* under read_lock: the client left */
+  uint8_t *rbuf;                /* under read_lock: bytes read ahead */
+  size_t rpos, rlen;
+  unsigned nthreads;            /* threads serving the connection */
+  pthread_t thread;             /* the first of them */
+  struct conn *next;            /* the server's list */
+};
+
+/* ---- io.c ---- */
+/* Reads exactly len bytes: 0, or -1 with errno (0 at a clean EOF
+ * before the first byte, EPIPE at one in the middle).
+ */
+int nbd_read_full (int fd, void *buf, size_t len);
+/* Writes the iovecs whole (send with MSG_NOSIGNAL on sockets). */
+int nbd_send_all (struct conn *c, const void *a, size_t alen,
+                  const void *b, size_t blen);
+int nbd_send_iov (struct conn *c, struct iovec *iov, int n);
+/* The transmission phase reads through a buffer (read_lock held):
+ * exactly len bytes, as nbd_read_full.  nbd_conn_buffered tells what
+ * is there already, at *p.
+ */
+int nbd_conn_read (struct conn *c, void *buf, size_t len);
+size_t nbd_conn_buffered (const struct conn *c, const uint8_t **p);
+void nbd_log (const struct df_nbd_export *e, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+#define nbd_conn_log(c, ...) nbd_log ((c)->e, __VA_ARGS__)
+
+/* ---- handshake.c ---- */
+/* The handshake: 1 when the client enters transmission, 0 when it
+ * leaves (NBD_OPT_ABORT, EOF), -1 on a protocol error (logged).
+ */
+int nbd_handshake (struct conn *c);
+
+/* ---- conn.c ---- */
+void nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in,
+                    int out);
+void nbd_conn_destroy (struct conn *c);
+/* The transmission phase, run by each of the connection's threads: in
+ * turn, a thread reads a request, then runs it and sends its reply
+ * while the next thread reads.  Returns when the client has left.
+ */
+void nbd_transmission (struct conn *c);
+
+#endif

@@ -1,0 +1,139 @@
+#!/bin/bash
+# diskfarm-gateway attach, side by side with nbdkit in one run:
+#   1. fio 4 KiB random read, iodepth 32 (nbd engine), of a device whose
+#      writes stay on the client (write cache "device"): directly from
+#      the plugin's nbdkit, through the attach's NBD socket with no read
+#      cache (cold: every read goes to the server), and through it with
+#      a warm read cache (the disk read once before);
+#   2. the failover pause: the serving nbdkit SIGKILLed under fio
+#      (servers on unix sockets), and its network cut with --io-timeout 2
+#      (servers in network namespaces), as the attach logs it.
+#   meson test -C build --suite bench -v bench-gateway-attach.sh
+# Environment: BENCH_MIB (image size), BENCH_FIO_SECS, BENCH_ROUNDS,
+# BENCH_FAILOVERS.
+. "$DISKFARM_SRCDIR/tests/functions.sh"
+. "$DISKFARM_SRCDIR/tests/bench/bench-lib.sh"
+. "$DISKFARM_SRCDIR/tests/lib/attach.sh"
+need nbdkit --version
+need fio --enghelp=nbd
+
+MIB=${BENCH_MIB:-1024}
+FIO_SECS=${BENCH_FIO_SECS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+FAILOVERS=${BENCH_FAILOVERS:-3}
+NBDKIT_VERBOSE=
+
+make_farm
+random_image "$TESTDIR/src.raw" "$MIB"
+df vdisk import base "$TESTDIR/src.raw" >/dev/null
+df device add pc1 --mac 52:54:00:bb:00:01 --vdisk base --cache device
+add_servers srv2
+start_server srv1 session-linger=0
+start_server srv2 session-linger=0
+SERVERS=unix:$TESTDIR/srv1.sock,unix:$TESTDIR/srv2.sock
+
+fio_iops () {   # fio_iops URI
+  fio --name=b --ioengine=nbd --uri="$1" --rw=randread --bs=4k --iodepth=32 \
+      --size="${MIB}M" --time_based --runtime="$FIO_SECS" --ramp_time=2 \
+      --norandommap --randrepeat=0 --output-format=json \
+      --output="$TESTDIR/fio.json" >/dev/null 2>&1 || { echo 0; return; }
+  /usr/bin/python3 -c '
+import json, sys
+print(int(json.load(open(sys.argv[1]))["jobs"][0]["read"]["iops"]))' \
+    "$TESTDIR/fio.json"
+}
+declare -A vals
+median () {    # median KEY
+  tr ' ' '\n' <<<"${vals[$1]}" | grep . | sort -n |
+    awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+maxof () {
+  tr ' ' '\n' <<<"${vals[$1]}" | grep . | sort -n | tail -1
+}
+pratio () {    # pratio KEY_A KEY_B: median over rounds of A/B
+  paste <(tr ' ' '\n' <<<"${vals[$1]}" | grep .) \
+        <(tr ' ' '\n' <<<"${vals[$2]}" | grep .) |
+    awk '$2 > 0 { print $1 / $2 }' | sort -n |
+    awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'
+}
+
+# ---- 1. 4K random read, qd32 ----
+# A warm read cache: the whole disk read through it once.
+start_attach warm dev/pc1@warm --servers "$SERVERS" \
+  --nbd-socket "$TESTDIR/warm.sock" --overlay "$TESTDIR/warm.layer" \
+  --read-cache "$TESTDIR/rcache" --read-cache-size $((MIB * 2))M
+nbdcopy "nbd+unix:///?socket=$TESTDIR/warm.sock" null:
+start_attach cold dev/pc1@cold --servers "$SERVERS" \
+  --nbd-socket "$TESTDIR/cold.sock" --overlay "$TESTDIR/cold.layer"
+# Rounds alternate the three, so that the machine's drift hits each.
+for round in $(seq "$ROUNDS"); do
+  vals[direct]+=" $(fio_iops "nbd+unix:///dev/pc1@direct?socket=$TESTDIR/srv1.sock")"
+  vals[cold]+=" $(fio_iops "nbd+unix:///?socket=$TESTDIR/cold.sock")"
+  vals[warm]+=" $(fio_iops "nbd+unix:///?socket=$TESTDIR/warm.sock")"
+done
+stop_attach cold
+stop_attach warm
+
+# ---- 2. failover pauses ----
+pause_of () {   # pause_of NAME: the last pause the attach logged (s)
+  attach_log "$1" | sed -n 's/.*after a pause of \([0-9.]*\) s.*/\1/p' |
+    tail -1
+}
+# await_failover NAME N: until the attach has logged N failovers.
+failovers_done () { [ "$(attach_log "$1" | grep -c "now served by")" -ge "$2" ]; }
+
+reader () {     # reader URI: fio reading until it is killed
+  fio --name=r --ioengine=nbd --uri="$1" --rw=randread --bs=4k --iodepth=32 \
+      --size="${MIB}M" --time_based --runtime=600 --norandommap \
+      --output="$TESTDIR/reader.out" >/dev/null 2>&1 &
+  READER=$!
+  cleanup_fn "kill $READER 2>/dev/null"
+}
+
+start_attach ko dev/pc1@ko --servers "$SERVERS" \
+  --nbd-socket "$TESTDIR/ko.sock" --overlay "$TESTDIR/ko.layer"
+reader "nbd+unix:///?socket=$TESTDIR/ko.sock"
+for n in $(seq "$FAILOVERS"); do
+  victim=srv$(( (n - 1) % 2 + 1 ))
+  sleep 1       # under way (a measurement, not an assertion)
+  kill_server "$victim"
+  wait_for 60 "failover $n" failovers_done ko "$n"
+  vals[kill]+=" $(pause_of ko)"
+  start_server "$victim" session-linger=0
+done
+kill "$READER" 2>/dev/null; wait "$READER" 2>/dev/null || true
+stop_attach ko
+
+start_netns_servers
+start_attach cut dev/pc1@cut --farm "$TESTDIR/farm" --io-timeout 2 \
+  --nbd-socket "$TESTDIR/cut.sock" --overlay "$TESTDIR/cut.layer"
+reader "nbd+unix:///?socket=$TESTDIR/cut.sock"
+for n in $(seq "$FAILOVERS"); do
+  link=$(( (n - 1) % 2 + 1 ))
+  sleep 1
+  cut_link "$link"
+  wait_for 60 "network cut $n" failovers_done cut "$n"
+  vals[cut]+=" $(pause_of cut)"
+  cut_link "$link" up
+done
+kill "$READER" 2>/dev/null; wait "$READER" 2>/dev/null || true
+stop_attach cut
+
+# ---- the table ----
+printf '\n%s MiB random image; device with write cache "device" (overlay on the client)\n' "$MIB"
+printf '%-56s %12s %8s %s\n' measurement value ratio goal
+row () {       # row LABEL KEY [RATIO GOAL]
+  printf '%-56s %7s IOPS %7s %s\n' "$1" "$(median "$2")" "${3:+${3}x}" "${4:-}"
+}
+row "4K randread qd32: nbdkit (plugin), directly" direct
+row "4K randread qd32: through the attach, cold" cold \
+  "$(pratio cold direct)" ">=0.8 (vs direct)"
+row "4K randread qd32: through the attach, warm read cache" warm \
+  "$(pratio warm direct)" ">=1.5 (vs direct)"
+printf '(IOPS: median of %s rounds; ratios: median of the ratios within a round)\n' "$ROUNDS"
+printf '%-56s %7s s (max %s s) %s\n' "failover pause, server SIGKILLed" \
+  "$(median kill)" "$(maxof kill)" "goal <1 s"
+printf '%-56s %7s s (max %s s) %s\n' "failover pause, network cut, --io-timeout 2" \
+  "$(median cut)" "$(maxof cut)" "goal <3 s"
+printf '(pauses: median of %s failovers each, as the attach logs them: from the\n' "$FAILOVERS"
+printf ' oldest request left unanswered to the next server serving)\n'
