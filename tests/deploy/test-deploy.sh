@@ -135,11 +135,16 @@ diskfarm_vdisks:
     cmdline: console=ttyS0 panic=-1 quiet e2e.token=$token
 EOF
 playbook vdisk
-grep -q '^changed: \[srv1\] .*Import the vDisk' "$TESTDIR/vdisk.log" ||
-  fail "the vDisk was not imported on srv1"
+grep -A1 'TASK \[diskfarm_server : Import the vDisk\]' "$TESTDIR/vdisk.log" |
+  grep -q '^changed: \[srv1\]' || fail "the vDisk was not imported on srv1"
 [ "$(host_ssh srv1 systemctl show -p MainPID --value diskfarm-nbdkit diskfarm-bootsvc)" = "$pids" ] ||
   fail "adding a vDisk restarted a service"
 host_ssh srv1 diskfarm vdisk info v >/dev/null || fail "srv1 has no vDisk v"
+playbook vdisk-again
+[ "$CHANGED" -eq 0 ] || {
+  grep -B1 '^changed:' "$TESTDIR/vdisk-again.log" >&2
+  fail "the run after the import changed $CHANGED things"
+}
 
 # The replicator brings v to srv2: diskfarm status says identical.
 deadline=$((SECONDS + 120))
