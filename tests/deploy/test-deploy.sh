@@ -10,7 +10,12 @@
 #  4. a vDisk added to the inventory is imported on the configuration
 #     server (srv1), and the replicator makes srv2's replica identical
 #     (diskfarm status);
-#  5. a qemu guest PXE-boots from the farm, then again with srv1 stopped.
+#  5. a qemu guest PXE-boots from the farm;
+#  6. srv3 joins (added to the inventory): it replicates, and diskfarm
+#     status shows its replicas identical;
+#  7. srv2 leaves (diskfarm_state: absent): its services stop, the others
+#     stop listing it;
+#  8. the guest boots again with srv1 stopped: from srv3.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/e2e/lib.sh"
 . "$DISKFARM_SRCDIR/tests/deploy/lib.sh"
@@ -26,7 +31,8 @@ e2e_start_dnsmasq
 
 SRV1=$E2E_SUBNET.11
 SRV2=$E2E_SUBNET.12
-DEPLOY_HOSTS="srv1=$SRV1 srv2=$SRV2"
+SRV3=$E2E_SUBNET.13
+DEPLOY_HOSTS="srv1=$SRV1 srv2=$SRV2 srv3=$SRV3"
 t0=$SECONDS
 host_start srv1 "$SRV1"
 host_start srv2 "$SRV2"
@@ -34,25 +40,30 @@ host_wait srv1
 host_wait srv2
 echo "deploy: hosts up: $((SECONDS - t0)) s"
 
-# The inventory: two servers in one site, both with the boot service;
-# the device pc1 boots vDisk v (added in step 4).
+# The inventory: the servers of $farm in one site, all with the boot
+# service, srv1 with its store at the store's path, the others at a
+# path of their own; $removed (if any) marked absent.  The device pc1
+# boots vDisk v (added in step 4).
 inv=$TESTDIR/inventory
 mkdir -p "$inv/group_vars"
-cat >"$inv/hosts.yml" <<EOF
-all:
-  children:
-    diskfarm_servers:
-      hosts:
-        srv1: {ansible_host: $SRV1, diskfarm_site: lab, diskfarm_power: 1,
-               diskfarm_subnets: [$E2E_SUBNET.0/24]}
-        srv2: {ansible_host: $SRV2, diskfarm_site: lab, diskfarm_power: 1,
-               diskfarm_subnets: [$E2E_SUBNET.0/24],
-               diskfarm_store_paths: {store: /srv/diskfarm/store2}}
-    diskfarm_boot:
-      hosts:
-        srv1:
-        srv2:
-EOF
+farm="srv1 srv2"
+removed=
+write_hosts () {
+  local h
+  {
+    printf 'all:\n  children:\n    diskfarm_servers:\n      hosts:\n'
+    for h in $farm; do
+      printf '        %s: {ansible_host: %s, diskfarm_site: lab, diskfarm_subnets: [%s]' \
+        "$h" "${_host_ip[$h]}" "$E2E_SUBNET.0/24"
+      [ "$h" = srv1 ] || printf ', diskfarm_store_paths: {store: /srv/diskfarm/store-%s}' "$h"
+      [ "$h" != "$removed" ] || printf ', diskfarm_state: absent'
+      printf '}\n'
+    done
+    printf '    diskfarm_boot:\n      hosts:\n'
+    for h in $farm; do printf '        %s:\n' "$h"; done
+  } >"$inv/hosts.yml"
+}
+write_hosts
 cat >"$inv/group_vars/all.yml" <<EOF
 ansible_user: root
 ansible_ssh_private_key_file: $DEPLOY_KEY
@@ -104,7 +115,7 @@ for h in srv1 srv2; do
 done
 info=$(host_ssh srv2 diskfarm --json server info srv2)
 case $info in
-*'"store-paths": "store:/srv/diskfarm/store2"'*) ;;
+*'"store-paths": "store:/srv/diskfarm/store-srv2"'*) ;;
 *) fail "srv2's store path is not in farm.conf: $info" ;;
 esac
 
@@ -118,43 +129,45 @@ playbook again
 [ "$(host_ssh srv1 systemctl show -p MainPID --value diskfarm-nbdkit diskfarm-bootsvc)" = "$pids" ] ||
   fail "the second run restarted a service"
 
-# Step 4: a vDisk (the e2e guest's disk and boot files) in the
-# inventory, imported on srv1; srv2 gets it from the replicator.
+# Step 4: a vDisk (the e2e guest's disk and boot files) imported on
+# the configuration server with the CLI; srv2 gets it from the
+# replicator.
 token=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 marker=marker-$token
-mkdir -p "$TESTDIR/hosts/srv1/root/srv/images"
-e2e_make_disk "$TESTDIR/hosts/srv1/root/srv/images/v.img" 64M "$marker"
-cp "$E2E_KERNEL" "$TESTDIR/hosts/srv1/root/srv/images/vmlinuz"
-cp "$E2E_INITRD" "$TESTDIR/hosts/srv1/root/srv/images/initrd.img"
-cat >>"$inv/group_vars/all.yml" <<EOF
-diskfarm_vdisks:
-  v:
-    image: /srv/images/v.img
-    kernel: /srv/images/vmlinuz
-    initrd: /srv/images/initrd.img
-    cmdline: console=ttyS0 panic=-1 quiet e2e.token=$token
-EOF
-playbook vdisk
-grep -A1 'TASK \[diskfarm_server : Import the vDisk\]' "$TESTDIR/vdisk.log" |
-  grep -q '^changed: \[srv1\]' || fail "the vDisk was not imported on srv1"
-[ "$(host_ssh srv1 systemctl show -p MainPID --value diskfarm-nbdkit diskfarm-bootsvc)" = "$pids" ] ||
-  fail "adding a vDisk restarted a service"
-host_ssh srv1 diskfarm vdisk info v >/dev/null || fail "srv1 has no vDisk v"
-playbook vdisk-again
-[ "$CHANGED" -eq 0 ] || {
-  grep -B1 '^changed:' "$TESTDIR/vdisk-again.log" >&2
-  fail "the run after the import changed $CHANGED things"
-}
+cmdline="console=ttyS0 panic=-1 quiet e2e.token=$token"
+images=$TESTDIR/hosts/srv1/root/srv/images
+mkdir -p "$images"
+e2e_make_disk "$images/v.img" 64M "$marker"
+e2e_make_disk "$images/w.img" 8M w
+cp "$E2E_KERNEL" "$images/vmlinuz"
+cp "$E2E_INITRD" "$images/initrd.img"
+host_ssh srv1 diskfarm vdisk import v /srv/images/v.img >/dev/null ||
+  fail "import on srv1 failed"
+host_ssh srv1 diskfarm vdisk boot v --kernel /srv/images/vmlinuz \
+  --initrd /srv/images/initrd.img --cmdline "'$cmdline'" >/dev/null ||
+  fail "setting the boot files on srv1 failed"
 
 # The replicator brings v to srv2: diskfarm status says identical.
-deadline=$((SECONDS + 120))
-until host_ssh srv1 diskfarm status >"$TESTDIR/status.txt" 2>&1; do
-  [ $SECONDS -lt $deadline ] || {
-    cat "$TESTDIR/status.txt" >&2
-    fail "srv2's replica did not become identical within 120 s"
-  }
-  sleep 1
-done
+# wait_identical SERVER...: until diskfarm status on srv1 lists those
+# servers and says every replica is identical (exit 0).
+wait_identical () {
+  local deadline=$((SECONDS + 180)) h all
+  while :; do
+    if host_ssh srv1 diskfarm status >"$TESTDIR/status.txt" 2>&1; then
+      all=yes
+      for h in "$@"; do
+        grep -q "$h" "$TESTDIR/status.txt" || all=
+      done
+      [ -z "$all" ] || return 0
+    fi
+    [ $SECONDS -lt $deadline ] || {
+      cat "$TESTDIR/status.txt" >&2
+      fail "the replicas did not become identical within 180 s"
+    }
+    sleep 1
+  done
+}
+wait_identical srv1 srv2
 host_ssh srv2 diskfarm vdisk info v >/dev/null || fail "srv2 has no vDisk v"
 
 # Step 5: PXE boots from the deployed farm: proxyDHCP and the script
@@ -167,11 +180,60 @@ pxe_boot () {
 }
 E2E_TIMEOUT=300
 pxe_boot pc1
+
+# Step 6: srv3 joins, and the inventory names the vDisks: v as the CLI
+# made it (nothing to do) and w, new (imported on srv1).  Nothing
+# restarts on the others.
+pids=$(host_ssh srv1 systemctl show -p MainPID --value diskfarm-nbdkit diskfarm-bootsvc)
+host_start srv3 "$SRV3"
+host_wait srv3
+farm="srv1 srv2 srv3"
+write_hosts
+cat >>"$inv/group_vars/all.yml" <<EOF
+diskfarm_vdisks:
+  v: {image: /srv/images/v.img, kernel: /srv/images/vmlinuz,
+      initrd: /srv/images/initrd.img, cmdline: "$cmdline"}
+  w: {image: /srv/images/w.img, cache: ram}
+EOF
+playbook join
+# changed_on HOST TASK: how often TASK changed something on HOST.
+changed_on () {
+  awk -v host="$1" -v want="$2" '
+    /^TASK \[/ { t = $0; sub(/^TASK \[[^:]*: /, "", t); sub(/\] \**$/, "", t) }
+    $0 ~ "^changed: \\[" host "\\]" && t == want { n++ }
+    END { print n + 0 }' "$TESTDIR/join.log"
+}
+[ "$(changed_on srv1 'Import the vDisk')" = 1 ] ||
+  fail "srv1 did not import w (and only w)"
+[ "$(changed_on srv1 "Set the vDisk's boot files and kernel parameters")" = 0 ] ||
+  fail "srv1 set v's boot files again"
+wait_identical srv1 srv2 srv3
+for h in srv2 srv3; do
+  host_ssh "$h" diskfarm vdisk info w >/dev/null || fail "$h has no vDisk w"
+done
+[ "$(host_ssh srv1 systemctl show -p MainPID --value diskfarm-nbdkit diskfarm-bootsvc)" = "$pids" ] ||
+  fail "srv3 joining restarted a service of srv1"
+
+# Step 7: srv2 leaves.
+removed=srv2
+write_hosts
+playbook leave
+for u in $(host_ssh srv2 systemctl list-unit-files --no-legend --plain 'diskfarm-*' |
+           awk '{ print $1 }'); do
+  ! host_ssh srv2 systemctl is-active --quiet "$u" || fail "srv2: $u still runs"
+  ! host_ssh srv2 systemctl is-enabled --quiet "$u" || fail "srv2: $u is still enabled"
+done
+for h in srv1 srv3; do
+  ! host_ssh "$h" diskfarm server list | grep -q '^srv2 ' ||
+    fail "$h still lists srv2"
+done
+
+# Step 8: without srv1 (and srv2), the guest boots from srv3.
 host_stop srv1
 pxe_boot pc1-again
 console=$(tr -d '\r' <"$TESTDIR/pc1-again.console")
 case $console in
-*"e2e: backend diskfarm:dev/pc1@"*) ;;
-*) fail "the second boot did not attach its device session" ;;
+*"loading v from srv3"*) ;;
+*) fail "the second boot did not load its kernel from srv3" ;;
 esac
 echo PASS
