@@ -3,7 +3,8 @@
 # on two separate Debian 12 hosts (systemd-nspawn, tests/deploy/lib.sh),
 # and boots a diskless guest from it:
 #
-#  1. the packages are built from the tree (scripts/build-debs);
+#  1. the packages are built from the tree (scripts/build-debs); lintian
+#     finds no errors in them, ansible-lint nothing in ansible/;
 #  2. site.yml converges srv1 and srv2 (servers, stores, nbdkit, gateway,
 #     replication, proxyDHCP boot service) beside the site's DHCP server;
 #  3. a second run changes nothing (changed=0);
@@ -26,6 +27,16 @@ t0=$SECONDS
 deploy_debs
 deploy_rootfs
 echo "deploy: packages and root file system: $((SECONDS - t0)) s"
+# The packages have no lintian errors, the roles no ansible-lint finding.
+lintian --fail-on error "$DEPLOY_DEBS"/*.changes >"$TESTDIR/lintian.log" 2>&1 || {
+  cat "$TESTDIR/lintian.log" >&2
+  fail "lintian found errors in the packages"
+}
+(cd "$DISKFARM_SRCDIR/ansible" && PATH=$DEPLOY_PATH ansible-lint --nocolor) \
+  >"$TESTDIR/ansible-lint.log" 2>&1 || {
+  cat "$TESTDIR/ansible-lint.log" >&2
+  fail "ansible-lint found problems in ansible/"
+}
 e2e_setup
 e2e_start_dnsmasq
 
