@@ -111,7 +111,8 @@ playbook () {
     fail "site.yml ($1) failed (see $log)"
   fi
   CHANGED=$(awk '/ changed=[0-9]+ / { sub(/.* changed=/, ""); n += $1 } END { print n + 0 }' "$log")
-  echo "deploy: site.yml ($1): changed=$CHANGED in $((SECONDS - t)) s"
+  echo "deploy: site.yml ($1): changed=$CHANGED in $((SECONDS - t)) s:" \
+    $(awk '/ changed=[0-9]+ / { sub(/ +:.* changed=/, "="); print $1 }' "$log")
 }
 
 # Step 2: from nothing.
@@ -232,7 +233,8 @@ playbook leave
 for u in $(host_ssh srv2 systemctl list-unit-files --no-legend --plain 'diskfarm-*' |
            awk '{ print $1 }'); do
   ! host_ssh srv2 systemctl is-active --quiet "$u" || fail "srv2: $u still runs"
-  ! host_ssh srv2 systemctl is-enabled --quiet "$u" || fail "srv2: $u is still enabled"
+  [ "$(host_ssh srv2 systemctl is-enabled "$u")" != enabled ] ||
+    fail "srv2: $u is still enabled"
 done
 for h in srv1 srv3; do
   ! host_ssh "$h" diskfarm server list | grep -q '^srv2 ' ||
