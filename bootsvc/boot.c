@@ -127,15 +127,13 @@ static char *
 script_for_device (struct script_ctx *c)
 {
   const char *server = bootsvc_server_name (c->svc), *store_name = NULL;
-  CLEANUP_FREE char *store = NULL;
   const struct df_version *v;
   struct df_vdisk *vd;
   char *text;
 
   if (server == NULL)
     return refuse (c->svc, c->dev.name, "%s", df_error_get ());
-  store = df_farm_find_vdisk (c->farm, server, c->dev.vdisk, &store_name);
-  vd = store ? df_vdisk_load (store, c->dev.vdisk) : NULL;
+  vd = df_farm_load_vdisk (c->farm, server, c->dev.vdisk, &store_name, NULL);
   if (vd == NULL)
     return refuse (c->svc, c->dev.name, "%s", df_error_get ());
   v = df_vdisk_pick (vd, c->dev.type);
@@ -172,7 +170,7 @@ boot_script (struct bootsvc *svc, const uint8_t mac[6], uint32_t client,
       return NULL;
     return text;
   }
-  c.farm = bootsvc_farm (svc);
+  c.farm = bootsvc_farm_loaded (svc);   /* the one c.dev points into */
   *status = 200;
   return script_for_device (&c);
 }
@@ -198,14 +196,13 @@ boot_file_open (struct bootsvc *svc, const char *vdisk, const char *which)
 {
   struct df_farm *farm = bootsvc_farm (svc);
   const char *server = bootsvc_server_name (svc), *rel;
-  CLEANUP_FREE char *store = NULL, *path = NULL;
+  CLEANUP_FREE char *path = NULL;
   struct df_vdisk *vd;
   int fd;
 
   if (server == NULL || df_name_check ("vdisk", vdisk) == -1)
     return -1;
-  store = df_farm_find_vdisk (farm, server, vdisk, NULL);
-  vd = store ? df_vdisk_load (store, vdisk) : NULL;
+  vd = df_farm_load_vdisk (farm, server, vdisk, NULL, NULL);
   if (vd == NULL)
     return -1;
   rel = strcmp (which, "kernel") == 0 ? vd->boot_kernel

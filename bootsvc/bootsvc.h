@@ -83,9 +83,16 @@ void farm_cache_free (struct farm_cache *fc);
  * farm that fails to load is logged and the previous one kept).
  */
 struct df_farm *bootsvc_farm (struct bootsvc *svc);
+/* The farm as last loaded, not looked at again: for the rest of a request
+ * that began with bootsvc_farm or bootsvc_device, so that what it took
+ * from the farm stays valid.
+ */
+struct df_farm *bootsvc_farm_loaded (struct bootsvc *svc);
 /* Reloads now (SIGHUP), logging the outcome. */
 void bootsvc_farm_reload (struct bootsvc *svc);
-/* This server's name in the farm (valid until the next reload). */
+/* This server's name in the farm as last loaded (valid until the next
+ * reload).
+ */
 const char *bootsvc_server_name (struct bootsvc *svc);
 /* [farm] affinity, already checked when the farm was loaded. */
 enum affinity bootsvc_affinity (struct bootsvc *svc);

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,18 +24,12 @@
  */
 #define AUTO_ADD_PER_MINUTE 120
 
-struct file_id {
-  ino_t ino;
-  off_t size;
-  struct timespec mtime;
-};
-
 struct farm_cache {
   char *dir;
   const char *server;           /* --server, or NULL */
   struct df_farm *farm;
   enum affinity affinity;
-  struct file_id conf, devices;
+  struct df_farm_stamp stamp;   /* taken before the farm was read */
   bool load_failed;             /* the last reload failed (logged) */
   struct {
     uint8_t mac[6];
@@ -46,27 +39,6 @@ struct farm_cache {
   uint64_t add_window_ns;       /* auto-add rate limit */
   unsigned added_in_window;
 };
-
-static void
-file_id (const char *dir, const char *name, struct file_id *id)
-{
-  CLEANUP_FREE char *path = df_path_join (dir, name);
-  struct stat st;
-
-  memset (id, 0, sizeof *id);
-  if (path && stat (path, &st) == 0) {
-    id->ino = st.st_ino;
-    id->size = st.st_size;
-    id->mtime = st.st_mtim;
-  }
-}
-
-static bool
-same_id (const struct file_id *a, const struct file_id *b)
-{
-  return a->ino == b->ino && a->size == b->size &&
-    a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
 
 /* The [farm] keys the boot service reads, checked before use. */
 static int
@@ -99,11 +71,10 @@ static int
 load (struct farm_cache *fc)
 {
   struct df_farm *farm;
-  struct file_id conf, devices;
+  struct df_farm_stamp stamp;
   enum affinity aff;
 
-  file_id (fc->dir, "farm.conf", &conf);
-  file_id (fc->dir, "devices.d", &devices);
+  df_farm_stamp_take (fc->dir, &stamp);
   farm = df_farm_open (fc->dir);
   if (farm == NULL)
     return -1;
@@ -115,8 +86,7 @@ load (struct farm_cache *fc)
   df_farm_free (fc->farm);
   fc->farm = farm;
   fc->affinity = aff;
-  fc->conf = conf;
-  fc->devices = devices;
+  fc->stamp = stamp;
   return 0;
 }
 
@@ -151,11 +121,10 @@ farm_cache_free (struct farm_cache *fc)
 static void
 refresh (struct farm_cache *fc)
 {
-  struct file_id conf, devices;
+  struct df_farm_stamp now;
 
-  file_id (fc->dir, "farm.conf", &conf);
-  file_id (fc->dir, "devices.d", &devices);
-  if (same_id (&conf, &fc->conf) && same_id (&devices, &fc->devices))
+  df_farm_stamp_take (fc->dir, &now);
+  if (!df_farm_stamp_changed (&fc->stamp, &now))
     return;
   if (load (fc) == 0) {
     if (fc->load_failed)
@@ -165,11 +134,12 @@ refresh (struct farm_cache *fc)
     return;
   }
   /* Keep serving the farm we have; say so once per change. */
-  df_log_error ("farm: keeping the previous configuration: %s",
-                df_error_get ());
+  if (!fc->load_failed || now.digest != fc->stamp.digest ||
+      now.files != fc->stamp.files)
+    df_log_error ("farm: keeping the previous configuration: %s",
+                  df_error_get ());
   fc->load_failed = true;
-  fc->conf = conf;
-  fc->devices = devices;
+  fc->stamp = now;
 }
 
 struct df_farm *
@@ -189,10 +159,16 @@ bootsvc_farm_reload (struct bootsvc *svc)
                   df_error_get ());
 }
 
+struct df_farm *
+bootsvc_farm_loaded (struct bootsvc *svc)
+{
+  return svc->farm->farm;
+}
+
 const char *
 bootsvc_server_name (struct bootsvc *svc)
 {
-  return df_farm_local_server (bootsvc_farm (svc), svc->farm->server);
+  return df_farm_local_server (svc->farm->farm, svc->farm->server);
 }
 
 enum affinity
@@ -327,9 +303,7 @@ bootsvc_device (struct bootsvc *svc, const uint8_t mac[6], bool may_add,
     df_log_info ("farm: added device %s (%s) to collection \"%s\"", name,
                  df_format_mac (mac, macs), coll);
   }
-  /* Reload now: a change within the file system's clock tick would not
-   * show in the modification times.
-   */
+  /* Reload now rather than at the next look: the device is wanted now. */
   if (load (svc->farm) == -1)
     df_log_error ("farm: %s", df_error_get ());
   return df_farm_device_by_mac (svc->farm->farm, mac, out);

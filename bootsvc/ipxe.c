@@ -10,25 +10,9 @@
 #include "error.h"
 #include "ipxe.h"
 #include "util.h"
+#include "vdisk/vdisk.h"
 
 #define RETRY_SECONDS 10
-
-int
-ipxe_cmdline_check (const char *cmdline)
-{
-  const unsigned char *s;
-  char q[80];
-
-  for (s = (const unsigned char *) (cmdline ? cmdline : ""); *s; s++)
-    if (*s < 0x20 || *s == 0x7f || strchr ("$\"'\\#;|&", *s))
-      return df_error (EINVAL, "kernel parameters \"%s\" hold '%s', which "
-                       "iPXE scripts give a meaning to (avoid $ \" ' \\ # ; | "
-                       "& and control characters)",
-                       df_quote (cmdline, q, sizeof q),
-                       *s < 0x20 || *s == 0x7f ? "a control character"
-                       : (char[]) { *s, 0 });
-  return 0;
-}
 
 int
 boot_session_new (char buf[BOOT_SESSION_LEN + 1])
@@ -49,7 +33,8 @@ kernel_args (const struct ipxe_script *s)
   size_t len = 0, i;
   FILE *f;
 
-  if (ipxe_cmdline_check (s->cmdline) == -1)
+  /* The manifest checked them; so does anyone else who builds a script. */
+  if (df_boot_cmdline_check (s->cmdline) == -1)
     return NULL;
   f = open_memstream (&text, &len);
   if (f == NULL) {

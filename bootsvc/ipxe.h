@@ -34,17 +34,13 @@ struct ipxe_script {
 };
 
 /* The script text (caller frees), or NULL with a message (a command
- * line iPXE would mangle, or one that is too long).
+ * line iPXE would mangle: df_boot_cmdline_check, or one that is too
+ * long).
  */
 char *ipxe_script_build (const struct ipxe_script *s);
 
 /* A script that shows message, waits and reboots (caller frees). */
 char *ipxe_error_script (const char *message);
-
-/* -1 with a message if the vDisk parameters hold characters iPXE gives
- * a meaning to ($ " ' \ # ; | & and control characters).
- */
-int ipxe_cmdline_check (const char *cmdline);
 
 /* A fresh random session name, BOOT_SESSION_LEN hex digits. */
 int boot_session_new (char buf[BOOT_SESSION_LEN + 1]);

@@ -61,6 +61,25 @@ set_boot (const char *kernel, const char *initrd, const char *cmdline)
   free (store);
 }
 
+/* Replaces text in v's vdisk.conf, as an operator's editor would. */
+static void
+edit_manifest (const char *from, const char *to)
+{
+  char *path = test_path (farm_dir, "store/vdisks/v/vdisk.conf");
+  char *text, *at, *out;
+  size_t len;
+
+  assert_int_equal (df_read_file (path, 1 << 20, &text, &len), 0);
+  at = strstr (text, from);
+  assert_non_null (at);
+  assert_true (asprintf (&out, "%.*s%s%s", (int) (at - text), text, to,
+                         at + strlen (from)) > 0);
+  assert_int_equal (df_write_file_atomic (path, out, strlen (out), 0644), 0);
+  free (out);
+  free (text);
+  free (path);
+}
+
 static int
 setup (void **state)
 {
@@ -160,12 +179,17 @@ test_scripts (void **state)
   assert_non_null (strstr (text, "diskfarm.cache=device"));
   free (text);
 
-  /* A hand-edited cmdline iPXE would mangle is refused with a reason. */
-  set_boot ("boot/vmlinuz", "boot/initrd.img", "quiet ${x}");
+  /* A hand-edited cmdline iPXE would mangle: the manifest does not
+   * load, and the device is told why.
+   */
+  set_boot ("boot/vmlinuz", "boot/initrd.img", "quiet");
+  edit_manifest ("cmdline = quiet", "cmdline = quiet ${x}");
   text = boot_script (&svc, mac1, 0, false, true, &status);
   assert_int_equal (status, 200);
-  assert_non_null (strstr (text, "echo diskfarm: kernel parameters"));
+  assert_non_null (strstr (text, "[boot] cmdline: kernel parameters"));
+  assert_non_null (strstr (text, "iPXE scripts give a meaning to"));
   free (text);
+  edit_manifest ("cmdline = quiet ${x}", "cmdline = quiet");
 }
 
 static void

@@ -5,6 +5,7 @@
 
 #include "test-helpers.h"
 #include "ipxe.h"
+#include "vdisk/vdisk.h"
 
 static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
 
@@ -91,10 +92,10 @@ test_unsafe_cmdline (void **state)
     p.cmdline = bad[i];
     assert_null (ipxe_script_build (&p));
     assert_error_contains ("iPXE");
-    assert_int_equal (ipxe_cmdline_check (bad[i]), -1);
+    assert_int_equal (df_boot_cmdline_check (bad[i]), -1);
   }
-  assert_int_equal (ipxe_cmdline_check ("console=ttyS0,115200n8 ro quiet"), 0);
-  assert_int_equal (ipxe_cmdline_check (NULL), 0);
+  assert_int_equal (df_boot_cmdline_check ("console=ttyS0,115200n8 ro quiet"), 0);
+  assert_int_equal (df_boot_cmdline_check (NULL), 0);
   memset (big, 'a', sizeof big - 1);
   big[sizeof big - 1] = '\0';
   p.cmdline = big;

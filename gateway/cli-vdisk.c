@@ -2,9 +2,7 @@
 #include <config.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +33,8 @@ static const char usage[] =
   "verify  re-hashes every sealed layer and checks headers and the chain;\n"
   "        exits 1 if anything is wrong.\n"
   "set     changes the default write cache or the access mode.\n"
-  "remove  deletes a vDisk no device uses.\n"
+  "remove  deletes a vDisk no device uses; refused while a server has it\n"
+  "        open (a device streaming it, its editor).\n"
   "boot    copies the kernel and initrd devices network-boot into the\n"
   "        vDisk (boot/, replicated with it) and sets its kernel parameters\n"
   "        (\"\" clears them); see docs/boot-parameters.md.\n";
@@ -68,12 +67,8 @@ import_store (struct cli *cli, struct df_farm *farm, const char *store)
 static struct df_vdisk *
 load_vdisk (struct cli *cli, struct df_farm *farm, const char *name)
 {
-  const char *server = df_farm_local_server (farm, cli->server);
-  CLEANUP_FREE char *store = df_farm_find_vdisk (farm, server, name, NULL);
-
-  if (store == NULL)
-    return NULL;
-  return df_vdisk_load (store, name);
+  return df_farm_load_vdisk (farm, df_farm_local_server (farm, cli->server),
+                             name, NULL, NULL);
 }
 
 static int
@@ -269,7 +264,6 @@ cmd_info (struct cli *cli, int argc, char **argv)
     "VERSION", "STATE", "PARENT", "ON DISK", "SEALED", "HASH", NULL
   };
   const char *store_name = NULL, *server;
-  CLEANUP_FREE char *store = NULL;
   struct df_farm *farm;
   struct df_vdisk *vd;
   struct cli_table *t;
@@ -282,8 +276,7 @@ cmd_info (struct cli *cli, int argc, char **argv)
   if (farm == NULL)
     return 1;
   server = df_farm_local_server (farm, cli->server);
-  store = df_farm_find_vdisk (farm, server, argv[optind], &store_name);
-  vd = store ? df_vdisk_load (store, argv[optind]) : NULL;
+  vd = df_farm_load_vdisk (farm, server, argv[optind], &store_name, NULL);
   if (vd == NULL) {
     df_farm_free (farm);
     return cli_fail (NULL);
@@ -453,7 +446,6 @@ cmd_set (struct cli *cli, int argc, char **argv)
     { NULL }
   };
   const char *cache = NULL, *access = NULL, *server;
-  CLEANUP_FREE char *store = NULL;
   CLEANUP_CLOSE int lock = -1;
   struct df_cache_spec spec;
   struct df_farm *farm;
@@ -473,10 +465,9 @@ cmd_set (struct cli *cli, int argc, char **argv)
   if (farm == NULL)
     return 1;
   server = df_farm_local_server (farm, cli->server);
-  store = df_farm_find_vdisk (farm, server, argv[optind], NULL);
+  vd = df_farm_load_vdisk (farm, server, argv[optind], NULL, &lock);
   df_farm_free (farm);
-  if (store == NULL || (lock = df_vdisk_lock (store, argv[optind])) == -1 ||
-      (vd = df_vdisk_load (store, argv[optind])) == NULL)
+  if (vd == NULL)
     return cli_fail (NULL);
   if (access && df_access_parse (access, &vd->access) == -1)
     r = cli_fail ("--access");
@@ -494,16 +485,16 @@ static int
 cmd_remove (struct cli *cli, int argc, char **argv)
 {
   CLEANUP_FREE const char **devs = NULL;
-  CLEANUP_FREE char *store = NULL, *dir = NULL;
+  CLEANUP_FREE char *store = NULL;
   CLEANUP_CLOSE int lock = -1;
   const char *server, *name;
   struct df_farm *farm;
   size_t i;
-  int r = 0;
 
   if (cli_getopt (cli, argc, argv, "", NULL, usage) != -1 || optind + 1 != argc)
     return cli_usage_error (usage, "remove takes one vdisk name");
   name = argv[optind];
+  /* The farm's lock: no device gets this vDisk while it goes. */
   lock = df_farm_lock (cli->farm_dir);
   if (lock == -1)
     return cli_fail (NULL);
@@ -521,126 +512,13 @@ cmd_remove (struct cli *cli, int argc, char **argv)
   }
   server = df_farm_local_server (farm, cli->server);
   store = df_farm_find_vdisk (farm, server, name, NULL);
-  if (store && asprintf (&dir, "%s/vdisks/%s", store, name) == -1)
-    dir = NULL;
-  if (store == NULL || dir == NULL || df_remove_tree (dir) == -1)
-    r = cli_fail (NULL);
   df_farm_free (farm);
-  return r;
+  if (store == NULL || df_vdisk_remove (store, name) == -1)
+    return cli_fail (NULL);
+  return 0;
 }
 
 /* ---- boot: kernel, initrd and parameters for network boot ---- */
-
-/* The boot service writes the parameters into an iPXE script, where
- * these characters mean something (see docs/boot-parameters.md).
- */
-static int
-check_boot_cmdline (const char *s)
-{
-  const unsigned char *p;
-  char q[80];
-
-  for (p = (const unsigned char *) s; *p; p++)
-    if (*p < 0x20 || *p == 0x7f || strchr ("$\"'\\#;|&", *p))
-      return df_error (EINVAL, "--cmdline \"%s\": iPXE scripts give a meaning "
-                       "to $ \" ' \\ # ; | & and control characters",
-                       df_quote (s, q, sizeof q));
-  return 0;
-}
-
-/* Copies src to dir/name atomically: a temporary file, fsync, rename. */
-static int
-copy_boot_file (const char *src, const char *dir, const char *name)
-{
-  CLEANUP_FREE char *dst = df_path_join (dir, name), *tmp = NULL;
-  CLEANUP_CLOSE int in = open (src, O_RDONLY | O_CLOEXEC);
-  static char buf[1 << 16];
-  struct stat st;
-  ssize_t n = 0;
-  int out, e;
-
-  if (in == -1)
-    return df_error_errno ("%s", src);
-  if (fstat (in, &st) == -1 || !S_ISREG (st.st_mode) || st.st_size == 0)
-    return df_error (EINVAL, "%s is not a non-empty regular file", src);
-  if (dst == NULL || asprintf (&tmp, "%s.tmp.XXXXXX", dst) == -1) {
-    tmp = NULL;
-    return df_error_errno ("%s", dir);
-  }
-  out = mkostemp (tmp, O_CLOEXEC);
-  if (out == -1)
-    return df_error_errno ("%s", tmp);
-  while ((n = read (in, buf, sizeof buf)) > 0) {
-    const char *p = buf;
-    while (n > 0) {
-      ssize_t w = write (out, p, n);
-      if (w == -1 && errno != EINTR)
-        goto fail;
-      if (w > 0) {
-        p += w;
-        n -= w;
-      }
-    }
-  }
-  if (n == -1 || fchmod (out, 0644) == -1 || fsync (out) == -1)
-    goto fail;
-  if (close (out) == -1) {
-    out = -1;
-    goto fail;
-  }
-  if (rename (tmp, dst) == -1) {
-    out = -1;
-    goto fail;
-  }
-  return df_fsync_dir (dir);
- fail:
-  e = errno;
-  if (out >= 0)
-    close (out);
-  unlink (tmp);
-  errno = e;
-  return df_error_errno ("copy %s to %s", src, dst);
-}
-
-/* Copies a boot file in as boot/ and its own name (fallback if that is
- * not a plain name or is avoid, the other boot file's); *field becomes
- * "boot/NAME", *old the path it replaces (to delete once the manifest
- * is saved), or NULL.
- */
-static int
-install_boot_file (struct df_vdisk *vd, const char *src, const char *fallback,
-                   const char *avoid, char **field, char **old)
-{
-  CLEANUP_FREE char *copy = strdup (src), *bootdir = NULL;
-  const char *base = copy ? basename (copy) : NULL;
-  char *rel = NULL;
-
-  if (base == NULL || !df_name_valid (base) || (avoid && strcmp (base, avoid) == 0))
-    base = fallback;
-  bootdir = df_path_join (vd->dir, "boot");
-  if (bootdir == NULL || asprintf (&rel, "boot/%s", base) == -1)
-    return df_error_errno ("%s", vd->name);
-  if (df_mkdir_p (bootdir, 0755) == -1 ||
-      copy_boot_file (src, bootdir, base) == -1) {
-    free (rel);
-    return -1;
-  }
-  *old = NULL;
-  if (*field && strcmp (*field, rel) != 0)
-    *old = df_path_join (vd->dir, *field);
-  free (*field);
-  *field = rel;
-  return 0;
-}
-
-/* "vmlinuz" of "boot/vmlinuz": a name the other boot file must not take. */
-static const char *
-boot_base (const char *field)
-{
-  const char *slash = field ? strrchr (field, '/') : NULL;
-
-  return slash ? slash + 1 : field;
-}
 
 static int
 print_boot (struct cli *cli, const struct df_vdisk *vd)
@@ -666,54 +544,33 @@ cmd_boot (struct cli *cli, int argc, char **argv)
     { "cmdline", required_argument, NULL, 'c' },
     { NULL }
   };
-  const char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *server;
-  CLEANUP_FREE char *store = NULL, *old_kernel = NULL, *old_initrd = NULL;
-  CLEANUP_CLOSE int lock = -1;
+  struct df_boot_files b = { NULL, NULL, NULL };
+  CLEANUP_FREE char *store = NULL;
+  const char *server;
   struct df_farm *farm;
-  struct df_vdisk *vd = NULL;
-  int c, r = 1;
+  struct df_vdisk *vd;
+  int c, r;
 
   while ((c = cli_getopt (cli, argc, argv, "", opts, usage)) != -1)
     switch (c) {
-    case 'k': kernel = optarg; break;
-    case 'i': initrd = optarg; break;
-    case 'c': cmdline = optarg; break;
+    case 'k': b.kernel = optarg; break;
+    case 'i': b.initrd = optarg; break;
+    case 'c': b.cmdline = optarg; break;
     }
   if (optind + 1 != argc)
     return cli_usage_error (usage, "boot takes one vdisk name");
-  if (cmdline && check_boot_cmdline (cmdline) == -1)
-    return cli_fail (NULL);
+  if (b.cmdline && df_boot_cmdline_check (b.cmdline) == -1)
+    return cli_fail ("--cmdline");
   farm = cli_open_farm (cli);
   if (farm == NULL)
     return 1;
   server = df_farm_local_server (farm, cli->server);
   store = server ? df_farm_find_vdisk (farm, server, argv[optind], NULL) : NULL;
   df_farm_free (farm);
-  if (store == NULL || (lock = df_vdisk_lock (store, argv[optind])) == -1 ||
+  if (store == NULL || df_vdisk_set_boot (store, argv[optind], &b) == -1 ||
       (vd = df_vdisk_load (store, argv[optind])) == NULL)
     return cli_fail (NULL);
-  if (kernel && install_boot_file (vd, kernel, "kernel",
-                                   boot_base (vd->boot_initrd),
-                                   &vd->boot_kernel, &old_kernel) == -1)
-    r = cli_fail (NULL);
-  else if (initrd && install_boot_file (vd, initrd, "initrd",
-                                        boot_base (vd->boot_kernel),
-                                        &vd->boot_initrd, &old_initrd) == -1)
-    r = cli_fail (NULL);
-  else if (cmdline && (free (vd->boot_cmdline),
-                       vd->boot_cmdline = cmdline[0] ? strdup (cmdline) : NULL,
-                       cmdline[0] && vd->boot_cmdline == NULL))
-    r = cli_fail (NULL);
-  else if ((kernel || initrd || cmdline) && df_vdisk_save (vd) == -1)
-    r = cli_fail (NULL);
-  else {
-    /* The manifest no longer names them: files replaced by new names. */
-    if (old_kernel)
-      unlink (old_kernel);
-    if (old_initrd)
-      unlink (old_initrd);
-    r = print_boot (cli, vd);
-  }
+  r = print_boot (cli, vd);
   df_vdisk_free (vd);
   return r;
 }

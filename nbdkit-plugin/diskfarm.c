@@ -4,16 +4,20 @@
  *                  [cache-limit=SIZE] [device-limit=SIZE] [ram-limit=SIZE]
  *                  [session-linger=SECONDS]
  *
- * See nbdkit-diskfarm-plugin(1).  This file holds the nbdkit callbacks;
- * sessions.c the device sessions, exports.c img/ and edit/, farmstate.c
- * the farm and the shared chains.
+ * See nbdkit-diskfarm-plugin(1).  This file holds the nbdkit callbacks
+ * and exports.c img/ and edit/; the device sessions (dev/), the farm and
+ * the shared chains are libdiskfarm's (common/session).
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -27,14 +31,16 @@ struct plugin_config cfg = {
   .ram_limit = UINT64_C (64) << 20,
   .linger = 60,
 };
-struct df_cache_budget budget;
+static struct df_cache_budget budget;
+struct df_farmstate *farmstate;
+struct df_sessions *sessions;
 
 struct handle {
   struct df_export_name en;
   struct df_bdev *bdev;
   bool readonly;
-  struct session *session;
-  struct chain_ref *image;
+  struct df_session *session;
+  struct df_chain_ref *image;
   struct editor *editor;
   char *description;
 };
@@ -91,27 +97,46 @@ diskfarm_config (const char *key, const char *value)
   return -1;
 }
 
+/* The library's events, in nbdkit's log. */
+static void
+plugin_log (void *opaque, enum df_log_level level, const char *msg)
+{
+  (void) opaque;
+  if (level <= DF_LOG_WARNING)
+    nbdkit_error ("%s", msg);
+  else
+    nbdkit_debug ("%s", msg);
+}
+
 static int
 diskfarm_config_complete (void)
 {
-  struct df_farm *farm;
+  struct df_farmstate_params fp = {
+    .server = cfg.server, .log = plugin_log,
+  };
+  struct df_sessions_params sp = {
+    .cache_dir = cfg.cache_dir, .device_limit = cfg.device_limit,
+    .ram_limit = cfg.ram_limit, .linger = cfg.linger, .budget = &budget,
+    .log = plugin_log,
+  };
 
   if (cfg.farm_dir == NULL) {
     cfg.farm_dir = nbdkit_absolute_path (DISKFARM_DEFAULT_FARM);
     if (cfg.farm_dir == NULL)
       return -1;
   }
-  farm = farm_acquire ();
-  if (farm == NULL) {
+  fp.dir = cfg.farm_dir;
+  farmstate = df_farmstate_new (&fp);
+  if (farmstate == NULL) {
     nbdkit_error ("%s", df_error_get ());
     return -1;
   }
-  if (farm_server (farm) == NULL) {
+  sp.farm = farmstate;
+  sessions = df_sessions_new (&sp);
+  if (sessions == NULL) {
     nbdkit_error ("%s", df_error_get ());
-    farm_release ();
     return -1;
   }
-  farm_release ();
   return 0;
 }
 
@@ -127,14 +152,18 @@ diskfarm_config_complete (void)
 static int
 diskfarm_after_fork (void)
 {
-  return sessions_start ();
+  if (df_sessions_start (sessions) == -1) {
+    nbdkit_error ("%s", df_error_get ());
+    return -1;
+  }
+  return 0;
 }
 
 static void
 diskfarm_unload (void)
 {
-  sessions_stop ();
-  farm_free_all ();
+  df_sessions_free (sessions);
+  df_farmstate_free (farmstate);
   free (cfg.farm_dir);
   free (cfg.server);
   free (cfg.cache_dir);
@@ -168,11 +197,34 @@ fail_open (struct handle *h, const char *exportname)
   free (h);
 }
 
+/* The client's address, for the session's figures. */
+static const char *
+peer (char *buf, size_t len)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  const void *addr = NULL;
+
+  buf[0] = '\0';
+  if (nbdkit_peer_name ((struct sockaddr *) &ss, &sl) == -1)
+    return buf;
+  if (ss.ss_family == AF_INET)
+    addr = &((struct sockaddr_in *) &ss)->sin_addr;
+  else if (ss.ss_family == AF_INET6)
+    addr = &((struct sockaddr_in6 *) &ss)->sin6_addr;
+  else if (ss.ss_family == AF_UNIX)
+    snprintf (buf, len, "unix");
+  if (addr && inet_ntop (ss.ss_family, addr, buf, len) == NULL)
+    buf[0] = '\0';
+  return buf;
+}
+
 static void *
 diskfarm_open (int readonly)
 {
   const char *exportname = nbdkit_export_name ();
   struct handle *h = calloc (1, sizeof *h);
+  char client[64];
 
   if (h == NULL) {
     nbdkit_error ("calloc: %m");
@@ -193,11 +245,13 @@ diskfarm_open (int readonly)
     h->readonly = true;
     break;
   case DF_EXPORT_DEV:
-    h->session = session_open (&h->en, &h->description);
+    h->session = df_session_open (sessions, h->en.name, h->en.session,
+                                  peer (client, sizeof client));
     if (h->session == NULL)
       goto fail;
-    h->bdev = session_bdev (h->session);
-    h->readonly = readonly || session_readonly (h->session);
+    h->description = df_session_describe (h->session);
+    h->bdev = df_session_bdev (h->session);
+    h->readonly = readonly || df_session_readonly (h->session);
     break;
   case DF_EXPORT_EDIT:
     h->editor = editor_open (h->en.name, &h->description);
@@ -218,11 +272,10 @@ diskfarm_close (void *handle)
 {
   struct handle *h = handle;
 
-  if (h->session)
-    session_close (h->session);
-  if (h->editor)
-    editor_close (h->editor);
-  chain_put (h->image);
+  df_session_close (h->session);
+  if (h->editor && editor_close (h->editor) == -1)
+    nbdkit_error ("%s", df_error_get ());
+  df_farmstate_chain_put (farmstate, h->image);
   free (h->description);
   free (h);
 }
@@ -294,14 +347,15 @@ diskfarm_yes (void *handle)
   return 1;
 }
 
-/* Reports a failed request once, with its context. */
+/* Reports a failed request once, with its context (a full cache is
+ * logged once per session, by the session).
+ */
 static int
 io_error (struct handle *h, const char *op)
 {
   int err = errno ? errno : EIO;
 
-  if (h->session)
-    session_note_error (h->session, err);
+  (void) h;
   if (err != ENOSPC)
     nbdkit_error ("%s: %s", op, df_error_get ());
   nbdkit_set_error (err);

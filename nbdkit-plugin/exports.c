@@ -1,4 +1,10 @@
-/* nbdkit-diskfarm-plugin — img/ and edit/ exports, and the export list. */
+/* nbdkit-diskfarm-plugin — img/ and edit/ exports, and the export list.
+ * No nbdkit calls here (test-exports.c drives it directly).
+ *
+ * Descriptions end with a machine-readable tail (nbdkit-diskfarm-
+ * plugin(1)): "vdisk=NAME version=N hash=HEX", hash only for a sealed
+ * version.
+ */
 #include <config.h>
 
 #include <errno.h>
@@ -6,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <nbdkit-plugin.h>
 
 #include "cleanup.h"
 #include "error.h"
@@ -20,77 +24,41 @@ struct editor {
   struct editor *next;
 };
 
+/* Covers the list only: an editor is listed (claiming its vDisk) before
+ * its version is opened, and delisted after it is closed.
+ */
 static pthread_mutex_t editors_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct editor *editors;
 
-static const struct df_version *
-maintenance_version (const struct df_vdisk *vd)
+/* " vdisk=NAME version=N[ hash=HEX]" into buf. */
+static const char *
+tail (const char *vdisk, const struct df_version *v, char *buf, size_t len)
 {
-  size_t i;
+  char hex[2 * DF_HASH_LEN + 1];
 
-  for (i = vd->nversions; i > 0; i--)
-    if (vd->versions[i - 1].state == DF_STATE_MAINTENANCE)
-      return &vd->versions[i - 1];
-  return NULL;
+  if (v->sealed)
+    snprintf (buf, len, " vdisk=%s version=%u hash=%s", vdisk, v->num,
+              df_hex (v->hash, DF_HASH_LEN, hex));
+  else
+    snprintf (buf, len, " vdisk=%s version=%u", vdisk, v->num);
+  return buf;
 }
 
-struct editor *
-editor_open (const char *vdisk, char **desc)
+static struct df_vdisk *
+load_vdisk (const char *name)
 {
-  struct editor *e;
-  struct df_farm *farm;
+  struct df_farm_ref *ref = df_farmstate_get (farmstate);
   struct df_vdisk *vd;
-  const struct df_version *v;
-  SCOPED_LOCK (&editors_lock);
 
-  for (e = editors; e; e = e->next)
-    if (strcmp (e->vdisk, vdisk) == 0) {
-      df_error (EBUSY, "vdisk \"%s\" is already being edited (one editor at "
-                "a time)", vdisk);
-      return NULL;
-    }
-  farm = farm_acquire ();
-  if (farm == NULL)
+  if (ref == NULL)
     return NULL;
-  vd = farm_load_vdisk (farm, vdisk);
-  farm_release ();
-  if (vd == NULL)
-    return NULL;
-  v = maintenance_version (vd);
-  if (v == NULL) {
-    df_error (ENOENT, "vdisk \"%s\" has no maintenance version (make one "
-              "with \"diskfarm version new %s\")", vdisk, vdisk);
-    df_vdisk_free (vd);
-    return NULL;
-  }
-  e = calloc (1, sizeof *e);
-  if (e == NULL) {
-    df_error_errno ("editor");
-    df_vdisk_free (vd);
-    return NULL;
-  }
-  strcpy (e->vdisk, vdisk);
-  /* The layer's writer lock also keeps out other servers and promote. */
-  e->bdev = df_vdisk_open (vd, v->num, true);
-  if (e->bdev == NULL) {
-    if (errno == EBUSY)
-      df_error (EBUSY, "vdisk \"%s\" version %u is being edited elsewhere",
-                vdisk, v->num);
-    free (e);
-    df_vdisk_free (vd);
-    return NULL;
-  }
-  if (asprintf (desc, "vdisk %s version %u (maintenance), writable", vdisk,
-                v->num) == -1)
-    *desc = NULL;
-  df_vdisk_free (vd);
-  e->next = editors;
-  editors = e;
-  return e;
+  vd = df_farm_load_vdisk (ref->farm, ref->server, name, NULL, NULL);
+  df_farm_ref_put (ref);
+  return vd;
 }
 
-void
-editor_close (struct editor *e)
+static void
+delist (struct editor *e)
 {
   struct editor **p;
   SCOPED_LOCK (&editors_lock);
@@ -100,10 +68,84 @@ editor_close (struct editor *e)
       *p = e->next;
       break;
     }
-  if (df_bdev_flush (e->bdev) == -1)
-    nbdkit_error ("edit/%s: %s", e->vdisk, df_error_get ());
+}
+
+/* Opens the maintenance version of the claimed vDisk (file I/O). */
+static int
+open_maintenance (struct editor *e, char **desc)
+{
+  struct df_vdisk *vd = load_vdisk (e->vdisk);
+  const struct df_version *v;
+  char t[160];
+
+  if (vd == NULL)
+    return -1;
+  v = df_vdisk_maintenance (vd);
+  if (v == NULL) {
+    df_error (ENOENT, "vdisk \"%s\" has no maintenance version (make one "
+              "with \"diskfarm version new %s\")", e->vdisk, e->vdisk);
+    df_vdisk_free (vd);
+    return -1;
+  }
+  /* The layer's writer lock also keeps out other servers and promote. */
+  e->bdev = df_vdisk_open (vd, v->num, true);
+  if (e->bdev == NULL) {
+    if (errno == EBUSY)
+      df_error (EBUSY, "vdisk \"%s\" version %u is being edited elsewhere",
+                e->vdisk, v->num);
+    df_vdisk_free (vd);
+    return -1;
+  }
+  if (asprintf (desc, "vdisk %s version %u (maintenance), writable%s",
+                e->vdisk, v->num, tail (vd->name, v, t, sizeof t)) == -1)
+    *desc = NULL;
+  df_vdisk_free (vd);
+  return 0;
+}
+
+struct editor *
+editor_open (const char *vdisk, char **desc)
+{
+  struct editor *e = calloc (1, sizeof *e), *o;
+
+  if (e == NULL) {
+    df_error_errno ("editor");
+    return NULL;
+  }
+  snprintf (e->vdisk, sizeof e->vdisk, "%s", vdisk);
+  {
+    SCOPED_LOCK (&editors_lock);
+    for (o = editors; o; o = o->next)
+      if (strcmp (o->vdisk, vdisk) == 0) {
+        free (e);
+        df_error (EBUSY, "vdisk \"%s\" is already being edited (one editor "
+                  "at a time)", vdisk);
+        return NULL;
+      }
+    e->next = editors;
+    editors = e;
+  }
+  if (open_maintenance (e, desc) == -1) {
+    int err = errno;
+    delist (e);
+    free (e);
+    errno = err;
+    return NULL;
+  }
+  return e;
+}
+
+int
+editor_close (struct editor *e)
+{
+  int r = df_bdev_flush (e->bdev);
+
+  if (r == -1)
+    df_error_prefix ("edit/%s", e->vdisk);
   df_bdev_close (e->bdev);
+  delist (e);
   free (e);
+  return r;
 }
 
 struct df_bdev *
@@ -112,18 +154,14 @@ editor_bdev (struct editor *e)
   return e->bdev;
 }
 
-struct chain_ref *
+struct df_chain_ref *
 image_open (const struct df_export_name *en, char **desc)
 {
-  struct df_farm *farm = farm_acquire ();
-  struct df_vdisk *vd;
+  struct df_vdisk *vd = load_vdisk (en->name);
   const struct df_version *v;
-  struct chain_ref *c = NULL;
+  struct df_chain_ref *c = NULL;
+  char t[160];
 
-  if (farm == NULL)
-    return NULL;
-  vd = farm_load_vdisk (farm, en->name);
-  farm_release ();
   if (vd == NULL)
     return NULL;
   v = en->version ? df_vdisk_version (vd, en->version)
@@ -135,76 +173,85 @@ image_open (const struct df_export_name *en, char **desc)
   else if (v->state == DF_STATE_MAINTENANCE)
     df_error (EACCES, "vdisk \"%s\" version %u is in maintenance: only its "
               "editor sees it (edit/%s)", en->name, v->num, en->name);
-  else if ((c = chain_get (vd, v->num)) != NULL &&
-           asprintf (desc, "vdisk %s version %u (%s), read-only", en->name,
-                     v->num, df_state_name (v->state)) == -1)
+  else if ((c = df_farmstate_chain (farmstate, vd, v->num)) != NULL &&
+           asprintf (desc, "vdisk %s version %u (%s), read-only%s", en->name,
+                     v->num, df_state_name (v->state),
+                     tail (vd->name, v, t, sizeof t)) == -1)
     *desc = NULL;
   df_vdisk_free (vd);
   return c;
 }
 
+/* img/NAME and edit/NAME of one vDisk. */
 static int
-list_vdisks (struct df_farm *farm, const char *server,
-             int (*add) (void *, const char *, const char *), void *opaque)
+list_vdisk (const struct df_vdisk *vd,
+            int (*add) (void *, const char *, const char *), void *opaque)
 {
-  CLEANUP_FREE const char **stores = df_farm_names (farm, DF_KIND_STORE);
-  size_t i, j;
+  const struct df_version *prod = df_vdisk_pick (vd, DF_TYPE_PRODUCTION);
+  const struct df_version *maint = df_vdisk_maintenance (vd);
+  char name[80], desc[320], t[160];
 
-  for (i = 0; stores && stores[i]; i++) {
-    CLEANUP_FREE char *path = df_farm_store_path (farm, stores[i], server);
-    char **names = path ? df_store_vdisks (path) : NULL;
-
-    for (j = 0; names && names[j]; j++) {
-      struct df_vdisk *vd = df_vdisk_load (path, names[j]);
-      const struct df_version *prod, *maint;
-      char name[80], desc[200];
-
-      if (vd == NULL)
-        continue;
-      prod = df_vdisk_pick (vd, DF_TYPE_PRODUCTION);
-      maint = maintenance_version (vd);
-      snprintf (name, sizeof name, "img/%s", vd->name);
-      snprintf (desc, sizeof desc, "vdisk %s, production version %u", vd->name,
-                prod ? prod->num : 0);
-      if (prod && add (opaque, name, desc) == -1)
-        goto fail;
-      snprintf (name, sizeof name, "edit/%s", vd->name);
-      snprintf (desc, sizeof desc, "vdisk %s, maintenance version %u",
-                vd->name, maint ? maint->num : 0);
-      if (maint && add (opaque, name, desc) == -1)
-        goto fail;
-      df_vdisk_free (vd);
-      continue;
-    fail:
-      df_vdisk_free (vd);
-      df_strv_free (names);
+  if (prod) {
+    snprintf (name, sizeof name, "img/%s", vd->name);
+    snprintf (desc, sizeof desc, "vdisk %s, production version %u%s",
+              vd->name, prod->num, tail (vd->name, prod, t, sizeof t));
+    if (add (opaque, name, desc) == -1)
       return -1;
-    }
-    df_strv_free (names);
+  }
+  if (maint) {
+    snprintf (name, sizeof name, "edit/%s", vd->name);
+    snprintf (desc, sizeof desc, "vdisk %s, maintenance version %u%s",
+              vd->name, maint->num, tail (vd->name, maint, t, sizeof t));
+    if (add (opaque, name, desc) == -1)
+      return -1;
   }
   return 0;
+}
+
+/* Each vDisk once, as an open of its name finds it (the first store
+ * that holds it).
+ */
+static int
+list_vdisks (const struct df_farm *farm, const char *server,
+             int (*add) (void *, const char *, const char *), void *opaque)
+{
+  char **names = df_farm_vdisk_names (farm, server);
+  size_t i;
+  int r = 0;
+
+  if (names == NULL)
+    return -1;
+  for (i = 0; r == 0 && names[i]; i++) {
+    struct df_vdisk *vd = df_farm_load_vdisk (farm, server, names[i], NULL,
+                                              NULL);
+    if (vd)
+      r = list_vdisk (vd, add, opaque);
+    df_vdisk_free (vd);
+  }
+  df_strv_free (names);
+  if (r == 0)
+    df_error_clear ();          /* a vDisk that does not load is not listed */
+  return r;
 }
 
 int
 exports_list (int (*add) (void *, const char *, const char *), void *opaque)
 {
-  struct df_farm *farm = farm_acquire ();
+  struct df_farm_ref *ref = df_farmstate_get (farmstate);
   CLEANUP_FREE const char **devs = NULL;
-  const char *server;
   size_t i;
   int r = -1;
 
-  if (farm == NULL)
+  if (ref == NULL)
     return -1;
-  server = farm_server (farm);
-  if (server == NULL || list_vdisks (farm, server, add, opaque) == -1)
+  if (list_vdisks (ref->farm, ref->server, add, opaque) == -1)
     goto out;
-  devs = df_farm_names (farm, DF_KIND_DEVICE);
+  devs = df_farm_names (ref->farm, DF_KIND_DEVICE);
   for (i = 0; devs && devs[i]; i++) {
     struct df_device dev;
     char name[80], desc[200];
 
-    if (df_farm_device (farm, devs[i], &dev) == -1)
+    if (df_farm_device (ref->farm, devs[i], &dev) == -1)
       continue;
     snprintf (name, sizeof name, "dev/%s", dev.name);
     snprintf (desc, sizeof desc, "device %s (%s): vdisk %s", dev.name,
@@ -214,6 +261,6 @@ exports_list (int (*add) (void *, const char *, const char *), void *opaque)
   }
   r = 0;
  out:
-  farm_release ();
+  df_farm_ref_put (ref);
   return r;
 }

@@ -30,7 +30,14 @@ requires_root () {
   [ "$(id -u)" -eq 0 ] || skip "needs root"
 }
 
+# Every process a test starts carries this tag in its environment, so
+# that the end of the test finds any still running, whatever started it
+# (daemons that fork away, processes in network namespaces).
+DISKFARM_TEST_TAG=$$.$EPOCHREALTIME
+export DISKFARM_TEST_TAG
+
 # Cleanup handlers run at exit in reverse order, whatever happened.
+# Then the test fails if a process it started is still running.
 _cleanup_fns=()
 cleanup_fn () {
   _cleanup_fns+=("$*")
@@ -41,9 +48,114 @@ _run_cleanup () {
   for ((i = ${#_cleanup_fns[@]} - 1; i >= 0; i--)); do
     eval "${_cleanup_fns[$i]}"
   done
+  [ -z "${_sanitizer_failed:-}" ] || [ $status -ne 0 ] || status=1
+  _check_left_processes || status=1
   exit $status
 }
 trap _run_cleanup EXIT
+
+# Pids of the running processes that carry this test's tag.  Bash
+# builtins only: a program run here would carry the tag itself.
+_tagged_pids () {
+  local d e env
+  for d in /proc/[0-9]*; do
+    mapfile -d '' env 2>/dev/null <"$d/environ" || continue
+    for e in "${env[@]}"; do
+      if [ "$e" = "DISKFARM_TEST_TAG=$DISKFARM_TEST_TAG" ]; then
+        echo "${d#/proc/}"
+        break
+      fi
+    done
+  done
+}
+
+# Nothing a test started may outlive it.  Processes a cleanup has just
+# signalled get a moment to exit; whatever still runs after that fails
+# the test, and is killed so that it is not left behind all the same.
+_check_left_processes () {
+  local pids deadline=$((SECONDS + 5))
+  while pids=$(_tagged_pids); [ -n "$pids" ] && [ $SECONDS -lt $deadline ]; do
+    sleep 0.1
+  done
+  [ -z "$pids" ] && return 0
+  echo "FAIL: processes this test started are still running at its end:" >&2
+  ps -o pid=,args= -p "$(echo $pids | tr ' ' ,)" >&2
+  kill -9 $pids 2>/dev/null
+  return 1
+}
+
+# stop_pid PID [SIGNAL]: signals a process (TERM by default) and waits
+# until it has exited, at most 10 s, then kills it.  For cleanups: it
+# says what went wrong but does not exit (the end-of-test check fails
+# the test if the process is still there).
+stop_pid () {
+  local pid=$1 sig=${2:-TERM}
+  kill -"$sig" "$pid" 2>/dev/null || return 0
+  wait_gone "$pid" 10 && return 0
+  echo "process $pid ignored SIG$sig for 10 s: killing it" >&2
+  kill -KILL "$pid" 2>/dev/null
+  wait_gone "$pid" 5
+}
+# wait_gone PID SECONDS: waits until the process has exited; status 1
+# if it still runs after SECONDS.
+wait_gone () {
+  local deadline=$((SECONDS + $2))
+  while kill -0 "$1" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.05
+  done
+}
+
+# spawn VAR CMD...: runs the program CMD in the background, stopped at
+# exit, and sets VAR to its pid.  CMD must be a program, not a shell
+# function, so that the pid is the program's own (also through
+# "ip netns exec", which execs it).
+spawn () {
+  local var=$1
+  shift
+  "$@" &
+  printf -v "$var" '%s' "$!"
+  cleanup_fn "stop_pid $!"
+}
+
+# wait_for SECONDS WHAT CMD...: runs CMD until it succeeds, at most for
+# SECONDS; otherwise fails the test with WHAT and CMD's last output.
+wait_for () {
+  local timeout=$1 what=$2 deadline out
+  shift 2
+  deadline=$((SECONDS + timeout))
+  until out=$("$@" 2>&1); do
+    [ $SECONDS -lt $deadline ] ||
+      fail "waited $timeout s for $what in vain: $out"
+    sleep 0.1
+  done
+}
+
+# netns_add NS: a network namespace (lo up), deleted at exit together
+# with whatever still runs in it.
+netns_add () {
+  ip netns add "$1" || return 1
+  cleanup_fn "netns_delete '$1'"
+  ip -n "$1" link set lo up
+}
+
+# netns_delete NS: stops every process in the namespace (TERM, then
+# KILL after 5 s), then deletes it.  A process in a deleted namespace
+# would run on, unreachable.
+netns_delete () {
+  local ns=$1 sig pids deadline
+  for sig in TERM KILL; do
+    pids=$(ip netns pids "$ns" 2>/dev/null)
+    [ -n "$pids" ] || break
+    kill -"$sig" $pids 2>/dev/null
+    deadline=$((SECONDS + 5))
+    while [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] &&
+          [ $SECONDS -lt $deadline ]; do
+      sleep 0.05
+    done
+  done
+  ip netns delete "$ns" 2>/dev/null
+}
 
 # A scratch directory for this test, removed at exit.
 TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/diskfarm-it.XXXXXX")
@@ -92,10 +204,11 @@ make_image () {
 start_nbdkit () {
   NBD_SOCK="$TESTDIR/nbd.sock"
   rm -f "$NBD_SOCK"
-  nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" "$@" \
+  env $(sanitizer_preload "$PLUGIN") \
+    nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" "$@" \
     2>>"$TESTDIR/nbdkit.log" &
   NBD_PID=$!
-  cleanup_fn "kill $NBD_PID 2>/dev/null; wait $NBD_PID 2>/dev/null"
+  cleanup_fn "_nbdkit_stop $NBD_PID TERM; sanitizer_check"
   for _ in $(seq 200); do
     [ -S "$NBD_SOCK" ] && return 0
     kill -0 $NBD_PID 2>/dev/null || break
@@ -105,10 +218,71 @@ start_nbdkit () {
   fail "nbdkit did not start"
 }
 
-# Stops the captive nbdkit: stop_nbdkit [SIGNAL].
+# Stops the captive nbdkit and waits until it has exited: stop_nbdkit
+# [SIGNAL].
 stop_nbdkit () {
-  kill -"${1:-TERM}" "$NBD_PID" 2>/dev/null || true
-  wait "$NBD_PID" 2>/dev/null || true
+  _nbdkit_stop "$NBD_PID" "${1:-TERM}"
+  sanitizer_check
+}
+
+# _nbdkit_stop PID SIGNAL.  A sanitizer runtime preloaded into nbdkit can
+# deadlock in the exit handlers of nbdkit's own libraries (glibc's locale
+# lock, from libp11-kit's destructor) after the plugin has unloaded: a
+# bounded wait, then SIGKILL, once the plugin's unload is in the log.
+_nbdkit_stop () {
+  local pid=$1 sig=$2 unloads i grace=20
+  if [ -z "$(sanitizer_preload "$PLUGIN")" ]; then
+    stop_pid "$pid" "$sig"
+    return 0
+  fi
+  unloads=$(grep -c 'unload plugin' "$TESTDIR/nbdkit.log" 2>/dev/null || true)
+  kill -"$sig" "$pid" 2>/dev/null || return 0
+  for i in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || break
+    if [ "$(grep -c 'unload plugin' "$TESTDIR/nbdkit.log")" -gt "$unloads" ]; then
+      [ $((grace -= 1)) -gt 0 ] || break
+    fi
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    [ "$grace" -eq 0 ] || {
+      echo "FAIL: nbdkit $pid did not unload the plugin in 30 s" >&2
+      _sanitizer_failed=1
+    }
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  wait_gone "$pid" 5
+}
+
+# A sanitizer build's plugin runs in Debian's nbdkit, which is not built
+# with the sanitizer: its runtime must come first.  Prints the
+# environment for nbdkit (nothing for a normal build).
+sanitizer_preload () {
+  local lib
+  lib=$(ldd "$1" | awk '/lib(asan|tsan)\.so/ { print $3; exit }')
+  case $lib in
+  *asan*)
+    echo "LD_PRELOAD=$lib"
+    # nbdkit's own allocations at exit are not ours to judge.
+    echo "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+    ;;
+  *tsan*)
+    echo "LD_PRELOAD=$lib"
+    echo "TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+    ;;
+  esac
+}
+
+# Fails the test if a sanitizer reported anything in nbdkit's log.
+sanitizer_check () {
+  [ -f "$TESTDIR/nbdkit.log" ] || return 0
+  if grep -Eq 'ERROR: (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' \
+       "$TESTDIR/nbdkit.log"; then
+    grep -E -A40 'Sanitizer|runtime error:' "$TESTDIR/nbdkit.log" >&2 || true
+    echo "FAIL: a sanitizer reported an error in nbdkit (above)" >&2
+    _sanitizer_failed=1
+    return 1
+  fi
 }
 
 # The NBD URI of an export of the captive nbdkit.

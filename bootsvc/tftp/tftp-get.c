@@ -101,20 +101,6 @@ on_oack (struct get *g, const uint8_t *buf, size_t n)
 }
 
 static void
-write_all (int fd, const uint8_t *p, size_t len)
-{
-  while (len > 0) {
-    ssize_t r = write (fd, p, len);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      die ("write failed");
-    p += r;
-    len -= r;
-  }
-}
-
-static void
 on_data (struct get *g, uint16_t block, const uint8_t *data, size_t len)
 {
   if (block != (uint16_t) g->expected) {
@@ -126,8 +112,10 @@ on_data (struct get *g, uint16_t block, const uint8_t *data, size_t len)
   }
   if (len > g->blksize)
     die ("DATA larger than the block size");
-  if (g->out >= 0)
-    write_all (g->out, data, len);
+  if (g->out >= 0 && df_write_full (g->out, data, len) == -1) {
+    df_error_errno ("write failed");
+    die (df_error_get ());
+  }
   g->bytes += len;
   g->gap_acked = false;
   g->retries = 0;

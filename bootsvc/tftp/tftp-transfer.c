@@ -158,18 +158,12 @@ block_len (const struct tftp_transfer *t, uint64_t seq)
 static int
 read_exact (int fd, uint8_t *buf, size_t len, uint64_t off)
 {
-  size_t got = 0;
+  ssize_t r = df_pread_full (fd, buf, len, off);
 
-  while (got < len) {
-    ssize_t r = pread (fd, buf + got, len - got, off + got);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return df_error_errno ("read at offset %" PRIu64, off + got);
-    if (r == 0)
-      return df_error (EIO, "file shrank to %" PRIu64 " bytes", off + got);
-    got += r;
-  }
+  if (r == -1)
+    return df_error_errno ("read at offset %" PRIu64, off);
+  if ((size_t) r < len)
+    return df_error (EIO, "file shrank to %" PRIu64 " bytes", off + r);
   return 0;
 }
 

@@ -31,6 +31,13 @@
 
 struct df_bdev;
 
+/* What df_bdev_peek found at an offset. */
+struct df_bdev_peek {
+  uint32_t len;                 /* bytes described: 1 to count */
+  bool zero;                    /* they read as zeros */
+  const void *data;             /* else: here in memory, or NULL: pread */
+};
+
 /* Called in ascending order with contiguous extents.  Returning -1
  * stops the walk (the error propagates).
  */
@@ -51,6 +58,13 @@ struct df_bdev_ops {
   int (*extents) (struct df_bdev *b, uint32_t count, uint64_t offset,
                   df_extent_fn fn, void *opaque);
   void (*close) (struct df_bdev *b);
+  /* Optional: for a front end that sends from memory without copying
+   * it first.  Describes the first bytes of [offset, offset+count) as a
+   * struct df_bdev_peek.  Memory handed out stays valid and unchanged
+   * until close, so only read-only devices hand any out.
+   */
+  int (*peek) (struct df_bdev *b, uint32_t count, uint64_t offset,
+               struct df_bdev_peek *out);
 };
 
 struct df_bdev {
@@ -97,6 +111,19 @@ df_bdev_extents (struct df_bdev *b, uint32_t count, uint64_t offset,
                  df_extent_fn fn, void *opaque)
 {
   return b->ops->extents (b, count, offset, fn, opaque);
+}
+
+/* Without a peek op: all of it, to be read with pread. */
+static inline int
+df_bdev_peek (struct df_bdev *b, uint32_t count, uint64_t offset,
+              struct df_bdev_peek *out)
+{
+  if (b->ops->peek)
+    return b->ops->peek (b, count, offset, out);
+  out->len = count;
+  out->zero = false;
+  out->data = NULL;
+  return 0;
 }
 
 /* NULL is fine. */

@@ -39,24 +39,34 @@ idx_set (struct chain *c, uint64_t b, uint64_t count, uint8_t v)
     __atomic_store_n (&c->idx[i], v, __ATOMIC_RELAXED);
 }
 
+/* The run of [offset, offset+count) that starts at offset: how long it
+ * is, and the layer holding it (*v, or IDX_ZERO), up to where another
+ * layer takes over.
+ */
+static uint32_t
+chain_run (const struct chain *c, uint32_t count, uint64_t offset,
+           uint8_t *v)
+{
+  const uint32_t bs = c->block_size;
+  uint64_t b = offset / bs, end_b = b + 1, run_end;
+
+  *v = idx_get (c, b);
+  while (end_b * bs < offset + count && idx_get (c, end_b) == *v)
+    end_b++;
+  run_end = end_b * bs;
+  return run_end - offset < count ? run_end - offset : count;
+}
+
 static int
 chain_pread (struct df_bdev *bdev, void *buf, uint32_t count, uint64_t offset)
 {
   struct chain *c = (struct chain *) bdev;
-  const uint32_t bs = c->block_size;
   char *p = buf;
 
   while (count > 0) {
-    uint64_t b = offset / bs, end_b = b + 1;
-    uint8_t v = idx_get (c, b);
-    uint64_t run_end;
-    uint32_t len;
+    uint8_t v;
+    uint32_t len = chain_run (c, count, offset, &v);
 
-    /* Extend the run while the same layer holds the next block. */
-    while (end_b * bs < offset + count && idx_get (c, end_b) == v)
-      end_b++;
-    run_end = end_b * bs;
-    len = run_end - offset < count ? run_end - offset : count;
     if (v == IDX_ZERO)
       memset (p, 0, len);
     else if (df_layer_pread (c->layers[v], p, len, offset) == -1)
@@ -66,6 +76,24 @@ chain_pread (struct df_bdev *bdev, void *buf, uint32_t count, uint64_t offset)
     count -= len;
   }
   return 0;
+}
+
+/* A sealed chain never changes, so its layers' cached data can be
+ * handed out as memory (df_layer_peek).
+ */
+static int
+chain_peek (struct df_bdev *bdev, uint32_t count, uint64_t offset,
+            struct df_bdev_peek *out)
+{
+  struct chain *c = (struct chain *) bdev;
+  uint8_t v;
+
+  out->len = chain_run (c, count, offset, &v);
+  out->zero = v == IDX_ZERO;
+  out->data = NULL;
+  if (out->zero || !(c->bdev.flags & DF_BDEV_RDONLY))
+    return 0;
+  return df_layer_peek (c->layers[v], offset, out->len, &out->data);
 }
 
 /* Writes part of one block: read it through the chain, patch, write it
@@ -210,6 +238,7 @@ static const struct df_bdev_ops chain_ops = {
   .trim = chain_trim,
   .extents = chain_extents,
   .close = chain_close,
+  .peek = chain_peek,
 };
 
 static int

@@ -112,6 +112,16 @@ test_chain (void **state)
   assert_memory_equal (buf, ref + 7 * BS + 100, 3 * BS + 7);
   assert_int_equal (df_bdev_extents (c, SIZE, 0, check_extent, &log), 0);
   assert_int_equal (log.next, SIZE);
+  /* A writable chain changes: it hands out no memory. */
+  {
+    struct df_bdev_peek pk;
+    uint64_t off;
+
+    for (off = 0; off < SIZE; off += pk.len) {
+      assert_int_equal (df_bdev_peek (c, SIZE - off, off, &pk), 0);
+      assert_null (pk.data);
+    }
+  }
 
   /* Trim only drops whole blocks and keeps the rest. */
   assert_int_equal (df_bdev_trim (c, 3 * BS, BS / 2, 0), 0);
@@ -145,6 +155,51 @@ test_bad_links (void **state)
   assert_null (df_chain_open (layers, 0));
 }
 
+/* Peeking a read-only chain: runs as pread sees them, memory only for
+ * cached data of sealed layers.
+ */
+static void
+test_peek (void **state)
+{
+  char *ref = calloc (1, SIZE), *buf = malloc (SIZE);
+  struct df_layer *layers[2];
+  struct df_bdev *c;
+  struct df_bdev_peek pk;
+  uint64_t off = 0;
+  size_t in_memory = 0;
+
+  (void) state;
+  layers[0] = sealed_layer ("p0", NULL, 0, 16, 0x44, ref);
+  layers[1] = sealed_layer ("p1", layers[0], 4, 4, 0x55, ref);
+  c = df_chain_open (layers, 2);
+  assert_non_null (c);
+  /* Read once: the data is in the page cache now. */
+  assert_int_equal (df_bdev_pread (c, buf, SIZE, 0), 0);
+  assert_memory_equal (buf, ref, SIZE);
+  while (off < SIZE) {
+    assert_int_equal (df_bdev_peek (c, SIZE - off, off, &pk), 0);
+    assert_true (pk.len >= 1 && pk.len <= SIZE - off);
+    if (pk.zero)
+      assert_true (df_is_zero (ref + off, pk.len));
+    else if (pk.data) {
+      assert_memory_equal (pk.data, ref + off, pk.len);
+      in_memory += pk.len;
+    }
+    off += pk.len;
+  }
+  assert_int_equal (in_memory, 16 * BS);
+  /* The runs: blocks 0-3 from p0, 4-7 from p1, 8-15 from p0, zeros. */
+  assert_int_equal (df_bdev_peek (c, SIZE, 0, &pk), 0);
+  assert_int_equal (pk.len, 4 * BS);
+  assert_int_equal (df_bdev_peek (c, SIZE - 5 * BS, 5 * BS, &pk), 0);
+  assert_int_equal (pk.len, 3 * BS);
+  assert_int_equal (df_bdev_peek (c, BS, 20 * BS, &pk), 0);
+  assert_true (pk.zero);
+  df_bdev_close (c);
+  free (ref);
+  free (buf);
+}
+
 static void
 test_readonly (void **state)
 {
@@ -167,6 +222,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_chain),
     cmocka_unit_test (test_bad_links),
+    cmocka_unit_test (test_peek),
     cmocka_unit_test (test_readonly),
   };
 

@@ -157,7 +157,7 @@ load_devices (struct df_farm *farm)
     CLEANUP_FREE char *name = NULL, *path = NULL;
     struct device_file *nd;
 
-    if (de->d_name[0] == '.' || n <= 5 || strcmp (de->d_name + n - 5, ".conf"))
+    if (!df_farm_device_file (de->d_name))
       continue;
     name = strndup (de->d_name, n - 5);
     path = df_path_join (ddir, de->d_name);
@@ -744,36 +744,4 @@ df_farm_store_path (const struct df_farm *farm, const char *store,
   if (r == NULL)
     df_error_errno ("%s", store);
   return r;
-}
-
-char *
-df_farm_find_vdisk (const struct df_farm *farm, const char *server,
-                    const char *vdisk, const char **store_name)
-{
-  CLEANUP_FREE const char **stores = NULL;
-  size_t i;
-
-  if (df_name_check ("vdisk", vdisk) == -1)
-    return NULL;
-  stores = df_farm_names (farm, DF_KIND_STORE);
-  if (stores == NULL)
-    return NULL;
-  for (i = 0; stores[i]; i++) {
-    char *path = df_farm_store_path (farm, stores[i], server);
-    CLEANUP_FREE char *conf = NULL;
-    struct stat st;
-
-    if (path == NULL)
-      continue;
-    if (asprintf (&conf, "%s/vdisks/%s/vdisk.conf", path, vdisk) == -1)
-      conf = NULL;
-    else if (stat (conf, &st) == 0) {
-      if (store_name)
-        *store_name = stores[i];
-      return path;
-    }
-    free (path);
-  }
-  df_error (ENOENT, "vdisk \"%s\" is not in any store of the farm", vdisk);
-  return NULL;
 }

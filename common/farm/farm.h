@@ -91,6 +91,25 @@ struct df_farm_init {
 };
 int df_farm_create (const char *dir, const struct df_farm_init *init);
 
+/* Change detection (stamp.c): take a stamp before reading the farm, keep
+ * it with what was read, and reload when a newer stamp says changed.
+ */
+struct df_farm_stamp {
+  uint64_t digest;              /* of every file's name, inode, size, mtime */
+  uint64_t files;
+  uint64_t newest_ns;           /* newest mtime seen */
+  uint64_t taken_ns;            /* wall clock when taken */
+  bool valid;                   /* false: the directory could not be read */
+};
+void df_farm_stamp_take (const char *dir, struct df_farm_stamp *out);
+/* True if the farm may have changed between old and now (see stamp.c:
+ * also when old was taken within a timestamp tick of a change).
+ */
+bool df_farm_stamp_changed (const struct df_farm_stamp *old,
+                            const struct df_farm_stamp *now);
+/* A devices.d entry that is a device file (NAME.conf, not hidden). */
+bool df_farm_device_file (const char *name);
+
 /* Exclusive lock on the farm for read-modify-write; returns an fd. */
 int df_farm_lock (const char *dir);
 
@@ -164,10 +183,28 @@ const char *df_farm_local_server (const struct df_farm *farm, const char *name);
 char *df_farm_store_path (const struct df_farm *farm, const char *store,
                           const char *server);
 
-/* Finds the store (on server) that holds vdisk; returns its path
- * (caller frees) and the store name in *store_name if not NULL.
+/* Finds the first store (on server) that holds vdisk; returns its path
+ * (caller frees) and the store name in *store_name if not NULL.  NULL
+ * with ENOENT if no store holds it, or with the error of a store that
+ * could not be looked in (and holds it maybe) if none of the others
+ * does.
  */
 char *df_farm_find_vdisk (const struct df_farm *farm, const char *server,
                           const char *vdisk, const char **store_name);
+
+/* The vDisks of the stores on server: sorted, each name once, NULL-
+ * terminated (df_strv_free).  A store that cannot be listed (unmounted,
+ * gone) lists nothing.  NULL with a message only if memory ran out.
+ */
+char **df_farm_vdisk_names (const struct df_farm *farm, const char *server);
+
+/* Finds the store as df_farm_find_vdisk does and loads the vDisk's
+ * manifest from it.  With lock not NULL, the vDisk's lock is taken
+ * before the manifest is read and its fd returned there (the caller
+ * closes it after saving).  Caller frees with df_vdisk_free.
+ */
+struct df_vdisk *df_farm_load_vdisk (const struct df_farm *farm,
+                                     const char *server, const char *vdisk,
+                                     const char **store_name, int *lock);
 
 #endif

@@ -1,6 +1,7 @@
 /* Unit tests: common/farm (farm.conf, devices.d, edits, checks). */
 #include <config.h>
 
+#include <errno.h>
 #include <sys/stat.h>
 
 #include "test-helpers.h"
@@ -177,6 +178,89 @@ test_bad_files (void **state)
   test_tmpdir_free (d2);
 }
 
+/* Makes dir/vdisks/name/vdisk.conf (only its presence counts here). */
+static void
+fake_vdisk (const char *store, const char *name)
+{
+  char *d;
+
+  assert_true (asprintf (&d, "%s/vdisks/%s", store, name) > 0);
+  assert_int_equal (df_mkdir_p (d, 0755), 0);
+  test_write (d, "vdisk.conf", "");
+  free (d);
+}
+
+/* Which store holds a vDisk, the names of them all, and a store that
+ * cannot be looked in.
+ */
+static void
+test_find_vdisk (void **state)
+{
+  char *other = test_path (dir, "tail"), *first, *p, **names;
+  struct df_farm *farm = df_farm_open (dir);
+  const char *store = NULL;
+
+  (void) state;
+  assert_non_null (farm);
+  assert_int_equal (df_farm_add (farm, DF_KIND_STORE, "tail"), 0);
+  assert_int_equal (df_farm_set (farm, DF_KIND_STORE, "tail", "path",
+                                 other), 0);
+  first = df_farm_store_path (farm, "store", "alpha");
+  assert_non_null (first);
+  fake_vdisk (first, "a");
+  fake_vdisk (first, "b");
+  fake_vdisk (other, "b");
+  fake_vdisk (other, "c");
+
+  p = df_farm_find_vdisk (farm, "alpha", "b", &store);
+  assert_string_equal (p, first);       /* the first store that has it */
+  assert_string_equal (store, "store");
+  free (p);
+  p = df_farm_find_vdisk (farm, "alpha", "c", &store);
+  assert_string_equal (p, other);
+  assert_string_equal (store, "tail");
+  free (p);
+  assert_null (df_farm_find_vdisk (farm, "alpha", "d", NULL));
+  assert_int_equal (errno, ENOENT);
+  assert_error_contains ("not in any store");
+  assert_null (df_farm_find_vdisk (farm, "alpha", "../b", NULL));
+  assert_int_equal (errno, EINVAL);
+
+  names = df_farm_vdisk_names (farm, "alpha");
+  assert_non_null (names);
+  assert_string_equal (names[0], "a");
+  assert_string_equal (names[1], "b");    /* once, though in two stores */
+  assert_string_equal (names[2], "c");
+  assert_null (names[3]);
+  df_strv_free (names);
+
+  /* A store that cannot be looked in is not "not there" (root reads
+   * anything: a file where the store's directory should be does it).
+   */
+  assert_int_equal (df_remove_tree (other), 0);
+  test_write (dir, "tail", "not a directory");
+  assert_null (df_farm_find_vdisk (farm, "alpha", "c", NULL));
+  assert_int_equal (errno, ENOENT);      /* ENOTDIR: nothing there */
+  assert_int_equal (unlink (other), 0);
+  assert_int_equal (symlink ("tail", other), 0);   /* a loop: ELOOP */
+  assert_null (df_farm_find_vdisk (farm, "alpha", "c", NULL));
+  assert_int_equal (errno, ELOOP);
+  assert_error_contains ("cannot look in");
+  p = df_farm_find_vdisk (farm, "alpha", "a", NULL);    /* others still do */
+  assert_string_equal (p, first);
+  free (p);
+  names = df_farm_vdisk_names (farm, "alpha");
+  assert_non_null (names);
+  assert_string_equal (names[0], "a");
+  assert_string_equal (names[1], "b");
+  assert_null (names[2]);
+  df_strv_free (names);
+  unlink (other);
+  df_farm_free (farm);
+  free (first);
+  free (other);
+}
+
 int
 main (void)
 {
@@ -185,6 +269,7 @@ main (void)
     cmocka_unit_test (test_edits_keep_hand_edits),
     cmocka_unit_test (test_devices),
     cmocka_unit_test (test_bad_files),
+    cmocka_unit_test (test_find_vdisk),
   };
 
   return cmocka_run_group_tests (tests, setup, teardown);

@@ -42,9 +42,29 @@ struct df_ini {
   size_t nsections;
 };
 
+/* inih's options are compile-time macros of the library's build.
+ * Debian's build turns them into process-wide globals, and we set them
+ * to the syntax of ini.h: no continuation lines, no inline comments,
+ * lines up to DF_INI_LINE_MAX, stop at the first error.  Other
+ * distributions' inih has no such globals (meson checks: HAVE_INIH_OPTIONS)
+ * and keeps upstream's defaults: continuation lines, ';' inline
+ * comments, a 200-byte line buffer, parsing on after an error.  So the
+ * parse below never relies on the options; with any build it
+ *   - hands inih each line without its leading whitespace, so no line
+ *     reads as the continuation of the previous value;
+ *   - takes each value from our own copy of the line (everything after
+ *     the first '=' or ':', trimmed), so neither an inline comment nor a
+ *     line cut to inih's buffer can shorten it (keys are short and come
+ *     first: inih always sees them whole);
+ *   - keeps the first error only, whatever inih does after it.
+ * The globals, where they exist, make inih itself agree.  (The unit
+ * test ini-upstream-inih builds this file with DF_INI_IGNORE_OPTIONS:
+ * Debian's globals left alone are upstream's defaults.)
+ */
+#if HAVE_INIH_OPTIONS && !defined (DF_INI_IGNORE_OPTIONS)
+#define SET_INIH_OPTIONS 1
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 
-/* Debian's inih exposes its compile-time options as globals. */
 static void
 setup_inih (void)
 {
@@ -54,6 +74,7 @@ setup_inih (void)
   ini_max_line = DF_INI_LINE_MAX + 3;
   ini_stop_on_first_error = true;
 }
+#endif
 
 /* "[name]" header: the name, malloc'd, or NULL if line is not a header. */
 static char *
@@ -129,7 +150,27 @@ struct parse_state {
   char *section;                /* full name; inih truncates long ones */
   int failed_errno;
   char *failure;
+  size_t failed_line;           /* 1-based line of the first failure */
 };
+
+/* The value of a "key = value" line as ini.h defines it: everything
+ * after the first '=' or ':', without surrounding whitespace.
+ */
+static char *
+line_value (const char *line)
+{
+  const char *v = line + strcspn (line, "=:");
+  size_t len;
+
+  if (*v)
+    v++;
+  while (isspace ((unsigned char) *v))
+    v++;
+  len = strlen (v);
+  while (len > 0 && isspace ((unsigned char) v[len - 1]))
+    len--;
+  return strndup (v, len);
+}
 
 static char *
 reader (char *str, int num, void *stream)
@@ -143,8 +184,13 @@ reader (char *str, int num, void *stream)
     return NULL;
   st->cur = st->next++;
   line = st->ini->lines[st->cur];
+  /* Never a continuation line: see the top of the file. */
+  while (isspace ((unsigned char) *line))
+    line++;
   len = strlen (line);
-  /* Line lengths were checked against ini_max_line before parsing. */
+  /* Where inih's buffer is shorter than the line, the handler takes
+   * the value from the whole line.
+   */
   if (len + 2 > (size_t) num)
     len = num - 2;
   memcpy (str, line, len);
@@ -174,12 +220,18 @@ handler (void *user, const char *section_unused, const char *name,
   size_t i;
 
   (void) section_unused;
+  (void) value;                 /* taken from the line: see the top */
+  if (st->failed_line)
+    return 0;
   for (i = 0; i < ini->nentries; i++)
     if (strcmp (ini->entries[i].section, section) == 0 &&
         strcmp (ini->entries[i].key, name) == 0) {
+      st->failed_line = st->cur + 1;
       if (asprintf (&st->failure, "line %zu: key \"%s\" repeats line %zu",
-                    st->cur + 1, name, ini->entries[i].line + 1) == -1)
+                    st->cur + 1, name, ini->entries[i].line + 1) == -1) {
         st->failure = NULL;
+        st->failed_errno = ENOMEM;
+      }
       return 0;
     }
   if (ini->nentries == ini->entries_cap) {
@@ -193,7 +245,7 @@ handler (void *user, const char *section_unused, const char *name,
   e = &ini->entries[ini->nentries];
   e->section = strdup (section);
   e->key = strdup (name);
-  e->value = strdup (value);
+  e->value = line_value (ini->lines[st->cur]);
   e->line = st->cur;
   ini->nentries++;
   if (!e->section || !e->key || !e->value)
@@ -204,6 +256,7 @@ handler (void *user, const char *section_unused, const char *name,
 
  nomem:
   st->failed_errno = ENOMEM;
+  st->failed_line = st->cur + 1;
   return 0;
 }
 
@@ -214,7 +267,9 @@ reparse (struct df_ini *ini)
   size_t i;
   int r;
 
+#if SET_INIH_OPTIONS
   pthread_once (&setup_once, setup_inih);
+#endif
   clear_parsed (ini);
   for (i = 0; i < ini->nlines; i++)
     if (strlen (ini->lines[i]) > DF_INI_LINE_MAX)
@@ -223,6 +278,11 @@ reparse (struct df_ini *ini)
 
   r = ini_parse_stream (reader, &st, handler, &st);
   free (st.section);
+  /* inih may parse on after an error: the first one counts. */
+  if (r > 0 && st.failed_line > (size_t) r && !st.failed_errno) {
+    free (st.failure);
+    st.failure = NULL;
+  }
   if (st.failed_errno) {
     free (st.failure);
     return df_error (st.failed_errno, "%s: %m", ini->origin);

@@ -68,6 +68,55 @@ test_bad (void **state)
   free (huge);
 }
 
+/* The syntax of ini.h whatever inih's build options (this file is also
+ * built as ini-upstream-inih, with inih's upstream defaults in force:
+ * continuation lines, inline comments, a 200-byte line buffer).
+ */
+static void
+test_syntax_any_inih (void **state)
+{
+  char *text, *value;
+  struct df_ini *ini;
+
+  (void) state;
+  ini = parse ("[a]\n"
+               "cmd = quiet ;not a comment # nor this\n"
+               "  indented = still a key\n"
+               "colon : value\n"
+               "empty =\n");
+  assert_non_null (ini);
+  assert_string_equal (df_ini_get (ini, "a", "cmd"),
+                       "quiet ;not a comment # nor this");
+  assert_string_equal (df_ini_get (ini, "a", "indented"), "still a key");
+  assert_string_equal (df_ini_get (ini, "a", "colon"), "value");
+  assert_string_equal (df_ini_get (ini, "a", "empty"), "");
+  df_ini_free (ini);
+
+  /* Never a continuation of the previous value. */
+  assert_null (parse ("[a]\nk = v\n   more words\n"));
+  assert_error_contains ("line 3");
+
+  /* A value far longer than inih's default line buffer, kept whole. */
+  value = malloc (5001);
+  memset (value, 'v', 5000);
+  value[4999] = 'Z';
+  value[5000] = '\0';
+  assert_true (asprintf (&text, "[a]\nk = %s\nnext = 1\n", value) > 0);
+  ini = parse (text);
+  assert_non_null (ini);
+  assert_string_equal (df_ini_get (ini, "a", "k"), value);
+  assert_string_equal (df_ini_get (ini, "a", "next"), "1");
+  df_ini_free (ini);
+  free (text);
+  free (value);
+
+  /* The first error is the one reported. */
+  assert_null (parse ("[a]\nwords\nk = 1\nk = 2\n"));
+  assert_error_contains ("line 2: syntax error");
+  assert_null (parse ("[a]\nk = 1\nk = 2\nwords\n"));
+  assert_error_contains ("line 3: key \"k\" repeats line 2");
+}
+
 static void
 test_edit_keeps_comments (void **state)
 {
@@ -148,6 +197,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_parse),
     cmocka_unit_test (test_bad),
+    cmocka_unit_test (test_syntax_any_inih),
     cmocka_unit_test (test_edit_keeps_comments),
     cmocka_unit_test (test_edit_refused),
     cmocka_unit_test (test_save_load),

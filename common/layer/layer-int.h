@@ -23,6 +23,12 @@ struct df_layer {
   bool any_dirty;
   pthread_mutex_t map_lock;     /* map, dirty bits and map writes */
   struct bulk_hasher *hasher;   /* DF_LAYER_BULK only */
+  /* layer-mem.c: the file mapped read-only (sealed layers), made once
+   * under map_lock; mem_state is read without it.
+   */
+  char *mem;
+  size_t mem_len;
+  int mem_state;
 };
 
 static inline uint32_t get32 (const uint8_t *p) { uint32_t v; memcpy (&v, p, 4); return le32toh (v); }
@@ -50,9 +56,8 @@ map_put (uint8_t *map, uint64_t block, enum df_block_state s)
   __atomic_store_n (&map[block / 4], v, __ATOMIC_RELAXED);
 }
 
-/* Whole reads and writes, retried on EINTR; a short read is EIO. */
+/* df_pread_full where a short read is EIO: the file must hold it all. */
 int layer_pread_all (int fd, void *buf, size_t len, uint64_t off);
-int layer_pwrite_all (int fd, const void *buf, size_t len, uint64_t off);
 /* Bytes of blocks [first, first+count) inside the virtual size. */
 size_t layer_blocks_bytes (const struct df_layer *l, uint64_t first,
                            uint64_t count);
@@ -67,5 +72,8 @@ void layer_bulk_hasher_stop (struct df_layer *l);
  * write in order, else by hashing the file.
  */
 int layer_seal_hash (struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
+
+/* layer-mem.c: unmaps the file (at close). */
+void layer_mem_unmap (struct df_layer *l);
 
 #endif

@@ -22,41 +22,14 @@
 int
 layer_pread_all (int fd, void *buf, size_t len, uint64_t off)
 {
-  char *p = buf;
+  ssize_t r = df_pread_full (fd, buf, len, off);
 
-  while (len > 0) {
-    ssize_t r = pread (fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    if (r == 0) {
-      errno = EIO;
-      return -1;
-    }
-    p += r;
-    len -= r;
-    off += r;
+  /* A layer file is never shorter than its header and map say. */
+  if (r >= 0 && (size_t) r < len) {
+    errno = EIO;
+    return -1;
   }
-  return 0;
-}
-
-int
-layer_pwrite_all (int fd, const void *buf, size_t len, uint64_t off)
-{
-  const char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pwrite (fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    p += r;
-    len -= r;
-    off += r;
-  }
-  return 0;
+  return r == -1 ? -1 : 0;
 }
 
 
@@ -249,6 +222,7 @@ df_layer_close (struct df_layer *l)
   if (l->writable && l->any_dirty)
     df_layer_flush (l);
   layer_bulk_hasher_stop (l);
+  layer_mem_unmap (l);
   if (l->fd >= 0)
     close (l->fd);
   pthread_mutex_destroy (&l->map_lock);
@@ -258,8 +232,13 @@ df_layer_close (struct df_layer *l)
   free (l);
 }
 
-/* One writer at a time: the lock goes with the open file description,
- * so a second writable open fails even within the same process.
+/* Every open layer holds a flock on its file, taken without waiting
+ * (docs/layer-format.md "Locks"): a writer an exclusive one, a reader a
+ * shared one.  So a layer has one writer and no reader, or readers only,
+ * on this host and on others sharing the store; and a vDisk's removal,
+ * which takes every layer's lock exclusive, knows whether anyone has one
+ * open.  The lock goes with the open file description: two opens in one
+ * process count as two.
  */
 static int
 lock_writer (struct df_layer *l)
@@ -267,6 +246,43 @@ lock_writer (struct df_layer *l)
   if (flock (l->fd, LOCK_EX | LOCK_NB) == -1) {
     if (errno == EWOULDBLOCK)
       return df_error (EBUSY, "%s: layer is open for writing elsewhere",
+                       l->path);
+    return df_error_errno ("lock %s", l->path);
+  }
+  return 0;
+}
+
+/* First step of every open: a shared lock (refused while a writer or a
+ * removal holds the layer), then a check that the file was not removed
+ * between our open and the lock.
+ */
+static int
+lock_reader (struct df_layer *l)
+{
+  struct stat st;
+
+  if (flock (l->fd, LOCK_SH | LOCK_NB) == -1) {
+    if (errno == EWOULDBLOCK)
+      return df_error (EBUSY, "%s: layer is open for writing elsewhere, or "
+                       "being removed", l->path);
+    return df_error_errno ("lock %s", l->path);
+  }
+  if (fstat (l->fd, &st) == -1)
+    return df_error_errno ("%s", l->path);
+  if (st.st_nlink == 0)
+    return df_error (ENOENT, "%s: layer was removed", l->path);
+  return 0;
+}
+
+/* A writer's second step, once the header says the layer is not sealed:
+ * the shared lock becomes exclusive, refused while others read it.
+ */
+static int
+lock_upgrade (struct df_layer *l)
+{
+  if (flock (l->fd, LOCK_EX | LOCK_NB) == -1) {
+    if (errno == EWOULDBLOCK)
+      return df_error (EBUSY, "%s: layer is open for reading elsewhere",
                        l->path);
     return df_error_errno ("lock %s", l->path);
   }
@@ -335,8 +351,8 @@ df_layer_create (const char *path, uint64_t size, uint32_t block_size,
   }
   encode_header (info, header);
   if (ftruncate (l->fd, info->data_offset + size) == -1 ||
-      layer_pwrite_all (l->fd, header, sizeof header, 0) == -1 ||
-      layer_pwrite_all (l->fd, l->map, info->map_length, info->map_offset) == -1) {
+      df_pwrite_full (l->fd, header, sizeof header, 0) == -1 ||
+      df_pwrite_full (l->fd, l->map, info->map_length, info->map_offset) == -1) {
     df_error_errno ("write %s", path);
     unlink (path);
     goto fail;
@@ -362,6 +378,8 @@ df_layer_open (const char *path, bool writable)
     df_error_errno ("%s", path);
     goto fail;
   }
+  if (lock_reader (l) == -1)
+    goto fail;
   if (fstat (l->fd, &st) == -1) {
     df_error_errno ("%s", path);
     goto fail;
@@ -393,7 +411,7 @@ df_layer_open (const char *path, bool writable)
     df_error (EROFS, "%s: layer is sealed and cannot be written", path);
     goto fail;
   }
-  if (writable && lock_writer (l) == -1)
+  if (writable && lock_upgrade (l) == -1)
     goto fail;
   l->map = malloc (l->info.map_length);
   l->dirty = calloc (1, (l->info.map_length + 4095) / 4096 / 8 + 1);
@@ -496,7 +514,7 @@ write_dirty_map (struct df_layer *l)
       n++;
     off = p * 4096;
     len = (p + n) * 4096 < l->info.map_length ? n * 4096 : l->info.map_length - off;
-    if (layer_pwrite_all (l->fd, l->map + off, len, l->info.map_offset + off) == -1)
+    if (df_pwrite_full (l->fd, l->map + off, len, l->info.map_offset + off) == -1)
       return df_error_errno ("write map of %s", l->path);
     for (; n > 0; n--, p++)
       l->dirty[p / 8] &= ~(1 << (p % 8));
@@ -525,7 +543,7 @@ df_layer_write_blocks (struct df_layer *l, const void *buf, uint64_t first,
   if (check_write (l, first, count) == -1)
     return -1;
   /* Data first: until the map says present, nobody reads it. */
-  if (layer_pwrite_all (l->fd, buf, len,
+  if (df_pwrite_full (l->fd, buf, len,
                   l->info.data_offset + first * l->info.block_size) == -1)
     return df_error_errno ("write %s", l->path);
   /* A bulk writer (import, merge) fills the page cache much faster than
@@ -597,13 +615,13 @@ df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
   /* Data and map durable before the header says sealed: a crash in
    * between leaves an unsealed layer, which promote seals again.
    */
-  if (layer_pwrite_all (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1)
+  if (df_pwrite_full (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1)
     return df_error_errno ("write %s", l->path);
   if (fdatasync (l->fd) == -1)
     return df_error_errno ("fdatasync %s", l->path);
   l->info.sealed = true;
   encode_header (&l->info, header);
-  if (layer_pwrite_all (l->fd, header, sizeof header, 0) == -1)
+  if (df_pwrite_full (l->fd, header, sizeof header, 0) == -1)
     return df_error_errno ("write %s", l->path);
   if (fsync (l->fd) == -1)
     return df_error_errno ("fsync %s", l->path);

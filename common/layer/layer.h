@@ -102,6 +102,15 @@ int df_layer_pread (const struct df_layer *l, void *buf, size_t len,
 int df_layer_write_blocks (struct df_layer *l, const void *buf,
                            uint64_t first, uint64_t count);
 
+/* The len bytes of present blocks at virtual offset, in memory, for a
+ * sender that can write from there without copying them first: *data
+ * points at them (valid until the layer is closed) when the layer is
+ * sealed and they are all in the page cache; else *data is NULL and
+ * they are read with df_layer_pread.  Returns 0, or -1 with a message.
+ */
+int df_layer_peek (const struct df_layer *l, uint64_t offset, size_t len,
+                   const void **data);
+
 /* Marks blocks zero or absent and frees their data. */
 int df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
                          enum df_block_state state);

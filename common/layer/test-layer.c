@@ -23,6 +23,7 @@ test_round_trip (void **state)
   uint64_t seed = 42;
   struct df_layer *l;
   const struct df_layer_info *li;
+  const void *mem;
 
   (void) state;
   /* 10 blocks and a short last one: 10*4096 + 512 bytes. */
@@ -53,6 +54,9 @@ test_round_trip (void **state)
   assert_memory_equal (back, buf, 3 * BS);
   assert_int_equal (df_layer_pread (l, back, 512, 10 * BS), 0);
   assert_memory_equal (back, buf, 512);
+  /* Unsealed data may change: never handed out as memory. */
+  assert_int_equal (df_layer_peek (l, 2 * BS, 3 * BS, &mem), 0);
+  assert_null (mem);
   assert_int_equal (df_layer_seal (l, h1), 0);
   assert_false (df_layer_writable (l));
   assert_int_equal (df_layer_write_blocks (l, buf, 0, 1), -1);
@@ -66,6 +70,16 @@ test_round_trip (void **state)
   assert_true (df_layer_info (l)->sealed);
   assert_int_equal (df_layer_hash (l, h2), 0);
   assert_memory_equal (h1, h2, DF_HASH_LEN);
+  /* Sealed and just read (so in the page cache): the data in memory. */
+  assert_int_equal (df_layer_pread (l, back, 3 * BS, 2 * BS), 0);
+  assert_int_equal (df_layer_peek (l, 2 * BS, 3 * BS, &mem), 0);
+  assert_non_null (mem);
+  assert_memory_equal (mem, buf, 3 * BS);
+  assert_int_equal (df_layer_peek (l, 10 * BS, 512, &mem), 0);
+  assert_non_null (mem);
+  assert_memory_equal (mem, buf, 512);
+  assert_int_equal (df_layer_peek (l, 10 * BS, 513, &mem), 0);
+  assert_null (mem);                    /* past the end */
   df_layer_close (l);
   free (p);
 }

@@ -90,6 +90,23 @@ test_files (void **state)
   assert_int_equal (df_read_file (p, 3, &data, &len), -1);
   assert_error_contains ("larger than");
   assert_int_equal (df_read_file (dir, 100, &data, &len), -1);
+
+  /* A rewrite (atomic rename) changes the stamp; nothing else does. */
+  {
+    struct df_file_stamp a, b;
+
+    assert_int_equal (df_file_stamp_get (p, &a), 0);
+    assert_int_equal (df_file_stamp_get (p, &b), 0);
+    assert_true (df_file_stamp_equal (&a, &b));
+    assert_int_equal (df_write_file_atomic (p, "hello", 5, 0600), 0);
+    assert_int_equal (df_file_stamp_get (p, &b), 0);
+    assert_false (df_file_stamp_equal (&a, &b));
+    free (p);
+    p = test_path (dir, "absent");
+    assert_int_equal (df_file_stamp_get (p, &b), -1);
+    assert_int_equal (errno, ENOENT);
+    assert_error_contains ("absent");
+  }
   free (p);
   p = test_path (dir, "a/b/c");
   assert_int_equal (df_mkdir_p (p, 0755), 0);

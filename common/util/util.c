@@ -211,116 +211,6 @@ df_format_mac (const uint8_t mac[6], char *buf)
 }
 
 int
-df_read_file (const char *path, size_t max, char **data, size_t *len)
-{
-  CLEANUP_CLOSE int fd = -1;
-  CLEANUP_FREE char *buf = NULL;
-  struct stat st;
-  size_t got = 0;
-
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd == -1)
-    return df_error_errno ("%s", path);
-  if (fstat (fd, &st) == -1)
-    return df_error_errno ("%s", path);
-  if (!S_ISREG (st.st_mode))
-    return df_error (EINVAL, "%s: not a regular file", path);
-  if ((uint64_t) st.st_size > max)
-    return df_error (EFBIG, "%s: file is larger than %zu bytes", path, max);
-  buf = malloc (st.st_size + 1);
-  if (buf == NULL)
-    return df_error_errno ("%s", path);
-  while (got < (size_t) st.st_size) {
-    ssize_t r = read (fd, buf + got, st.st_size - got);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return df_error_errno ("read: %s", path);
-    if (r == 0)
-      break;
-    got += r;
-  }
-  buf[got] = '\0';
-  *data = TAKE_PTR (buf);
-  if (len)
-    *len = got;
-  return 0;
-}
-
-static int
-write_all (int fd, const void *data, size_t len)
-{
-  const char *p = data;
-
-  while (len > 0) {
-    ssize_t r = write (fd, p, len);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    p += r;
-    len -= r;
-  }
-  return 0;
-}
-
-int
-df_fsync_dir (const char *dir)
-{
-  CLEANUP_CLOSE int fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-  if (fd == -1 || fsync (fd) == -1)
-    return df_error_errno ("fsync %s", dir);
-  return 0;
-}
-
-int
-df_write_file_atomic (const char *path, const void *data, size_t len,
-                      mode_t mode)
-{
-  CLEANUP_FREE char *tmp = NULL;
-  CLEANUP_FREE char *dir = NULL;
-  char *slash;
-  int fd;
-
-  if (asprintf (&tmp, "%s.tmp.XXXXXX", path) == -1) {
-    tmp = NULL;
-    return df_error_errno ("%s", path);
-  }
-  fd = mkostemp (tmp, O_CLOEXEC);
-  if (fd == -1)
-    return df_error_errno ("create temporary file for %s", path);
-  if (fchmod (fd, mode) == -1 || write_all (fd, data, len) == -1 ||
-      fsync (fd) == -1) {
-    df_error_errno ("write %s", tmp);
-    close (fd);
-    unlink (tmp);
-    return -1;
-  }
-  if (close (fd) == -1) {
-    df_error_errno ("close %s", tmp);
-    unlink (tmp);
-    return -1;
-  }
-  if (rename (tmp, path) == -1) {
-    df_error_errno ("rename %s to %s", tmp, path);
-    unlink (tmp);
-    return -1;
-  }
-  dir = strdup (path);
-  if (dir == NULL)
-    return df_error_errno ("%s", path);
-  slash = strrchr (dir, '/');
-  if (slash == dir)
-    slash[1] = '\0';
-  else if (slash)
-    *slash = '\0';
-  else
-    strcpy (dir, ".");
-  return df_fsync_dir (dir);
-}
-
-int
 df_mkdir_p (const char *path, mode_t mode)
 {
   CLEANUP_FREE char *copy = strdup (path);
@@ -381,6 +271,36 @@ df_remove_tree (const char *path)
   if (remove_at (AT_FDCWD, path) == -1)
     return df_error_errno ("remove %s", path);
   return 0;
+}
+
+int
+df_file_stamp_get (const char *path, struct df_file_stamp *out)
+{
+  struct stat st;
+
+  memset (out, 0, sizeof *out);
+  if (stat (path, &st) == -1)
+    return df_error_errno ("%s", path);
+  out->dev = st.st_dev;
+  out->ino = st.st_ino;
+  out->size = st.st_size;
+  out->mtime = st.st_mtim;
+  out->ctime = st.st_ctim;
+  return 0;
+}
+
+static bool
+same_timespec (struct timespec a, struct timespec b)
+{
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+bool
+df_file_stamp_equal (const struct df_file_stamp *a,
+                     const struct df_file_stamp *b)
+{
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+    same_timespec (a->mtime, b->mtime) && same_timespec (a->ctime, b->ctime);
 }
 
 char *

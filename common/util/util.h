@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define DF_NAME_MAX 64
 
@@ -40,19 +41,53 @@ int df_parse_mac (const char *s, uint8_t mac[6]);
 /* Lower case, ':' separated, into buf of at least 18 bytes. */
 const char *df_format_mac (const uint8_t mac[6], char *buf);
 
+/* ---- io.c: full reads and writes, whole files ---- */
+
+/* The loops every caller of read(2), pread(2), write(2) and pwrite(2)
+ * needs, written once: they retry on EINTR and after a partial transfer.
+ * On failure they return -1 with errno and record no message (they do
+ * not know what the fd is): the caller names the file.
+ *
+ * The reads return how many bytes they read, fewer than len only at
+ * the end of the file; the caller decides what a short read means.
+ */
+ssize_t df_read_full (int fd, void *buf, size_t len);
+ssize_t df_pread_full (int fd, void *buf, size_t len, uint64_t off);
+int df_write_full (int fd, const void *buf, size_t len);
+int df_pwrite_full (int fd, const void *buf, size_t len, uint64_t off);
+
 /* Whole file into a NUL-terminated malloc'd buffer (caller frees).
  * Refuses files over max bytes.
  */
 int df_read_file (const char *path, size_t max, char **data, size_t *len);
 
 /* Replaces path atomically: a temporary file beside it is written,
- * fsync'd and renamed over path, then the directory is fsync'd.
- * A crash leaves either the old or the new file.
+ * given mode, fsync'd and renamed over path, then the directory is
+ * fsync'd.  A crash leaves either the old or the new file (and maybe a
+ * stray path.tmp.XXXXXX beside it).
  */
 int df_write_file_atomic (const char *path, const void *data, size_t len,
                           mode_t mode);
+/* The same with the content of the regular file src. */
+int df_copy_file_atomic (const char *src, const char *path, mode_t mode);
 
 int df_fsync_dir (const char *dir);
+
+/* What tells whether a file changed since it was last read: the farm's
+ * files are replaced by atomic renames (df_write_file_atomic), so a new
+ * content comes with a new inode, size, mtime or ctime.  For reloading
+ * farm.conf and manifests only when they changed.
+ */
+struct df_file_stamp {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime, ctime;
+};
+/* stat()s path; -1 with errno (ENOENT if absent) and a message. */
+int df_file_stamp_get (const char *path, struct df_file_stamp *out);
+bool df_file_stamp_equal (const struct df_file_stamp *a,
+                          const struct df_file_stamp *b);
 /* mkdir -p; existing directories are fine. */
 int df_mkdir_p (const char *path, mode_t mode);
 /* rm -r of a directory tree we created (never follows symlinks). */

@@ -50,22 +50,12 @@ fd_next_data (struct copy_src *s, uint64_t off, uint64_t *start, uint64_t *end)
 static int
 fd_read (struct copy_src *s, void *buf, uint32_t len, uint64_t off)
 {
-  char *p = buf;
+  ssize_t r = df_pread_full (s->fd, buf, len, off);
 
-  while (len > 0) {
-    ssize_t r = pread (s->fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return df_error_errno ("read at %" PRIu64, off);
-    if (r == 0) {               /* the file shrank: the rest reads as zeros */
-      memset (p, 0, len);
-      break;
-    }
-    p += r;
-    len -= r;
-    off += r;
-  }
+  if (r == -1)
+    return df_error_errno ("read at %" PRIu64, off);
+  /* The file shrank: the rest reads as zeros. */
+  memset ((char *) buf + r, 0, len - r);
   return 0;
 }
 
@@ -231,18 +221,8 @@ copy_src_bdev (struct copy_src *s, struct df_bdev *bdev)
 static int
 fd_write (struct copy_dst *d, const void *buf, uint32_t len, uint64_t off)
 {
-  const char *p = buf;
-
-  while (len > 0) {
-    ssize_t r = pwrite (d->fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return df_error_errno ("write at %" PRIu64, off);
-    p += r;
-    len -= r;
-    off += r;
-  }
+  if (df_pwrite_full (d->fd, buf, len, off) == -1)
+    return df_error_errno ("write at %" PRIu64, off);
   return 0;
 }
 

@@ -283,17 +283,15 @@ df_version_merge (const char *store, const char *name, unsigned num,
   struct df_version *src_v, *v, *nv;
   struct df_bdev *chain = NULL;
   struct copy_src src;
-  size_t i;
   int r = -1;
 
   if (lock == -1 || (vd = df_vdisk_load (store, name)) == NULL)
     return -1;
-  for (i = 0; i < vd->nversions; i++)
-    if (vd->versions[i].state == DF_STATE_MAINTENANCE) {
-      df_error (EBUSY, "vdisk \"%s\" version %u is in maintenance; promote "
-                "or delete it before merging", name, vd->versions[i].num);
-      goto out;
-    }
+  if ((v = df_vdisk_maintenance (vd)) != NULL) {
+    df_error (EBUSY, "vdisk \"%s\" version %u is in maintenance; promote "
+              "or delete it before merging", name, v->num);
+    goto out;
+  }
   if (num == 0) {
     src_v = df_vdisk_newest (vd);
     if (src_v == NULL) {

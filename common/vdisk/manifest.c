@@ -165,6 +165,23 @@ check_rel_path (const struct df_ini *ini, const char *key, const char *p)
                    df_ini_origin (ini), key, df_quote (p, q, sizeof q));
 }
 
+int
+df_boot_cmdline_check (const char *cmdline)
+{
+  const unsigned char *s;
+  char q[80];
+
+  for (s = (const unsigned char *) (cmdline ? cmdline : ""); *s; s++)
+    if (*s < 0x20 || *s == 0x7f || strchr ("$\"'\\#;|&", *s))
+      return df_error (EINVAL, "kernel parameters \"%s\" hold %s, which "
+                       "iPXE scripts give a meaning to (avoid $ \" ' \\ # ; "
+                       "| & and control characters)",
+                       df_quote (cmdline, q, sizeof q),
+                       *s < 0x20 || *s == 0x7f ? "a control character"
+                       : (const char *) (char[]) { '\'', *s, '\'', 0 });
+  return 0;
+}
+
 static int
 parse_version (const struct df_ini *ini, const char *sec, unsigned num,
                struct df_version *v)
@@ -294,6 +311,10 @@ parse_manifest (struct df_vdisk *vd)
   if (check_rel_path (ini, "kernel", vd->boot_kernel) == -1 ||
       check_rel_path (ini, "initrd", vd->boot_initrd) == -1)
     return -1;
+  if (df_boot_cmdline_check (vd->boot_cmdline) == -1) {
+    df_error_prefix ("%s: [boot] cmdline", origin);
+    return -1;
+  }
   return parse_versions (vd);
 }
 
@@ -392,6 +413,11 @@ df_vdisk_save (struct df_vdisk *vd)
   CLEANUP_FREE const char **secs = NULL;
   size_t i;
 
+  /* Never write a manifest that would not load. */
+  if (df_boot_cmdline_check (vd->boot_cmdline) == -1) {
+    df_error_prefix ("vdisk \"%s\"", vd->name);
+    return -1;
+  }
   if (set_u64 (vd->ini, "vdisk", "size", vd->size) == -1 ||
       set_u64 (vd->ini, "vdisk", "block-size", vd->block_size) == -1 ||
       df_ini_set (vd->ini, "vdisk", "access", df_access_name (vd->access)) == -1 ||
@@ -469,6 +495,17 @@ df_vdisk_newest (const struct df_vdisk *vd)
 
   for (i = vd->nversions; i > 0; i--)
     if (vd->versions[i - 1].state != DF_STATE_RETIRED)
+      return &vd->versions[i - 1];
+  return NULL;
+}
+
+struct df_version *
+df_vdisk_maintenance (const struct df_vdisk *vd)
+{
+  size_t i;
+
+  for (i = vd->nversions; i > 0; i--)
+    if (vd->versions[i - 1].state == DF_STATE_MAINTENANCE)
       return &vd->versions[i - 1];
   return NULL;
 }

@@ -92,6 +92,10 @@ test_manifest_bad (void **state)
     { "[version 2]", "[version 1]", "repeats" },
     { "hash = sha256:", "hash = md5:", "content hash" },
     { "state = production", "state = maintenance", "has a hash" },
+    { "kernel = boot/vmlinuz", "cmdline = root=/dev/nbd0 ${evil}",
+      "[boot] cmdline: kernel parameters" },
+    { "kernel = boot/vmlinuz", "cmdline = quiet || shell", "iPXE" },
+    { "kernel = boot/vmlinuz", "cmdline = a\x01b", "control character" },
   };
   size_t i;
 
@@ -113,6 +117,7 @@ import_random (char *ref, uint64_t *seed)
   char *img = test_path (tmpdir, "src.raw");
   int fd = open (img, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
+  df_vdisk_remove (tmpdir, "v");        /* an earlier test's */
   assert_true (fd >= 0);
   memset (ref, 0, SIZE);
   test_fill (ref + SIZE / 4, SIZE / 2, seed);   /* zeros stay unstored */
@@ -228,6 +233,136 @@ test_versions_and_merge (void **state)
   free (buf);
 }
 
+/* The iPXE rule is part of the manifest: nothing that breaks it is
+ * saved, and the boot settings go in atomically under the lock.
+ */
+static void
+test_boot_files (void **state)
+{
+  uint64_t seed = 5;
+  char *ref = malloc (SIZE), *store, *kernel, *initrd, *data;
+  struct df_boot_files b = { NULL, NULL, NULL };
+  struct df_vdisk *vd;
+  size_t len;
+
+  (void) state;
+  store = import_random (ref, &seed);
+  assert_int_equal (df_boot_cmdline_check ("console=ttyS0,115200 ro quiet"), 0);
+  assert_int_equal (df_boot_cmdline_check (NULL), 0);
+  assert_int_equal (df_boot_cmdline_check ("it's"), -1);
+  assert_error_contains ("hold ''', which iPXE");
+
+  test_write (tmpdir, "vmlinuz", "KERNEL-1");
+  test_write (tmpdir, "initrd.img", "INITRD-1");
+  test_write (tmpdir, "empty", "");
+  kernel = test_path (tmpdir, "vmlinuz");
+  initrd = test_path (tmpdir, "initrd.img");
+  b = (struct df_boot_files) { kernel, initrd, "root=/dev/nbd0 ro" };
+  assert_int_equal (df_vdisk_set_boot (store, "v", &b), 0);
+  vd = df_vdisk_load (store, "v");
+  assert_non_null (vd);
+  assert_string_equal (vd->boot_kernel, "boot/vmlinuz");
+  assert_string_equal (vd->boot_initrd, "boot/initrd.img");
+  assert_string_equal (vd->boot_cmdline, "root=/dev/nbd0 ro");
+
+  /* Refused before anything is copied or written. */
+  test_write (tmpdir, "vmlinuz", "KERNEL-2");
+  b = (struct df_boot_files) { kernel, NULL, "quiet; reboot" };
+  assert_int_equal (df_vdisk_set_boot (store, "v", &b), -1);
+  assert_error_contains ("iPXE");
+  free (vd->boot_cmdline);
+  vd->boot_cmdline = strdup ("a $b");
+  assert_int_equal (df_vdisk_save (vd), -1);
+  assert_error_contains ("vdisk \"v\": kernel parameters");
+  df_vdisk_free (vd);
+  b = (struct df_boot_files) { test_path (tmpdir, "empty"), NULL, NULL };
+  assert_int_equal (df_vdisk_set_boot (store, "v", &b), -1);
+  assert_error_contains ("not a non-empty regular file");
+  free ((char *) b.kernel);
+  b = (struct df_boot_files) { tmpdir, NULL, NULL };
+  assert_int_equal (df_vdisk_set_boot (store, "v", &b), -1);
+  free (kernel);
+  kernel = test_path (store, "vdisks/v/boot/vmlinuz");
+  assert_int_equal (df_read_file (kernel, 100, &data, &len), 0);
+  assert_string_equal (data, "KERNEL-1");
+  free (data);
+
+  /* A new kernel under another name replaces the old file; "" clears
+   * the parameters.
+   */
+  test_write (tmpdir, "vmlinuz-6.1", "KERNEL-3");
+  b = (struct df_boot_files) { test_path (tmpdir, "vmlinuz-6.1"), NULL, "" };
+  assert_int_equal (df_vdisk_set_boot (store, "v", &b), 0);
+  free ((char *) b.kernel);
+  vd = df_vdisk_load (store, "v");
+  assert_null (vd->boot_cmdline);
+  assert_string_equal (vd->boot_kernel, "boot/vmlinuz-6.1");
+  assert_string_equal (vd->boot_initrd, "boot/initrd.img");
+  df_vdisk_free (vd);
+  assert_int_equal (access (kernel, F_OK), -1);
+  assert_int_equal (df_vdisk_remove (store, "v"), 0);
+  free (kernel);
+  free (initrd);
+  free (ref);
+}
+
+/* Removal takes every layer's lock: refused while one is open. */
+static void
+test_remove (void **state)
+{
+  uint64_t seed = 6;
+  char *ref = malloc (SIZE), *store, *dir;
+  struct df_bdev *chain, *edit;
+  struct df_vdisk *vd;
+  unsigned num;
+  char **names;
+
+  (void) state;
+  store = import_random (ref, &seed);
+  assert_int_equal (df_version_new (store, "v", &num), 0);
+  vd = df_vdisk_load (store, "v");
+  assert_non_null (vd);
+
+  /* A reader of version 1 (a device streaming it). */
+  chain = df_vdisk_open (vd, 1, false);
+  assert_non_null (chain);
+  assert_int_equal (df_vdisk_remove (store, "v"), -1);
+  assert_int_equal (errno, EBUSY);
+  assert_error_contains ("vdisk \"v\" is in use: its layer 0001.layer is open");
+  df_bdev_close (chain);
+
+  /* Its editor: the maintenance layer is held exclusive. */
+  edit = df_vdisk_open (vd, num, true);
+  assert_non_null (edit);
+  assert_int_equal (df_vdisk_remove (store, "v"), -1);
+  assert_error_contains ("0002.layer is open");
+  /* Readers and the writer exclude each other. */
+  assert_null (df_vdisk_open (vd, num, false));
+  assert_error_contains ("open for writing elsewhere");
+  df_bdev_close (edit);
+  chain = df_vdisk_open (vd, num, false);
+  assert_non_null (chain);
+  assert_null (df_vdisk_open (vd, num, true));
+  assert_int_equal (errno, EBUSY);
+  assert_error_contains ("open for reading elsewhere");
+  df_bdev_close (chain);
+
+  /* Nobody: it goes, all of it. */
+  assert_int_equal (df_vdisk_remove (store, "v"), 0);
+  dir = test_path (store, "vdisks/v");
+  assert_int_equal (access (dir, F_OK), -1);
+  names = df_store_vdisks (store);
+  assert_non_null (names);
+  assert_null (names[0]);
+  df_strv_free (names);
+  assert_null (df_vdisk_open (vd, 1, false));
+  assert_int_equal (df_vdisk_remove (store, "v"), -1);
+  assert_error_contains ("does not exist");
+  df_vdisk_free (vd);
+  free (dir);
+  free (ref);
+}
+
 int
 main (void)
 {
@@ -235,6 +370,8 @@ main (void)
     cmocka_unit_test (test_manifest),
     cmocka_unit_test (test_manifest_bad),
     cmocka_unit_test (test_versions_and_merge),
+    cmocka_unit_test (test_boot_files),
+    cmocka_unit_test (test_remove),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);

@@ -91,8 +91,45 @@ int df_vdisk_save (struct df_vdisk *vd);
 char **df_store_vdisks (const char *store);
 void df_strv_free (char **v);
 
-/* flock the vDisk (creating the lock file); returns an fd to close, or -1. */
+/* flock the vDisk (creating the lock file); returns an fd to close, or -1.
+ * Lock order: the farm's lock (df_farm_lock) before a vDisk's; a vDisk's
+ * before its layers' (which are only ever tried, never waited for).
+ */
 int df_vdisk_lock (const char *store, const char *name);
+
+/* Removes the vDisk and all its files, under its lock.  Refused (EBUSY,
+ * with a message saying so) while any of its layers is open anywhere:
+ * a device streaming it, its editor, an export or a verify, on this
+ * server or another sharing the store (every open layer holds a lock on
+ * its file: docs/layer-format.md "Locks").  Whether a device is
+ * assigned to it is the farm's business: the caller checks that.
+ */
+int df_vdisk_remove (const char *store, const char *name);
+
+/* The kernel parameters of [boot] cmdline, which the boot service
+ * writes into an iPXE script: -1 with a message if they hold a
+ * character iPXE gives a meaning to ($ " ' \ # ; | & and control
+ * characters).  NULL is fine.  Part of manifest validation: a manifest
+ * with such parameters neither loads nor saves.
+ */
+int df_boot_cmdline_check (const char *cmdline);
+
+/* What network boot of the vDisk uses (see docs/boot-parameters.md);
+ * NULL leaves a setting as it is.
+ */
+struct df_boot_files {
+  const char *kernel;           /* a file to copy in as boot/NAME */
+  const char *initrd;           /* likewise */
+  const char *cmdline;          /* kernel parameters; "" clears them */
+};
+
+/* Installs boot files and parameters, under the vDisk's lock: checks the
+ * parameters first, copies each file atomically into boot/ (under its
+ * own name if that is a plain name, else "kernel" or "initrd"), saves
+ * the manifest, then deletes files it no longer names.
+ */
+int df_vdisk_set_boot (const char *store, const char *name,
+                       const struct df_boot_files *b);
 
 struct df_version *df_vdisk_version (const struct df_vdisk *vd, unsigned num);
 /* The version a device of this type boots: the highest-numbered one in
@@ -103,6 +140,10 @@ struct df_version *df_vdisk_pick (const struct df_vdisk *vd,
                                   enum df_device_type type);
 /* Newest version that is not retired (any state), or NULL. */
 struct df_version *df_vdisk_newest (const struct df_vdisk *vd);
+/* The maintenance version (the newest one, should a hand-edited
+ * manifest list several; version new makes at most one), or NULL.
+ */
+struct df_version *df_vdisk_maintenance (const struct df_vdisk *vd);
 /* Path of a version's layer file (caller frees). */
 char *df_vdisk_layer_path (const struct df_vdisk *vd,
                            const struct df_version *v);

@@ -187,17 +187,15 @@ df_version_new (const char *store, const char *name, unsigned *num)
   struct df_version *parent, *v;
   struct df_layer *l;
   unsigned parent_num;
-  size_t i;
   int r = -1;
 
   if (vd == NULL)
     return -1;
-  for (i = 0; i < vd->nversions; i++)
-    if (vd->versions[i].state == DF_STATE_MAINTENANCE) {
-      df_error (EEXIST, "vdisk \"%s\" version %u is already in maintenance; "
-                "promote or delete it first", name, vd->versions[i].num);
-      goto out;
-    }
+  if ((v = df_vdisk_maintenance (vd)) != NULL) {
+    df_error (EEXIST, "vdisk \"%s\" version %u is already in maintenance; "
+              "promote or delete it first", name, v->num);
+    goto out;
+  }
   parent = df_vdisk_newest (vd);
   if (parent == NULL) {
     df_error (ENOENT, "vdisk \"%s\" has no version to build on", name);

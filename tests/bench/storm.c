@@ -4,7 +4,8 @@
  * usage: storm URI-TEMPLATE N READ-MIB WRITE-MIB
  *   URI-TEMPLATE contains %d, replaced by the client number (0..N-1), so
  *   each client may use its own export (dev/pc%03d@storm).
- * Prints the total time and the slowest client's time.  The working set
+ * Prints the total time, the slowest client's time and the slowest
+ * connection (connect and handshake, which opens the export).  The working set
  * is the first READ-MIB of the disk, read in 64 KiB requests in a
  * shuffled order (boot reads are scattered); writes are 4 KiB to 64 KiB
  * at random offsets in the second half of the disk.
@@ -27,6 +28,7 @@ struct client {
   char uri[512];
   uint64_t read_bytes, write_bytes;
   double seconds;
+  double connect_seconds;
   int failed;
 };
 
@@ -62,6 +64,7 @@ run_client (void *opaque)
       goto fail;
     usleep (10000);
   }
+  c->connect_seconds = now () - start;
   if ((size = nbd_get_size (h)) == -1)
     goto fail;
   for (i = 0; i < nreads; i++)
@@ -122,7 +125,7 @@ main (int argc, char **argv)
 {
   struct client *clients;
   pthread_t *threads;
-  double start, slowest = 0;
+  double start, slowest = 0, slowest_connect = 0;
   int n, i, failed = 0;
 
   if (argc != 5) {
@@ -148,8 +151,13 @@ main (int argc, char **argv)
     failed += clients[i].failed;
     if (clients[i].seconds > slowest)
       slowest = clients[i].seconds;
+    if (clients[i].connect_seconds > slowest_connect)
+      slowest_connect = clients[i].connect_seconds;
   }
-  printf ("clients=%d failed=%d total_s=%.2f slowest_s=%.2f\n", n, failed,
-          now () - start, slowest);
+  printf ("clients=%d failed=%d total_s=%.2f slowest_s=%.2f "
+          "slowest_connect_s=%.2f\n", n, failed, now () - start, slowest,
+          slowest_connect);
+  free (clients);
+  free (threads);
   return failed ? 1 : 0;
 }

@@ -32,11 +32,13 @@ mkdir -p "$out"
 exec 9>"$out/.lock"
 flock 9
 
-[ -x "$busybox" ] && "$busybox" --help 2>&1 | grep -q udhcpc ||
+# grep reads all its input (no -q): under pipefail, a writer cut off by
+# SIGPIPE would fail the check however the match went.
+[ -x "$busybox" ] && "$busybox" --help 2>&1 | grep udhcpc >/dev/null ||
   die "needs a static busybox with udhcpc (busybox-static)"
 [ -x "$attach" ] || die "$attach: not built"
 # No program interpreter: the initramfs has no dynamic loader.
-! readelf -l "$attach" | grep -q 'program interpreter' ||
+! readelf -l "$attach" | grep 'program interpreter' >/dev/null ||
   die "$attach is not statically linked"
 
 # The kernel package linux-image-amd64 points at now (apt lists are

@@ -18,7 +18,7 @@ out=${1:?usage: build-image.sh OUTDIR KIND DISKFARM_ATTACH}
 kind=${2:?usage: build-image.sh OUTDIR KIND DISKFARM_ATTACH}
 attach=${3:?usage: build-image.sh OUTDIR KIND DISKFARM_ATTACH}
 here=$(cd "$(dirname "$0")" && pwd)
-initramfs=$here/../../bootsvc/initramfs
+initramfs=$here/../../attach/initramfs
 
 die () {
   echo "build-image: $*" >&2

@@ -46,7 +46,7 @@ E2E_DHCP_NS=dfe2e-$$-dhcp
 # virtio-net-pci.
 : "${E2E_NIC:=e1000}"
 E2E_GUEST_DIR=$DISKFARM_BUILD/tests/e2e/guest
-ATTACH="$DISKFARM_BUILD/bootsvc/attach/diskfarm-attach"
+ATTACH="$DISKFARM_BUILD/attach/diskfarm-attach"
 BOOTSVC="$DISKFARM_BUILD/bootsvc/diskfarm-bootsvc"
 
 declare -A _e2e_qemu_pid _e2e_start
@@ -87,23 +87,10 @@ e2e_ns () {
 }
 
 e2e_netns_setup () {
-  ip netns add "$E2E_NS" || fail "cannot create namespace $E2E_NS"
-  cleanup_fn "_e2e_netns_teardown '$E2E_NS'"
-  e2e_ns ip link set lo up
+  netns_add "$E2E_NS" || fail "cannot create namespace $E2E_NS"
   e2e_ns ip link add br0 type bridge forward_delay 0 stp_state 0
   e2e_ns ip addr add "$E2E_HOST_IP/24" dev br0
   e2e_ns ip link set br0 up
-}
-
-# Every process left in the namespace goes, then the namespace.
-_e2e_netns_teardown () {
-  local ns=$1 pids
-  pids=$(ip netns pids "$ns" 2>/dev/null)
-  [ -z "$pids" ] || kill $pids 2>/dev/null
-  sleep 0.2
-  pids=$(ip netns pids "$ns" 2>/dev/null)
-  [ -z "$pids" ] || kill -9 $pids 2>/dev/null
-  ip netns del "$ns" 2>/dev/null
 }
 
 # e2e_add_host_ip IP: another host address on the bridge (a second
@@ -116,12 +103,11 @@ e2e_add_host_ip () {
 # only, no DNS, no boot options unless given), logging to
 # $TESTDIR/dnsmasq.log.
 e2e_start_dnsmasq () {
-  ip netns add "$E2E_DHCP_NS" || fail "cannot create $E2E_DHCP_NS"
-  cleanup_fn "_e2e_netns_teardown '$E2E_DHCP_NS'"
+  # dnsmasq forks into the background: the namespace's teardown stops it.
+  netns_add "$E2E_DHCP_NS" || fail "cannot create $E2E_DHCP_NS"
   e2e_ns ip link add veth-dhcp type veth peer name eth0 \
     netns "$E2E_DHCP_NS"
   e2e_ns ip link set veth-dhcp master br0 up
-  ip netns exec "$E2E_DHCP_NS" ip link set lo up
   ip netns exec "$E2E_DHCP_NS" ip addr add "$E2E_DHCP_IP/24" dev eth0
   ip netns exec "$E2E_DHCP_NS" ip link set eth0 up
   ip netns exec "$E2E_DHCP_NS" dnsmasq \
@@ -135,8 +121,9 @@ e2e_start_dnsmasq () {
 }
 
 # e2e_start_server NAME PORT [NBDKIT-ARGS...]: nbdkit on
-# $E2E_HOST_IP:PORT in the namespace (its log: $TESTDIR/NAME.log).
-# Sets E2E_SERVER_PID[NAME]; e2e_stop_server NAME stops it.
+# $E2E_HOST_IP:PORT in the namespace (its log: $TESTDIR/NAME.log), forked
+# into the background (the namespace's teardown stops it).  Sets
+# E2E_SERVER_PID[NAME]; e2e_stop_server NAME kills it.
 declare -A E2E_SERVER_PID
 e2e_start_server () {
   local name=$1 port=$2 pidfile=$TESTDIR/$1.pid
@@ -155,7 +142,7 @@ e2e_start_server () {
 e2e_stop_server () {
   local pid=${E2E_SERVER_PID[$1]}
   kill -9 "$pid" 2>/dev/null
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  wait_gone "$pid" 10 || fail "nbdkit $1 did not die"
 }
 
 # _e2e_qemu NAME NIC-OPTIONS QEMU-ARGS...: a guest with one NIC on the
@@ -169,10 +156,10 @@ e2e_start_bootsvc () {
   local server=$1 pid
   shift
   [ -x "$BOOTSVC" ] || fail "$BOOTSVC is not built"
-  e2e_ns "$BOOTSVC" --farm "$TESTDIR/farm" --server "$server" --interface br0 \
+  spawn pid ip netns exec "$E2E_NS" \
+    "$BOOTSVC" --farm "$TESTDIR/farm" --server "$server" --interface br0 \
     --listen "$E2E_HOST_IP" --tftp-root /usr/lib/ipxe "$@" \
-    >"$TESTDIR/bootsvc.log" 2>&1 &
-  pid=$!
+    >"$TESTDIR/bootsvc.log" 2>&1
   for _ in $(seq 100); do
     e2e_ns curl -sf -o /dev/null "http://$E2E_HOST_IP:10810/v1/status" && return 0
     kill -0 $pid 2>/dev/null || break
@@ -194,13 +181,14 @@ _e2e_qemu () {
   _e2e_start[$name]=$SECONDS
   : >"$TESTDIR/$name.console"
   # graphics=off: SeaBIOS and the iPXE ROM print on the serial port too.
-  e2e_ns timeout -k 5 "$E2E_TIMEOUT" qemu-system-x86_64 \
+  ip netns exec "$E2E_NS" timeout -k 5 "$E2E_TIMEOUT" qemu-system-x86_64 \
     -machine pc,graphics=off -accel tcg -m 512 -smp 1 -nodefaults \
     -display none -no-reboot -serial "file:$TESTDIR/$name.console" \
     -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
     -device "$E2E_NIC,netdev=n0,mac=$mac$nicopts" \
     "$@" >"$TESTDIR/$name.qemu.log" 2>&1 &
   _e2e_qemu_pid[$name]=$!
+  cleanup_fn "stop_pid $!"
   echo "e2e: $name booting (mac $mac, console $TESTDIR/$name.console)"
 }
 
@@ -285,7 +273,7 @@ e2e_wait_exit () {
     kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
     sleep 0.2
   done
-  kill "$pid" 2>/dev/null
+  stop_pid "$pid"
   fail "$name did not power off"
 }
 

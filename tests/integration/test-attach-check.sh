@@ -7,7 +7,7 @@
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 requires nbdkit --version
 requires /usr/bin/python3 --version
-ATTACH="$DISKFARM_BUILD/bootsvc/attach/diskfarm-attach"
+ATTACH="$DISKFARM_BUILD/attach/diskfarm-attach"
 
 # A free TCP port on loopback.
 free_port () {

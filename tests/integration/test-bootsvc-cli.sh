@@ -45,12 +45,11 @@ cp "$TESTDIR/farm.conf.good" "$TESTDIR/farm/farm.conf"
 
 start_bootsvc --dhcp-mode off --tftp-port 0
 expect_fail "cannot serve HTTP on every address port $HTTP_PORT" run --dhcp-mode off
+grep -q "farm: reloaded" "$TESTDIR/bootsvc.log" && fail "reloaded unasked"
 kill -HUP "$BOOTSVC_PID"
-sleep 0.3
-grep -q "farm: reloaded" "$TESTDIR/bootsvc.log" || fail "SIGHUP did not reload"
+wait_for 10 "a reload on SIGHUP" grep -q "farm: reloaded" "$TESTDIR/bootsvc.log"
 kill -TERM "$BOOTSVC_PID"
-for i in $(seq 30); do kill -0 "$BOOTSVC_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$BOOTSVC_PID" 2>/dev/null && fail "SIGTERM did not stop it"
+wait_gone "$BOOTSVC_PID" 10 || fail "SIGTERM did not stop it"
 grep -q "stopping (signal 15)" "$TESTDIR/bootsvc.log" || fail "stop not logged"
 
 # diskfarm vdisk boot: files copied into the vDisk, relative paths kept.

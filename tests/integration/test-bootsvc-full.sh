@@ -27,18 +27,21 @@ esac
 exit 0
 EOF2
 chmod +x "$TESTDIR/udhcpc.sh"
-in_cli busybox udhcpc -i eth0 -f -t 5 -T 1 -s "$TESTDIR/udhcpc.sh" \
-  -p "$TESTDIR/udhcpc.pid" >"$TESTDIR/udhcpc.log" 2>&1 &
-cleanup_fn "kill $! 2>/dev/null"
-wait_for () {   # wait_for PATTERN: a line of the client's events
-  local i
-  for i in $(seq 50); do
-    grep -q "$1" "$TESTDIR/events" 2>/dev/null && return 0
+spawn UDHCPC_PID ip netns exec "$NS_CLI" \
+  busybox udhcpc -i eth0 -f -t 5 -T 1 -s "$TESTDIR/udhcpc.sh" \
+  >"$TESTDIR/udhcpc.log" 2>&1
+# wait_event PATTERN [N]: the client's events have N (default 1) lines
+# matching PATTERN.
+wait_event () {
+  local i n
+  for i in $(seq 100); do
+    n=$(grep -c "$1" "$TESTDIR/events" 2>/dev/null) || n=0
+    [ "$n" -ge "${2:-1}" ] && return 0
     sleep 0.1
   done
   fail "no \"$1\" event: $(cat "$TESTDIR/events" "$TESTDIR/udhcpc.log" 2>&1)"
 }
-wait_for "^bound "
+wait_event "^bound "
 read -r _ ip mask router lease server dns < <(grep "^bound " "$TESTDIR/events")
 case $ip in $NET_PREFIX.10[0-2]) ;; *) fail "address $ip outside the range" ;; esac
 [ "$mask" = 24 ] || [ "$mask" = 255.255.255.0 ] || fail "mask $mask"
@@ -49,8 +52,8 @@ case $ip in $NET_PREFIX.10[0-2]) ;; *) fail "address $ip outside the range" ;; e
 grep -qx "$climac $ip [0-9]*" "$leases" || fail "lease file: $(cat "$leases" 2>&1)"
 
 # Renewal (unicast from the client's address): the same address.
-kill -USR1 "$(cat "$TESTDIR/udhcpc.pid")"
-wait_for "^renew "
+kill -USR1 "$UDHCPC_PID"
+wait_event "^renew "
 [ "$(grep '^renew ' "$TESTDIR/events" | tail -1 | cut -d' ' -f2)" = "$ip" ] ||
   fail "renewed to another address: $(cat "$TESTDIR/events")"
 
@@ -72,22 +75,20 @@ probe --mac 02:00:00:00:00:0a --broadcast >"$TESTDIR/full.json"
 # A restart keeps the bound lease: a newcomer does not get the address
 # (the other two were only offered, so they are free again), and the
 # client renews it.
-kill "$BOOTSVC_PID"
-sleep 0.3
+stop_bootsvc
 start_bootsvc "${args[@]}"
 probe --mac 02:00:00:00:00:0b --broadcast >"$TESTDIR/new.json"
 new=$(json_get yiaddr <"$TESTDIR/new.json")
 [ -n "$new" ] && [ "$new" != "$ip" ] || fail "after a restart, $ip offered to another client"
-kill -USR1 "$(cat "$TESTDIR/udhcpc.pid")"
-sleep 1
+kill -USR1 "$UDHCPC_PID"
+wait_event "^renew " 2
 [ "$(grep '^renew ' "$TESTDIR/events" | tail -1 | cut -d' ' -f2)" = "$ip" ] ||
   fail "after a restart: $(cat "$TESTDIR/events")"
 grep -q "dhcp: ack $ip to $climac on eth0" "$TESTDIR/bootsvc.log" ||
   fail "renewal after restart not acknowledged: $(cat "$TESTDIR/bootsvc.log")"
 
 # Release: the lease expires at once in the file.
-kill -USR2 "$(cat "$TESTDIR/udhcpc.pid")"
-for i in $(seq 20); do grep -qx "$climac $ip 0" "$leases" && break; sleep 0.1; done
-grep -qx "$climac $ip 0" "$leases" || fail "release: $(cat "$leases")"
+kill -USR2 "$UDHCPC_PID"
+wait_for 10 "the release in the lease file" grep -qx "$climac $ip 0" "$leases"
 [ "$(status_field dhcp.leases)" = 0 ] || fail "leases counted after release"
 echo PASS

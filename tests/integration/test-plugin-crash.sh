@@ -24,9 +24,19 @@ while True:
     os.rename("'"$TESTDIR"'/flushed.tmp", "'"$TESTDIR"'/flushed")
 ' &
 writer=$!
-while [ ! -s "$TESTDIR/flushed" ] || [ "$(cat "$TESTDIR/flushed")" -lt 20 ]; do sleep 0.05; done
+# flushed_20: the writer has completed 20 flushes (and still runs).
+flushed_20 () {
+  kill -0 "$writer" 2>/dev/null || fail "the writer died: $(tail -5 "$TESTDIR/nbdkit.log")"
+  [ -s "$TESTDIR/flushed" ] && [ "$(cat "$TESTDIR/flushed")" -ge 20 ]
+}
+deadline=$((SECONDS + 120))
+until flushed_20; do
+  [ $SECONDS -lt $deadline ] || fail "20 flushes took more than 120 s"
+  sleep 0.05
+done
 stop_nbdkit KILL
-wait $writer 2>/dev/null || true
+# The writer writes until the server is gone: it must fail then.
+if wait $writer 2>/dev/null; then fail "the writer did not see nbdkit die"; fi
 flushed=$(cat "$TESTDIR/flushed")
 
 start_nbdkit

@@ -19,6 +19,22 @@ assert exports["dev/pc1"]["can_multi_conn"]
 assert "vdisk base" in exports["img/base"]["description"]
 PY
 
+# Descriptions end with "vdisk=NAME version=N hash=HEX" (the manifest's
+# content hash), as a client reads them after opening the export.
+hash=$(df vdisk info base --json | /usr/bin/python3 -c '
+import json, sys
+print(json.load(sys.stdin)["versions"][0]["hash"].split(":")[-1])')
+[ ${#hash} -eq 64 ] || fail "no hash in vdisk info: $hash"
+for e in img/base dev/pc1@d1; do
+  /usr/bin/nbdsh -c '
+h.set_full_info(True)
+h.connect_uri("'"$(nbd_uri $e)"'")
+d = h.get_export_description()
+tail = d.split()[-3:]
+assert tail == ["vdisk=base", "version=1", "hash='"$hash"'"], d
+' || fail "description of $e"
+done
+
 # Image content and holes.
 nbdcopy "$(nbd_uri img/base)" "$TESTDIR/img.raw"
 cmp "$TESTDIR/img.raw" "$TESTDIR/base.raw" || fail "img/base differs from the import"
@@ -44,7 +60,7 @@ for i in range(40):
     time.sleep(0.05)
 ' &
 reader=$!
-while [ ! -e "$TESTDIR/ready" ]; do sleep 0.05; done
+wait_for 30 "the reading client" test -e "$TESTDIR/ready"
 long=$(head -c 4000 /dev/zero | tr '\0' a)
 for name in "../etc/passwd" "dev/../../etc/shadow" "" "dev/" "img/" "dev/nobody" \
             "img/nothere" "edit/base@1" "img/base@0" "dev/pc1@../x" "dev/$long" \

@@ -24,11 +24,14 @@ flip () {   # flip FILE OFFSET: invert one byte, keep the mtime
 flip "$layer" $((8192 + 3 * 1048576 + 17))
 expect_fail 'does not match the sealed hash' df vdisk verify v
 expect_fail 'version 1' df vdisk verify v
-df vdisk verify v --json 2>/dev/null | python3 -c '
+out=$(df vdisk verify v --json 2>/dev/null) &&
+  fail "verify --json exits 0 on a damaged layer"
+/usr/bin/python3 -c '
 import json, sys
-r = json.load(sys.stdin)
+r = json.loads(sys.argv[1])
 assert not r["ok"] and r["problems"][0]["version"] == 1, r
-' || true
+assert "does not match the sealed hash" in r["problems"][0]["problem"], r
+' "$out" || fail "verify --json: $out"
 cp -p "$TESTDIR/good.layer" "$layer"
 df vdisk verify v >/dev/null
 

@@ -21,10 +21,11 @@ expect_fail 'already in maintenance' df version new v
 # its connection) is waited for; one that lasts is refused
 # (test-plugin-sessions.sh).
 layer=$TESTDIR/farm/store/vdisks/v/0002.layer
-flock -x "$layer" sleep 1 &
-sleep 0.2
+flock -x "$layer" sh -c ": >'$TESTDIR/held'; sleep 1" &
+holder=$!
+wait_for 10 "the hold on the layer" test -e "$TESTDIR/held"
 df version promote v 2 test >/dev/null || fail "promote did not wait for a short hold"
-wait
+wait $holder
 [ "$(state_of 2)" = test ] || fail "promote to test"
 expect_fail 'cannot become test' df version promote v 2 test
 df version promote v 2 production >/dev/null

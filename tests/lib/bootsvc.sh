@@ -31,9 +31,7 @@ net_setup () {
   local tag="dfb$$" host
   NS_LAN=$tag-lan NS_SRV=$tag-srv NS_SITE=$tag-site NS_CLI=$tag-cli
   for host in "$NS_LAN" "$NS_SRV" "$NS_SITE" "$NS_CLI"; do
-    ip netns add "$host" || skip "cannot create network namespaces"
-    cleanup_fn "ip netns delete '$host' 2>/dev/null"
-    ip -n "$host" link set lo up
+    netns_add "$host" || skip "cannot create network namespaces"
   done
   ip -n "$NS_LAN" link add br0 type bridge
   ip -n "$NS_LAN" link set br0 up
@@ -71,34 +69,40 @@ farm_setting () {
 }
 
 # Runs diskfarm-bootsvc in the server namespace with the test's farm,
-# logging to $TESTDIR/bootsvc.log; waits until HTTP answers.
+# logging to $TESTDIR/bootsvc.log; waits until HTTP answers.  Sets
+# BOOTSVC_PID; stop_bootsvc stops it.
 start_bootsvc () {
-  local pidfile="$TESTDIR/bootsvc.pid" i
-  in_srv sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$pidfile" \
+  local deadline=$((SECONDS + 20))
+  spawn BOOTSVC_PID ip netns exec "$NS_SRV" \
     "$BOOTSVC" --farm "$TESTDIR/farm" --server srv1 "$@" \
-    >"$TESTDIR/bootsvc.log" 2>&1 &
-  for i in $(seq 100); do
-    [ -s "$pidfile" ] && in_srv curl -sf -o /dev/null \
-      "http://127.0.0.1:$HTTP_PORT/v1/status" && break
-    kill -0 $! 2>/dev/null || { cat "$TESTDIR/bootsvc.log"; fail "bootsvc exited"; }
+    >"$TESTDIR/bootsvc.log" 2>&1
+  until in_srv curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/v1/status"; do
+    kill -0 "$BOOTSVC_PID" 2>/dev/null ||
+      { cat "$TESTDIR/bootsvc.log"; fail "bootsvc exited"; }
+    [ $SECONDS -lt $deadline ] ||
+      { cat "$TESTDIR/bootsvc.log"; fail "bootsvc did not start"; }
     sleep 0.1
   done
-  BOOTSVC_PID=$(cat "$pidfile")
-  cleanup_fn "kill $BOOTSVC_PID 2>/dev/null; sleep 0.2"
-  in_srv curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/v1/status" ||
-    { cat "$TESTDIR/bootsvc.log"; fail "bootsvc did not start"; }
+}
+
+# Stops the boot service and waits until it has exited.
+stop_bootsvc () {
+  stop_pid "$BOOTSVC_PID"
+  ! kill -0 "$BOOTSVC_PID" 2>/dev/null || fail "bootsvc did not stop"
 }
 
 # The site's DHCP server: dnsmasq, DHCP only (no DNS), in $NS_SITE.
+# Returns once it listens.
 start_site_dhcp () {
   requires dnsmasq --version
-  in_site dnsmasq --no-daemon --port=0 --conf-file=/dev/null \
+  spawn SITE_DHCP_PID ip netns exec "$NS_SITE" \
+    dnsmasq --no-daemon --port=0 --conf-file=/dev/null \
     --interface=eth0 --bind-interfaces --log-dhcp --no-ping \
     --dhcp-range="$NET_PREFIX.100,$NET_PREFIX.150,255.255.255.0,10m" \
     --dhcp-leasefile="$TESTDIR/dnsmasq.leases" \
-    --pid-file="$TESTDIR/dnsmasq.pid" >"$TESTDIR/dnsmasq.log" 2>&1 &
-  cleanup_fn "kill $! 2>/dev/null"
-  sleep 0.3
+    --pid-file="$TESTDIR/dnsmasq.pid" >"$TESTDIR/dnsmasq.log" 2>&1
+  wait_for 10 "the site's DHCP server to listen" \
+    sh -c "ip netns exec '$NS_SITE' ss -Hlun 'sport = :67' | grep -q ."
 }
 
 # dhcp-probe.py in the client namespace.

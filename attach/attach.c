@@ -188,23 +188,16 @@ read_cmdline (struct attach_cli *cli)
   const char *path = cli->cmdline ? cli->cmdline : "/proc/cmdline";
   CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
   char text[65536];
-  size_t got = 0;
+  ssize_t got;
   unsigned found;
 
   if (fd == -1)
     return df_error_errno ("%s", path);
-  for (;;) {
-    ssize_t r = read (fd, text + got, sizeof text - 1 - got);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return df_error_errno ("reading %s", path);
-    if (r == 0)
-      break;
-    got += r;
-    if (got == sizeof text - 1)
-      return df_error (EFBIG, "%s: longer than %zu bytes", path, got);
-  }
+  got = df_read_full (fd, text, sizeof text);
+  if (got == -1)
+    return df_error_errno ("reading %s", path);
+  if ((size_t) got == sizeof text)
+    return df_error (EFBIG, "%s: longer than %zu bytes", path, sizeof text - 1);
   text[got] = '\0';
   if (attach_options_parse_cmdline (&cli->opts, text, warn_unknown_param,
                                     &found) == -1)
