@@ -38,44 +38,7 @@ int
 boot_server_address (const char *address, char *host, size_t len,
                      unsigned *port)
 {
-  const char *colon = strrchr (address, ':');
-  const char *hend = address + strlen (address);
-  uint64_t p = NBD_PORT_DEFAULT;
-  struct in6_addr a6;
-  char q[80];
-  int n;
-
-  if (address[0] == '[') {                      /* [V6] or [V6]:PORT */
-    const char *close = strchr (address, ']');
-    if (close == NULL || (close[1] && close[1] != ':'))
-      goto bad;
-    if (close[1] == ':' && df_parse_u64 (close + 2, &p) == -1)
-      goto bad;
-    hend = close + 1;
-  }
-  else if (colon && strchr (address, ':') == colon) {   /* HOST:PORT */
-    if (df_parse_u64 (colon + 1, &p) == -1)
-      goto bad;
-    hend = colon;
-  }
-  else if (colon) {                             /* a bare IPv6 address */
-    if (inet_pton (AF_INET6, address, &a6) != 1)
-      goto bad;
-    n = snprintf (host, len, "[%s]", address);
-    if (n < 0 || (size_t) n >= len)
-      goto bad;
-    *port = p;
-    return 0;
-  }
-  if (p == 0 || p > 65535 || hend == address || (size_t) (hend - address) >= len)
-    goto bad;
-  memcpy (host, address, hend - address);
-  host[hend - address] = '\0';
-  *port = p;
-  return 0;
- bad:
-  return df_error (EINVAL, "server address \"%s\" is not HOST[:PORT]",
-                   df_quote (address, q, sizeof q));
+  return df_address_split (address, NBD_PORT_DEFAULT, host, len, port);
 }
 
 bool
@@ -169,28 +132,6 @@ boot_servers_order (struct boot_server *s, size_t n, const char *device,
   return keep < max ? keep : max;
 }
 
-/* Does the server carry the store? */
-static bool
-server_holds (const struct df_farm *farm, const char *server, const char *store)
-{
-  const char *list = df_farm_get (farm, DF_KIND_SERVER, server, "store-paths");
-  const char *shared = df_farm_get (farm, DF_KIND_STORE, store, "shared");
-  CLEANUP_FREE char *copy = NULL;
-  char *save = NULL, *item;
-  bool b = false;
-
-  if ((shared && df_parse_bool (shared, &b) == 0 && b) || list == NULL)
-    return true;
-  copy = strdup (list);
-  for (item = copy ? strtok_r (copy, ",", &save) : NULL; item;
-       item = strtok_r (NULL, ",", &save)) {
-    item += strspn (item, " \t");
-    if (strncmp (item, store, strlen (store)) == 0 && item[strlen (store)] == ':')
-      return true;
-  }
-  return false;
-}
-
 /* Devices get IP addresses (an initramfs has no resolver): a host name
  * is resolved here, to its first IPv4 address.
  */
@@ -256,7 +197,7 @@ boot_servers_from_farm (const struct df_farm *farm, const char *store,
   if (s == NULL)
     return df_error_errno ("servers");
   for (i = 0; names[i]; i++) {
-    if (!server_holds (farm, names[i], store))
+    if (!df_farm_server_holds (farm, names[i], store))
       continue;
     if (fill_server (farm, names[i], client, &s[count]) == -1) {
       df_log_warning ("boot: leaving out %s", df_error_get ());

@@ -5,10 +5,13 @@
  *   GET /vdisks/NAME/initrd       a vDisk's initrd   (Range, ETag)
  *   GET /ipxe/FILE                a file of the TFTP root (iPXE binaries)
  *   GET /v1/status                counters, as JSON
+ *   GET /metrics                  the same counters for Prometheus
  */
 #include <config.h>
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +20,7 @@
 #include "dhcp/leases.h"
 #include "error.h"
 #include "http/http.h"
+#include "http/prom.h"
 #include "log.h"
 #include "util.h"
 
@@ -142,15 +146,121 @@ h_status (struct df_http_request *req, void *opaque)
             "devices_added", (json_int_t) svc->stats.devices_added));
 }
 
+static void
+prom_counter (struct df_prom *p, const char *name, const char *help,
+              uint64_t v)
+{
+  df_prom_family (p, name, "counter", help);
+  df_prom_u64 (p, name, v, NULL);
+}
+
+static void
+dhcp_metrics (struct bootsvc *svc, struct df_prom *p)
+{
+  const struct bootsvc_stats *s = &svc->stats;
+  static const struct {
+    const char *kind;
+    size_t offset;
+  } kinds[] = {
+    { "received", offsetof (struct bootsvc_stats, dhcp_received) },
+    { "malformed", offsetof (struct bootsvc_stats, dhcp_malformed) },
+    { "ignored", offsetof (struct bootsvc_stats, dhcp_ignored) },
+    { "offer", offsetof (struct bootsvc_stats, dhcp_offers) },
+    { "ack", offsetof (struct bootsvc_stats, dhcp_acks) },
+    { "nak", offsetof (struct bootsvc_stats, dhcp_naks) },
+    { "send_error", offsetof (struct bootsvc_stats, dhcp_send_errors) },
+  };
+  size_t i;
+
+  df_prom_family (p, "diskfarm_bootsvc_dhcp_packets_total", "counter",
+                  "DHCP packets received (received, malformed, ignored) and "
+                  "answers sent (offer, ack, nak) or not (send_error)");
+  for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+    df_prom_u64 (p, "diskfarm_bootsvc_dhcp_packets_total",
+                 *(const uint64_t *) ((const char *) s + kinds[i].offset),
+                 "kind", kinds[i].kind, NULL);
+  if (svc->leases) {
+    df_prom_family (p, "diskfarm_bootsvc_dhcp_leases", "gauge",
+                    "Addresses leased now (full DHCP mode)");
+    df_prom_u64 (p, "diskfarm_bootsvc_dhcp_leases",
+                 lease_pool_bound (svc->leases, time (NULL)), NULL);
+  }
+}
+
+static void
+tftp_metrics (struct bootsvc *svc, struct df_prom *p)
+{
+  struct tftp_numbers t;
+
+  if (!boot_tftp_stats (svc, &t))
+    return;
+  df_prom_family (p, "diskfarm_bootsvc_tftp_transfers_total", "counter",
+                  "TFTP transfers by outcome");
+  df_prom_u64 (p, "diskfarm_bootsvc_tftp_transfers_total", t.started,
+               "outcome", "started", NULL);
+  df_prom_u64 (p, "diskfarm_bootsvc_tftp_transfers_total", t.completed,
+               "outcome", "completed", NULL);
+  df_prom_u64 (p, "diskfarm_bootsvc_tftp_transfers_total", t.failed,
+               "outcome", "failed", NULL);
+  df_prom_u64 (p, "diskfarm_bootsvc_tftp_transfers_total", t.refused,
+               "outcome", "refused", NULL);
+  prom_counter (p, "diskfarm_bootsvc_tftp_sent_bytes_total",
+                "Bytes sent over TFTP", t.bytes);
+  df_prom_family (p, "diskfarm_bootsvc_tftp_active_transfers", "gauge",
+                  "TFTP transfers under way");
+  df_prom_u64 (p, "diskfarm_bootsvc_tftp_active_transfers", t.active, NULL);
+}
+
+static void
+count_code (unsigned code, uint64_t n, void *opaque)
+{
+  char c[8];
+
+  snprintf (c, sizeof c, "%u", code);
+  df_prom_u64 (opaque, "diskfarm_bootsvc_http_requests_total", n,
+               "code", c, NULL);
+}
+
+static int
+h_metrics (struct df_http_request *req, void *opaque)
+{
+  struct bootsvc *svc = opaque;
+  struct df_prom *p = df_prom_new ();
+  struct df_http_stats h;
+
+  if (p == NULL)
+    return df_error (ENOMEM, "metrics");
+  dhcp_metrics (svc, p);
+  tftp_metrics (svc, p);
+  df_http_server_stats (svc->http, &h);
+  df_prom_family (p, "diskfarm_bootsvc_http_requests_total", "counter",
+                  "HTTP requests answered, by status code");
+  df_http_server_codes (svc->http, count_code, p);
+  prom_counter (p, "diskfarm_bootsvc_http_response_bytes_total",
+                "Bytes of HTTP answers queued", h.bytes);
+  prom_counter (p, "diskfarm_bootsvc_scripts_total", "iPXE scripts made",
+                svc->stats.scripts);
+  prom_counter (p, "diskfarm_bootsvc_script_errors_total",
+                "iPXE scripts that show a device why it cannot boot",
+                svc->stats.script_errors);
+  prom_counter (p, "diskfarm_bootsvc_unknown_macs_total",
+                "Requests from MAC addresses the farm does not know",
+                svc->stats.unknown_macs);
+  prom_counter (p, "diskfarm_bootsvc_devices_added_total",
+                "Devices added automatically", svc->stats.devices_added);
+  return df_http_respond_prom (req, p);
+}
+
 int
 web_start (struct bootsvc *svc)
 {
   static struct df_http_route routes[] = {
-    { "GET", "/boot/", h_script, NULL },
-    { "GET", "/vdisks/", h_vdisk_file, NULL },
-    { "GET", "/ipxe/", h_ipxe_file, NULL },
-    { "GET", "/v1/status", h_status, NULL },
-    { NULL, NULL, NULL, NULL },
+    { .method = "GET", .path = "/boot/", .fn = h_script },
+    { .method = "GET", .path = "/vdisks/", .fn = h_vdisk_file },
+    { .method = "GET", .path = "/ipxe/", .fn = h_ipxe_file },
+    { .method = "GET", .path = "/v1/status", .fn = h_status },
+    { .method = "GET", .path = "/metrics", .fn = h_metrics },
+    { NULL },
   };
   struct df_http_config cfg = {
     .listen = svc->cfg.listen, .port = svc->cfg.http_port, .loop = svc->loop,

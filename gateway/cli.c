@@ -27,6 +27,8 @@ static const char usage_text[] =
   "  device add|set|list|info|remove\n"
   "  vdisk import|list|info|export|verify|set|remove|boot\n"
   "  version new|promote|rollback|merge|delete\n"
+  "  status                    every server: up, load, identical replicas\n"
+  "  session list              live device sessions of every server\n"
   "\n"
   "Options (for every command):\n"
   "      --farm DIR    the farm directory (default: $DISKFARM_FARM, then\n"
@@ -146,64 +148,6 @@ cli_print_json (json_t *v)
   return 0;
 }
 
-struct cli_table {
-  size_t ncols, nrows;
-  char **cells;                 /* nrows * ncols, row 0 the headers */
-};
-
-struct cli_table *
-cli_table_new (const char *const *headers)
-{
-  struct cli_table *t = calloc (1, sizeof *t);
-
-  if (t == NULL)
-    abort ();
-  while (headers[t->ncols])
-    t->ncols++;
-  cli_table_add (t, headers);
-  return t;
-}
-
-void
-cli_table_add (struct cli_table *t, const char *const *cells)
-{
-  size_t i;
-
-  t->cells = realloc (t->cells, (t->nrows + 1) * t->ncols * sizeof *t->cells);
-  if (t->cells == NULL)
-    abort ();
-  for (i = 0; i < t->ncols; i++)
-    t->cells[t->nrows * t->ncols + i] = strdup (cells[i] ? cells[i] : "-");
-  t->nrows++;
-}
-
-void
-cli_table_print (struct cli_table *t)
-{
-  size_t r, c, width[32] = { 0 };
-
-  for (r = 0; r < t->nrows; r++)
-    for (c = 0; c < t->ncols && c < 32; c++) {
-      size_t w = strlen (t->cells[r * t->ncols + c]);
-      if (w > width[c])
-        width[c] = w;
-    }
-  for (r = 0; r < t->nrows; r++) {
-    for (c = 0; c < t->ncols; c++) {
-      const char *s = t->cells[r * t->ncols + c];
-      if (c + 1 < t->ncols)
-        printf ("%-*s  ", (int) width[c], s);
-      else
-        printf ("%s", s);
-    }
-    putchar ('\n');
-  }
-  for (r = 0; r < t->nrows * t->ncols; r++)
-    free (t->cells[r]);
-  free (t->cells);
-  free (t);
-}
-
 void
 cli_progress_init (struct cli_progress *p, struct cli *cli, const char *label)
 {
@@ -284,6 +228,10 @@ main (int argc, char **argv)
     return cli_vdisk (&cli, argc, argv);
   if (strcmp (cmd, "version") == 0)
     return cli_version (&cli, argc, argv);
+  if (strcmp (cmd, "status") == 0)
+    return cli_status (&cli, argc, argv);
+  if (strcmp (cmd, "session") == 0)
+    return cli_session (&cli, argc, argv);
   for (i = 0; i < sizeof object_commands / sizeof object_commands[0]; i++)
     if (strcmp (cmd, object_commands[i].name) == 0)
       return cli_objects (&cli, object_commands[i].kind, argc, argv);

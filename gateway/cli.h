@@ -54,6 +54,7 @@ struct cli_table;
 struct cli_table *cli_table_new (const char *const *headers);
 void cli_table_add (struct cli_table *t, const char *const *cells);
 void cli_table_print (struct cli_table *t);   /* and frees */
+void cli_table_fprint (struct cli_table *t, FILE *fp);     /* and frees */
 
 /* Progress on stderr when it is a terminal (and not --json). */
 struct cli_progress {
@@ -77,5 +78,7 @@ int cli_init (struct cli *cli, int argc, char **argv);
 int cli_objects (struct cli *cli, enum df_kind k, int argc, char **argv);
 int cli_vdisk (struct cli *cli, int argc, char **argv);
 int cli_version (struct cli *cli, int argc, char **argv);
+int cli_status (struct cli *cli, int argc, char **argv);
+int cli_session (struct cli *cli, int argc, char **argv);
 
 #endif

@@ -2,7 +2,7 @@
  *
  *   nbdkit diskfarm farm=DIR [server=NAME] [cache-dir=DIR]
  *                  [cache-limit=SIZE] [device-limit=SIZE] [ram-limit=SIZE]
- *                  [session-linger=SECONDS]
+ *                  [session-linger=SECONDS] [stats=BOOL] [stats-dir=DIR]
  *
  * See nbdkit-diskfarm-plugin(1).  This file holds the nbdkit callbacks
  * and exports.c img/ and edit/; the device sessions (dev/), the farm and
@@ -24,16 +24,19 @@
 
 #include "error.h"
 #include "plugin.h"
+#include "stats/stats.h"
 #include "util.h"
 
 struct plugin_config cfg = {
   .device_limit = UINT64_C (8) << 30,
   .ram_limit = UINT64_C (64) << 20,
   .linger = 60,
+  .stats = true,
 };
 static struct df_cache_budget budget;
 struct df_farmstate *farmstate;
 struct df_sessions *sessions;
+static struct df_stats_publisher *publisher;
 
 struct handle {
   struct df_export_name en;
@@ -93,6 +96,18 @@ diskfarm_config (const char *key, const char *value)
     cfg.linger = v;
     return 0;
   }
+  if (strcmp (key, "stats") == 0) {
+    int b = nbdkit_parse_bool (value);
+    if (b == -1)
+      return -1;
+    cfg.stats = b;
+    return 0;
+  }
+  if (strcmp (key, "stats-dir") == 0) {
+    free (cfg.stats_dir);
+    cfg.stats_dir = nbdkit_absolute_path (value);
+    return cfg.stats_dir ? 0 : -1;
+  }
   nbdkit_error ("unknown parameter \"%s\" (see nbdkit diskfarm --help)", key);
   return -1;
 }
@@ -132,6 +147,12 @@ diskfarm_config_complete (void)
     return -1;
   }
   sp.farm = farmstate;
+  publisher = df_stats_publisher_new (plugin_log, NULL);
+  if (publisher == NULL) {
+    nbdkit_error ("%s", df_error_get ());
+    return -1;
+  }
+  df_stats_publisher_hooks (publisher, &sp);
   sessions = df_sessions_new (&sp);
   if (sessions == NULL) {
     nbdkit_error ("%s", df_error_get ());
@@ -147,7 +168,28 @@ diskfarm_config_complete (void)
   "cache-limit=SIZE      Total write cache of all devices (default: none).\n" \
   "device-limit=SIZE     Per device when its cache names no size (default 8G).\n" \
   "ram-limit=SIZE        RAM per ram+disk session before spilling (default 64M).\n" \
-  "session-linger=SECS   Keep a closed session this long to resume (default 60)."
+  "session-linger=SECS   Keep a closed session this long to resume (default 60).\n" \
+  "stats=BOOL            Publish the sessions' figures (default true).\n" \
+  "stats-dir=DIR         Where they are published (default " DF_STATS_DIR ")."
+
+/* Publishing starts once nbdkit has forked (the file carries its pid).
+ * A stats-dir the operator named must work; the default may not (nbdkit
+ * run by a user, without /run/diskfarm): then sessions go unpublished.
+ */
+static int
+start_publishing (void)
+{
+  const char *dir = cfg.stats_dir ? cfg.stats_dir : DF_STATS_DIR;
+
+  if (!cfg.stats)
+    return 0;
+  if (df_stats_publisher_start (publisher, sessions, dir,
+                                STATS_INTERVAL_MS) == 0)
+    return 0;
+  nbdkit_error ("%s%s", df_error_get (), cfg.stats_dir ? "" :
+                " (sessions are served, but not published)");
+  return cfg.stats_dir ? -1 : 0;
+}
 
 static int
 diskfarm_after_fork (void)
@@ -156,14 +198,18 @@ diskfarm_after_fork (void)
     nbdkit_error ("%s", df_error_get ());
     return -1;
   }
-  return 0;
+  return start_publishing ();
 }
 
 static void
 diskfarm_unload (void)
 {
+  /* The sessions give their slots back before the table goes. */
+  df_stats_publisher_stop (publisher);
   df_sessions_free (sessions);
+  df_stats_publisher_free (publisher);
   df_farmstate_free (farmstate);
+  free (cfg.stats_dir);
   free (cfg.farm_dir);
   free (cfg.server);
   free (cfg.cache_dir);
@@ -249,6 +295,7 @@ diskfarm_open (int readonly)
                                   peer (client, sizeof client));
     if (h->session == NULL)
       goto fail;
+    df_stats_publisher_session (publisher, h->session);
     h->description = df_session_describe (h->session);
     h->bdev = df_session_bdev (h->session);
     h->readonly = readonly || df_session_readonly (h->session);
@@ -272,7 +319,10 @@ diskfarm_close (void *handle)
 {
   struct handle *h = handle;
 
-  df_session_close (h->session);
+  if (h->session) {
+    df_session_close (h->session);
+    df_stats_publisher_poke (publisher);
+  }
   if (h->editor && editor_close (h->editor) == -1)
     nbdkit_error ("%s", df_error_get ());
   df_farmstate_chain_put (farmstate, h->image);

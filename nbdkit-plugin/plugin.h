@@ -18,7 +18,12 @@ struct plugin_config {
   uint64_t device_limit;        /* per device when its spec names none */
   uint64_t ram_limit;           /* RAM per ram+disk session */
   unsigned linger;              /* seconds a closed session is kept */
+  bool stats;                   /* publish the sessions' figures */
+  char *stats_dir;              /* NULL: DF_STATS_DIR */
 };
+
+/* How often the sessions' states and cache use are republished. */
+#define STATS_INTERVAL_MS 1000
 
 extern struct plugin_config cfg;
 /* Set up by .config_complete, freed by .unload. */

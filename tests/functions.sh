@@ -200,12 +200,15 @@ make_image () {
 # private unix socket, logging to $TESTDIR/nbdkit.log; sets $NBD_SOCK and
 # $NBD_PID.  Stopped at exit.  Call again after stopping it to restart.
 # Verbose (every request logged) unless NBDKIT_VERBOSE is empty, as
-# benchmarks want it.
+# benchmarks want it.  Its sessions' figures go to $TESTDIR/stats (where
+# start_gateway looks) unless the arguments say otherwise.  Another
+# one beside it: NBD_SOCK_NEXT=PATH start_nbdkit ...
 start_nbdkit () {
-  NBD_SOCK="$TESTDIR/nbd.sock"
+  NBD_SOCK=${NBD_SOCK_NEXT:-$TESTDIR/nbd.sock}
   rm -f "$NBD_SOCK"
   env $(sanitizer_preload "$PLUGIN") \
-    nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" "$@" \
+    nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" \
+    stats-dir="$TESTDIR/stats" "$@" \
     2>>"$TESTDIR/nbdkit.log" &
   NBD_PID=$!
   cleanup_fn "_nbdkit_stop $NBD_PID TERM; sanitizer_check"

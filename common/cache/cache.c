@@ -254,6 +254,9 @@ static int
 make_room (struct cache *c, uint64_t n)
 {
   uint32_t batch[EVICT_BATCH], gens[EVICT_BATCH];
+  uint64_t blocks[EVICT_BATCH];
+  const uint8_t *data[EVICT_BATCH];
+  bool dirty[EVICT_BATCH];
   size_t nb, i;
   int r = 0;
 
@@ -265,15 +268,20 @@ make_room (struct cache *c, uint64_t n)
       c->slots[s].evicting = true;
       batch[nb] = s;
       gens[nb] = c->slots[s].gen;
+      /* Taken under the lock: another writer may grow (realloc) the
+       * slot and arena arrays meanwhile; the arenas themselves stay.
+       */
+      blocks[nb] = c->slots[s].block;
+      dirty[nb] = c->slots[s].dirty;
+      data[nb] = slot_data (c, s);
     }
     pthread_mutex_unlock (&c->lock);
     for (i = 0; i < nb && r == 0; i++) {
-      struct slot *sl = &c->slots[batch[i]];
-      /* sl->block and the data only change under the lock by writers of
-       * the same block, which bump gen: checked below.
+      /* The block and the data only change under the lock by writers
+       * of the same block, which bump gen: checked below.
        */
-      if (sl->dirty &&
-          df_layer_write_blocks (c->layer, slot_data (c, batch[i]), sl->block, 1) == -1)
+      if (dirty[i] &&
+          df_layer_write_blocks (c->layer, data[i], blocks[i], 1) == -1)
         r = -1;
     }
     pthread_mutex_lock (&c->lock);
@@ -705,8 +713,9 @@ df_cache_stats (struct df_bdev *bdev, struct df_cache_stats *out)
 
   out->ram_blocks = c->ram_used;
   out->disk_blocks = c->layer ? df_layer_count (c->layer, DF_BLOCK_PRESENT) : 0;
-  out->used_bytes = c->used_blocks * BS;
-  out->enospc = c->enospc;
+  /* Counted without the lock by the disk modes' writers (reserve). */
+  out->used_bytes = __atomic_load_n (&c->used_blocks, __ATOMIC_RELAXED) * BS;
+  out->enospc = __atomic_load_n (&c->enospc, __ATOMIC_RELAXED);
 }
 
 int

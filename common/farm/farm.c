@@ -103,6 +103,37 @@ check_key (const char *key, const char *value, void *opaque)
   return 0;
 }
 
+/* Known keys of the farm-wide sections that have a table. */
+static int
+check_setting (const char *key, const char *value, void *opaque)
+{
+  const char *section = opaque;
+  const struct df_field *f;
+
+  for (f = df_settings_fields (section); f->key; f++)
+    if (strcmp (f->key, key) == 0 && df_field_check (f, value) == -1) {
+      df_error_prefix ("[%s]", section);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+check_settings (const struct df_farm *farm)
+{
+  static const char *const sections[] = { "farm", "gateway" };
+  size_t i;
+
+  for (i = 0; i < sizeof sections / sizeof sections[0]; i++)
+    if (df_ini_has_section (farm->conf, sections[i]) &&
+        df_ini_foreach (farm->conf, sections[i], check_setting,
+                        (void *) sections[i])) {
+      df_error_prefix ("%s", df_ini_origin (farm->conf));
+      return -1;
+    }
+  return 0;
+}
+
 static int
 check_objects (const struct df_farm *farm)
 {
@@ -211,7 +242,8 @@ df_farm_open (const char *dir)
                 "\"diskfarm init\")", dir, FARM_CONF);
     goto fail;
   }
-  if (load_devices (farm) == -1 || check_objects (farm) == -1)
+  if (load_devices (farm) == -1 || check_objects (farm) == -1 ||
+      check_settings (farm) == -1)
     goto fail;
   return farm;
 
@@ -462,9 +494,14 @@ df_farm_check (const struct df_farm *farm)
   size_t i, j;
   int k;
 
+  const char *cs = df_farm_setting (farm, "farm", "config-server");
+
   for (k = 0; k < DF_KIND_COUNT; k++)
     if (check_refs (farm, k) == -1)
       return -1;
+  if (cs && !df_farm_exists (farm, DF_KIND_SERVER, cs))
+    return df_error (ENOENT, "[farm] config-server: server \"%s\" does not "
+                     "exist", cs);
   devs = df_farm_names (farm, DF_KIND_DEVICE);
   if (devs == NULL)
     return -1;

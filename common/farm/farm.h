@@ -50,6 +50,11 @@ struct df_field {
 };
 
 const char *df_kind_name (enum df_kind k);
+/* The keys of a farm-wide section of farm.conf ("farm", "gateway"...),
+ * or NULL if the section has no table (terminated by key == NULL).
+ * df_farm_open checks the keys of [gateway] and [farm] config-server.
+ */
+const struct df_field *df_settings_fields (const char *section);
 /* Terminated by an entry with key == NULL. */
 const struct df_field *df_kind_fields (enum df_kind k);
 const struct df_field *df_kind_field (enum df_kind k, const char *key);
@@ -176,6 +181,19 @@ int df_farm_server (const struct df_farm *farm, const char *name,
  * else the server named like this host, else the only server.
  */
 const char *df_farm_local_server (const struct df_farm *farm, const char *name);
+
+/* Splits a server address "HOST", "HOST:PORT", "[V6]:PORT" or a bare
+ * IPv6 address into host (IPv6 in brackets, as in URLs) and port
+ * (default_port when it names none).
+ */
+int df_address_split (const char *address, unsigned default_port, char *host,
+                      size_t len, unsigned *port);
+
+/* Does the server carry the store?  Yes for a shared store, for a store
+ * in its store-paths, and for every store if it lists none.
+ */
+bool df_farm_server_holds (const struct df_farm *farm, const char *server,
+                           const char *store);
 
 /* The directory of store on server (server's store-paths entry, else the
  * store's path; relative paths are inside the farm dir).  Caller frees.

@@ -25,6 +25,8 @@ static const struct df_field server_fields[] = {
   { "power", DF_F_UINT, 0, false, "relative capacity for load balancing" },
   { "store-paths", DF_F_STORE_PATHS, 0, false,
     "where stores live on this server: STORE:PATH, ..." },
+  { "gateway", DF_F_ADDRESS, 0, false, "its gateway's HOST:PORT (default: "
+    "the address's host and [gateway] port)" },
   { "description", DF_F_TEXT, 0, false, "free text" },
   { NULL }
 };
@@ -56,6 +58,45 @@ static const struct df_field device_fields[] = {
   { "description", DF_F_TEXT, 0, false, "free text" },
   { NULL }
 };
+
+/* Farm-wide sections.  [farm] has more keys, which the boot service
+ * checks itself; these are the ones df_farm_open checks.
+ */
+static const struct df_field farm_settings[] = {
+  { "config-server", DF_F_REF, DF_KIND_SERVER, false,
+    "the server the farm directory replicates from" },
+  { NULL }
+};
+
+static const struct df_field gateway_settings[] = {
+  { "port", DF_F_UINT, 0, false, "TCP port of every gateway (default 10811)" },
+  { "token-file", DF_F_PATH, 0, false, "the bearer token (relative: inside "
+    "the farm); not readable by others" },
+  { "public", DF_F_TEXT, 0, false, "status (default: /metrics and /v1/status "
+    "need no token) or none" },
+  { "ca-file", DF_F_PATH, 0, false, "set: clients use HTTPS and verify the "
+    "gateways against this CA" },
+  { NULL }
+};
+
+static const struct {
+  const char *section;
+  const struct df_field *fields;
+} settings[] = {
+  { "farm", farm_settings },
+  { "gateway", gateway_settings },
+};
+
+const struct df_field *
+df_settings_fields (const char *section)
+{
+  size_t i;
+
+  for (i = 0; i < sizeof settings / sizeof settings[0]; i++)
+    if (strcmp (settings[i].section, section) == 0)
+      return settings[i].fields;
+  return NULL;
+}
 
 static const char *const kind_names[DF_KIND_COUNT] = {
   "site", "server", "store", "collection", "device",

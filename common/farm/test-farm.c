@@ -178,6 +178,49 @@ test_bad_files (void **state)
   test_tmpdir_free (d2);
 }
 
+/* [gateway] and [farm] config-server (the gateway's keys), server
+ * gateway addresses, which stores a server carries.
+ */
+static void
+test_gateway_settings (void **state)
+{
+  char *d2 = test_tmpdir ();
+  struct df_farm *farm;
+  char host[64];
+  unsigned port;
+
+  (void) state;
+  test_write (d2, "farm.conf", "[farm]\nconfig-server = a\n[gateway]\n"
+              "port = 10900\ntoken-file = t\n[server a]\naddress = 1.2.3.4\n"
+              "gateway = 1.2.3.4:99\nstore-paths = s:/x\n[server b]\n"
+              "address = 1.2.3.5\n[store s]\npath = s\n[store u]\n"
+              "path = u\n");
+  farm = df_farm_open (d2);
+  assert_non_null (farm);
+  assert_int_equal (df_farm_check (farm), 0);
+  assert_true (df_farm_server_holds (farm, "a", "s"));
+  assert_false (df_farm_server_holds (farm, "a", "u"));
+  assert_true (df_farm_server_holds (farm, "b", "u"));
+  assert_int_equal (df_farm_set_setting (farm, "farm", "config-server", "c"), 0);
+  assert_int_equal (df_farm_check (farm), -1);
+  assert_error_contains ("config-server: server \"c\" does not exist");
+  df_farm_free (farm);
+  test_write (d2, "farm.conf", "[gateway]\nport = high\n");
+  assert_null (df_farm_open (d2));
+  assert_error_contains ("[gateway]");
+  test_write (d2, "farm.conf", "[server a]\naddress = a\ngateway = a b\n");
+  assert_null (df_farm_open (d2));
+  assert_error_contains ("gateway");
+  assert_int_equal (df_address_split ("h:5", 7, host, sizeof host, &port), 0);
+  assert_string_equal (host, "h");
+  assert_int_equal (port, 5);
+  assert_int_equal (df_address_split ("fd00::1", 7, host, sizeof host, &port), 0);
+  assert_string_equal (host, "[fd00::1]");
+  assert_int_equal (port, 7);
+  assert_int_equal (df_address_split ("h:0", 7, host, sizeof host, &port), -1);
+  test_tmpdir_free (d2);
+}
+
 /* Makes dir/vdisks/name/vdisk.conf (only its presence counts here). */
 static void
 fake_vdisk (const char *store, const char *name)
@@ -269,6 +312,7 @@ main (void)
     cmocka_unit_test (test_edits_keep_hand_edits),
     cmocka_unit_test (test_devices),
     cmocka_unit_test (test_bad_files),
+    cmocka_unit_test (test_gateway_settings),
     cmocka_unit_test (test_find_vdisk),
   };
 

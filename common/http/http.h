@@ -5,12 +5,24 @@
  * route that matches handles the request.  GET routes also answer HEAD.
  * A handler answers with exactly one df_http_respond_* call; if it
  * returns -1 without answering, the client gets 500 and the error
- * (df_error_get) is logged.
+ * (df_error_get) is logged.  A handler whose answer is computed
+ * elsewhere suspends the request instead (df_http_suspend).
  *
  * The server runs inside a df_loop (single-threaded: handlers run on the
  * loop's thread, beside the daemon's other sockets) or, without a loop,
  * on libmicrohttpd's own thread pool (then handlers run concurrently).
  * Each finished request is logged once via df_log (the access log).
+ *
+ * Defences: at most max_connections connections (max_per_ip from one
+ * address), request bodies up to max_body, a connection that sends
+ * nothing for timeout_s is closed, and a request whose headers and body
+ * have not all arrived request_timeout_s after it started (or after the
+ * previous request on the connection ended) is cut off: slow clients
+ * cannot hold connections and starve the others.  Decoded paths never
+ * hold a NUL or control byte: such a path stays percent-encoded.
+ *
+ * SIGPIPE: df_http_server_new ignores it (a client that goes away must
+ * not kill the daemon), which also lets libmicrohttpd use sendfile.
  */
 #ifndef DISKFARM_HTTP_H
 #define DISKFARM_HTTP_H
@@ -33,7 +45,17 @@ struct df_http_route {
   const char *path;             /* exact, or a prefix ending in '/' */
   df_http_handler fn;
   void *opaque;
+  size_t max_body;              /* 0: the server's max_body */
+  unsigned flags;               /* the application's (see guard) */
 };
+
+/* Called before the handler of every request, with the route that
+ * matched (NULL when none did, before the 404 or 405): returns 0 to go
+ * on, or 1 once it has answered itself (authentication).
+ */
+typedef int (*df_http_guard) (struct df_http_request *req,
+                              const struct df_http_route *route,
+                              void *opaque);
 
 struct df_http_config {
   const char *listen;           /* IPv4 or IPv6 address; NULL: every IPv4 one */
@@ -43,8 +65,16 @@ struct df_http_config {
   const struct df_http_route *routes;   /* terminated by path == NULL */
   size_t max_body;              /* larger request bodies get 413 (0: 1 MiB) */
   unsigned max_connections;     /* 0: 256 */
+  unsigned max_per_ip;          /* connections from one address (0: any) */
   unsigned timeout_s;           /* idle connections are closed (0: 60) */
+  unsigned request_timeout_s;   /* to receive a whole request (0: 30) */
   bool access_log;              /* log each request at info level, else debug */
+  bool json_errors;             /* the layer's own 404, 405, 413 and 500
+                                   answers as JSON errors, else text */
+  const char *tls_cert;         /* PEM files: serve HTTPS (NULL: HTTP) */
+  const char *tls_key;
+  df_http_guard guard;          /* NULL: none */
+  void *guard_opaque;
 };
 
 /* Starts listening.  The routes table must outlive the server.  Returns
@@ -58,9 +88,17 @@ uint16_t df_http_server_port (const struct df_http_server *srv);
 struct df_http_stats {
   uint64_t requests, status_2xx, status_3xx, status_4xx, status_5xx;
   uint64_t bytes;               /* response bodies queued */
+  uint64_t connections;         /* open now */
+  uint64_t cut_off;             /* connections closed by request_timeout_s */
 };
 void df_http_server_stats (const struct df_http_server *srv,
                            struct df_http_stats *out);
+/* Calls fn for every status code answered so far, ascending. */
+void df_http_server_codes (const struct df_http_server *srv,
+                           void (*fn) (unsigned code, uint64_t n, void *),
+                           void *opaque);
+/* True if the server speaks HTTPS. */
+bool df_http_server_tls (const struct df_http_server *srv);
 
 /* ---- the request (valid during the handler) ---- */
 
@@ -83,9 +121,18 @@ bool df_http_peer_ipv4 (const struct df_http_request *req, uint32_t *addr);
 /* The request body (NUL-terminated; len 0 when there is none). */
 const char *df_http_body (const struct df_http_request *req, size_t *len);
 
+/* A handler that has no answer yet calls this and returns 0 without
+ * responding.  Some thread later calls df_http_resume (req), once; then
+ * cont (req, opaque) runs on the server's thread and answers (it may
+ * suspend again).  req stays valid until cont has answered.
+ */
+int df_http_suspend (struct df_http_request *req, df_http_handler cont,
+                     void *opaque);
+void df_http_resume (struct df_http_request *req);
+
 /* ---- responses (exactly one per request) ---- */
 
-/* Adds a header to the response about to be sent (up to 8). */
+/* Adds a header to the response about to be sent (up to 16). */
 int df_http_add_header (struct df_http_request *req, const char *name,
                         const char *value);
 /* Body copied from data. */
@@ -98,23 +145,35 @@ int df_http_respond_text (struct df_http_request *req, unsigned status,
 /* application/json; takes the reference to v. */
 int df_http_respond_json (struct df_http_request *req, unsigned status,
                           json_t *v);
-/* A file: takes ownership of fd (closed when sent).  Answers Range
- * (one range; 206 or 416), If-None-Match (304) and If-Range.  etag is
- * the quoted entity tag; NULL derives one from the file's inode, size
- * and modification time.
+/* {"error": error, "message": the formatted text} */
+int df_http_respond_error (struct df_http_request *req, unsigned status,
+                           const char *error, const char *fmt, ...)
+  __attribute__ ((format (printf, 4, 5)));
+/* A file: takes ownership of fd (closed when sent), sent from the file
+ * (sendfile on plain HTTP).  Answers Range (one range: 206 with
+ * Content-Range; several: 206 multipart/byteranges; none satisfiable:
+ * 416), If-None-Match (304) and If-Range.  etag is the quoted entity
+ * tag; NULL derives one from the file's inode, size and modification
+ * time.
  */
 int df_http_respond_file (struct df_http_request *req, int fd,
                           const char *content_type, const char *etag);
 
 /* ---- helpers, exposed for tests ---- */
 
+#define DF_HTTP_MAX_RANGES 32
+struct df_http_range {
+  uint64_t start, len;
+};
 /* Parses a Range header value against a resource of size bytes.
- * Returns 1 with *start and *len for one satisfiable range, 0 when the
- * whole resource should be sent (no header, several ranges, a unit
- * other than bytes, bad syntax), -1 when the range is unsatisfiable.
+ * Returns the number of satisfiable ranges written to out (1..max, in
+ * the client's order; unsatisfiable ones are dropped), 0 when the whole
+ * resource should be sent (no header, a unit other than bytes, bad
+ * syntax, more than max ranges, overlapping ranges adding up to more
+ * than the resource), -1 when no range is satisfiable (416).
  */
-int df_http_parse_range (const char *value, uint64_t size, uint64_t *start,
-                         uint64_t *len);
+int df_http_parse_ranges (const char *value, uint64_t size,
+                          struct df_http_range *out, size_t max);
 /* True if an If-None-Match value lists etag (or is "*"). */
 bool df_http_etag_match (const char *list, const char *etag);
 

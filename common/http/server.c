@@ -1,15 +1,15 @@
-/* diskfarm — HTTP server: libmicrohttpd daemon, routing, access log,
- * and running inside a df_loop (see http.h).
+/* diskfarm — HTTP server: the libmicrohttpd daemon, its options and TLS,
+ * running inside a df_loop, statistics (see http.h).
  */
 #include <config.h>
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #include "error.h"
@@ -18,223 +18,7 @@
 #include "log.h"
 #include "util.h"
 
-struct df_http_server {
-  struct MHD_Daemon *mhd;
-  const struct df_http_route *routes;
-  size_t max_body;
-  bool access_log;
-  uint16_t port;
-  struct df_watch *watch;       /* loop mode: the MHD epoll fd */
-  struct df_timer *timer;       /* loop mode: MHD's next timeout */
-  struct df_http_stats stats;   /* updated atomically */
-  char last_log[256];           /* libmicrohttpd's last complaint */
-};
-
-static void
-count (uint64_t *field, uint64_t n)
-{
-  __atomic_fetch_add (field, n, __ATOMIC_RELAXED);
-}
-
-int
-http_queue (struct df_http_request *req, unsigned status,
-            struct MHD_Response *resp, uint64_t size)
-{
-  struct df_http_stats *st = &req->srv->stats;
-  enum MHD_Result r;
-  size_t i;
-
-  if (req->responded) {
-    MHD_destroy_response (resp);
-    return df_error (EALREADY, "%s %s: responded twice", req->method, req->path);
-  }
-  for (i = 0; i < req->nheaders; i++)
-    MHD_add_response_header (resp, req->headers[i].name, req->headers[i].value);
-  r = MHD_queue_response (req->conn, status, resp);
-  MHD_destroy_response (resp);
-  if (r != MHD_YES)
-    return df_error (EIO, "%s %s: cannot queue the response", req->method,
-                     req->path);
-  req->responded = true;
-  req->status = status;
-  req->size = size;
-  count (status < 300 ? &st->status_2xx : status < 400 ? &st->status_3xx :
-         status < 500 ? &st->status_4xx : &st->status_5xx, 1);
-  count (&st->bytes, size);
-  return 0;
-}
-
-static void
-request_free (struct df_http_request *req)
-{
-  size_t i;
-
-  for (i = 0; i < req->nheaders; i++) {
-    free (req->headers[i].name);
-    free (req->headers[i].value);
-  }
-  free (req->method);
-  free (req->path);
-  free (req->body);
-  free (req);
-}
-
-static struct df_http_request *
-request_new (struct df_http_server *srv, struct MHD_Connection *conn,
-             const char *url, const char *method)
-{
-  struct df_http_request *req = calloc (1, sizeof *req);
-  const union MHD_ConnectionInfo *ci;
-
-  if (req == NULL)
-    return NULL;
-  req->srv = srv;
-  req->conn = conn;
-  req->start_ns = df_now_mono_ns ();
-  req->method = strdup (method);
-  req->path = strdup (url);
-  req->subpath = "";
-  if (req->method == NULL || req->path == NULL) {
-    request_free (req);
-    return NULL;
-  }
-  strcpy (req->peer, "?");
-  ci = MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  if (ci && ci->client_addr) {
-    const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET)
-      inet_ntop (AF_INET, &((const struct sockaddr_in *) sa)->sin_addr,
-                 req->peer, sizeof req->peer);
-    else if (sa->sa_family == AF_INET6)
-      inet_ntop (AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr,
-                 req->peer, sizeof req->peer);
-  }
-  count (&srv->stats.requests, 1);
-  return req;
-}
-
-static bool
-method_matches (const char *route, const char *method)
-{
-  return strcmp (route, method) == 0 ||
-    (strcmp (route, "GET") == 0 && strcmp (method, "HEAD") == 0);
-}
-
-static bool
-path_matches (const struct df_http_route *r, const char *path)
-{
-  size_t n = strlen (r->path);
-
-  if (n > 0 && r->path[n - 1] == '/')
-    return strncmp (path, r->path, n) == 0;
-  return strcmp (path, r->path) == 0;
-}
-
-/* Finds the handler; answers 404/405/413 itself. */
-static void
-dispatch (struct df_http_server *srv, struct df_http_request *req)
-{
-  const struct df_http_route *r, *path_only = NULL;
-  char q[128];
-
-  if (req->body_too_large) {
-    df_http_respond_text (req, 413, "request body larger than %zu bytes\n",
-                          srv->max_body);
-    return;
-  }
-  for (r = srv->routes; r->path; r++) {
-    if (!path_matches (r, req->path))
-      continue;
-    if (!method_matches (r->method, req->method)) {
-      path_only = r;
-      continue;
-    }
-    if (r->path[strlen (r->path) - 1] == '/')
-      req->subpath = req->path + strlen (r->path);
-    df_error_clear ();
-    if (r->fn (req, r->opaque) == -1 && !req->responded) {
-      df_log_error ("http: %s %s: %s", req->method,
-                    df_quote (req->path, q, sizeof q), df_error_get ());
-      df_http_respond_text (req, 500, "internal error: %s\n", df_error_get ());
-    }
-    else if (!req->responded)
-      df_http_respond_text (req, 500, "internal error: no response\n");
-    return;
-  }
-  if (path_only) {
-    df_http_add_header (req, "Allow", path_only->method);
-    df_http_respond_text (req, 405, "method %s not allowed here\n", req->method);
-    return;
-  }
-  df_http_respond_text (req, 404, "not found\n");
-}
-
-static enum MHD_Result
-on_request (void *cls, struct MHD_Connection *conn, const char *url,
-            const char *method, const char *version, const char *upload,
-            size_t *upload_size, void **con_cls)
-{
-  struct df_http_server *srv = cls;
-  struct df_http_request *req = *con_cls;
-
-  (void) version;
-  if (req == NULL) {
-    req = request_new (srv, conn, url, method);
-    if (req == NULL)
-      return MHD_NO;            /* out of memory: drop the connection */
-    *con_cls = req;
-    return MHD_YES;
-  }
-  if (*upload_size > 0) {
-    size_t n = *upload_size;
-    char *nb;
-
-    *upload_size = 0;
-    if (req->body_too_large || req->body_len + n > srv->max_body) {
-      req->body_too_large = true;
-      return MHD_YES;
-    }
-    nb = realloc (req->body, req->body_len + n + 1);
-    if (nb == NULL)
-      return MHD_NO;
-    memcpy (nb + req->body_len, upload, n);
-    req->body = nb;
-    req->body_len += n;
-    req->body[req->body_len] = '\0';
-    return MHD_YES;
-  }
-  if (!req->responded)
-    dispatch (srv, req);
-  return MHD_YES;
-}
-
-static void
-on_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
-              enum MHD_RequestTerminationCode toe)
-{
-  struct df_http_server *srv = cls;
-  struct df_http_request *req = *con_cls;
-  char q[256];
-  uint64_t ms;
-
-  (void) conn;
-  if (req == NULL)
-    return;
-  ms = (df_now_mono_ns () - req->start_ns) / 1000000;
-  df_quote (req->path, q, sizeof q);
-  if (srv->access_log)
-    df_log_info ("http: %s \"%s %s\" %u %llu %llums%s", req->peer, req->method,
-                 q, req->status, (unsigned long long) req->size,
-                 (unsigned long long) ms,
-                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
-  else
-    df_debug ("http", "%s \"%s %s\" %u %llu %llums%s", req->peer, req->method,
-              q, req->status, (unsigned long long) req->size,
-              (unsigned long long) ms,
-              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
-  request_free (req);
-  *con_cls = NULL;
-}
+#define PEM_MAX (1024 * 1024)
 
 static void
 on_mhd_log (void *cls, const char *fmt, va_list ap)
@@ -334,13 +118,36 @@ parse_listen (const char *listen, uint16_t port, union listen_addr *a,
   return df_error (EINVAL, "\"%s\" is not an IP address to listen on", listen);
 }
 
+/* Reads the certificate and key for HTTPS. */
+static int
+load_tls (struct df_http_server *srv, const struct df_http_config *cfg)
+{
+  size_t len;
+
+  if (cfg->tls_cert == NULL && cfg->tls_key == NULL)
+    return 0;
+  if (cfg->tls_cert == NULL || cfg->tls_key == NULL)
+    return df_error (EINVAL, "HTTPS needs both a certificate and its key");
+  if (MHD_is_feature_supported (MHD_FEATURE_TLS) != MHD_YES)
+    return df_error (ENOTSUP, "this libmicrohttpd was built without TLS");
+  if (df_read_file (cfg->tls_cert, PEM_MAX, &srv->tls_cert, &len) == -1 ||
+      df_read_file (cfg->tls_key, PEM_MAX, &srv->tls_key, &len) == -1)
+    return -1;
+  srv->tls = true;
+  return 0;
+}
+
+#define OPT(o, v, p) \
+  (opts[n++] = (struct MHD_OptionItem) { (o), (intptr_t) (v), (void *) (p) })
+
 static struct MHD_Daemon *
 start_daemon (struct df_http_server *srv, const struct df_http_config *cfg)
 {
-  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+  struct MHD_OptionItem opts[24];
   union listen_addr addr;
   bool ipv6 = false;
-  unsigned threads = cfg->threads ? cfg->threads : 2;
+  size_t n = 0;
 
   if (cfg->listen && parse_listen (cfg->listen, cfg->port, &addr, &ipv6) == -1)
     return NULL;
@@ -348,15 +155,41 @@ start_daemon (struct df_http_server *srv, const struct df_http_config *cfg)
     flags |= MHD_USE_IPv6;
   if (cfg->loop == NULL)
     flags |= MHD_USE_INTERNAL_POLLING_THREAD;
-  /* Without a listen address the option list ends before SOCK_ADDR. */
-  return MHD_start_daemon (flags, cfg->port, NULL, NULL, on_request, srv,
-    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : 256,
-    MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 60,
-    MHD_OPTION_THREAD_POOL_SIZE, cfg->loop ? 0 : threads,
-    cfg->listen ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, &addr.sa,
-    MHD_OPTION_END);
+  if (srv->tls)
+    flags |= MHD_USE_TLS;
+  OPT (MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv);    /* first */
+  OPT (MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, srv);
+  OPT (MHD_OPTION_NOTIFY_CONNECTION, http_on_connection, srv);
+  OPT (MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, srv);
+  OPT (MHD_OPTION_CONNECTION_LIMIT,
+       cfg->max_connections ? cfg->max_connections : 256, NULL);
+  OPT (MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 60,
+       NULL);
+  /* SIGPIPE is ignored (df_http_server_new): sendfile may be used. */
+  OPT (MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL);
+  if (cfg->max_per_ip)
+    OPT (MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL);
+  if (cfg->loop == NULL)
+    OPT (MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
+  if (cfg->listen)
+    OPT (MHD_OPTION_SOCK_ADDR, 0, &addr.sa);
+  if (srv->tls) {
+    OPT (MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert);
+    OPT (MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key);
+  }
+  OPT (MHD_OPTION_END, 0, NULL);
+  return MHD_start_daemon (flags, cfg->port, NULL, NULL, http_on_request, srv,
+                           MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+}
+
+static void
+free_pem (struct df_http_server *srv)
+{
+  if (srv->tls_key)
+    explicit_bzero (srv->tls_key, strlen (srv->tls_key));
+  free (srv->tls_key);
+  free (srv->tls_cert);
+  srv->tls_key = srv->tls_cert = NULL;
 }
 
 struct df_http_server *
@@ -364,30 +197,45 @@ df_http_server_new (const struct df_http_config *cfg)
 {
   struct df_http_server *srv = calloc (1, sizeof *srv);
   const union MHD_DaemonInfo *info;
+  const char *where = cfg->listen ? cfg->listen : "every address";
 
   if (srv == NULL) {
     df_error_errno ("http server");
     return NULL;
   }
+  signal (SIGPIPE, SIG_IGN);
+  pthread_mutex_init (&srv->conns_lock, NULL);
   srv->routes = cfg->routes;
   srv->max_body = cfg->max_body ? cfg->max_body : 1024 * 1024;
   srv->access_log = cfg->access_log;
+  srv->json_errors = cfg->json_errors;
+  srv->guard = cfg->guard;
+  srv->guard_opaque = cfg->guard_opaque;
+  srv->request_timeout_ns =
+    (uint64_t) (cfg->request_timeout_s ? cfg->request_timeout_s : 30) *
+    1000000000;
   df_error_clear ();
+  if (load_tls (srv, cfg) == -1) {
+    df_error_prefix ("cannot serve HTTPS on %s port %u", where, cfg->port);
+    df_http_server_free (srv);
+    return NULL;
+  }
   srv->mhd = start_daemon (srv, cfg);
+  free_pem (srv);
   if (srv->mhd == NULL) {
     if (srv->last_log[0])
-      df_error (EADDRINUSE, "cannot serve HTTP on %s port %u: %s",
-                cfg->listen ? cfg->listen : "every address", cfg->port,
-                srv->last_log);
+      df_error (EADDRINUSE, "cannot serve HTTP%s on %s port %u: %s",
+                srv->tls ? "S" : "", where, cfg->port, srv->last_log);
     else if (!strstr (df_error_get (), "listen on"))
-      df_error (EADDRINUSE, "cannot serve HTTP on %s port %u",
-                cfg->listen ? cfg->listen : "every address", cfg->port);
-    free (srv);
+      df_error (EADDRINUSE, "cannot serve HTTP%s on %s port %u",
+                srv->tls ? "S" : "", where, cfg->port);
+    df_http_server_free (srv);
     return NULL;
   }
   info = MHD_get_daemon_info (srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
   srv->port = info ? info->port : cfg->port;
-  if (cfg->loop && attach_loop (srv, cfg->loop) == -1) {
+  if (http_sweeper_start (srv, cfg->loop) == -1 ||
+      (cfg->loop && attach_loop (srv, cfg->loop) == -1)) {
     df_http_server_free (srv);
     return NULL;
   }
@@ -401,8 +249,14 @@ df_http_server_free (struct df_http_server *srv)
     return;
   df_watch_free (srv->watch);
   df_timer_free (srv->timer);
-  if (srv->mhd)
+  http_sweeper_stop (srv);
+  if (srv->mhd) {
+    srv->closing = true;
+    http_conns_resume_all (srv);
     MHD_stop_daemon (srv->mhd);
+  }
+  free_pem (srv);
+  pthread_mutex_destroy (&srv->conns_lock);
   free (srv);
 }
 
@@ -410,6 +264,12 @@ uint16_t
 df_http_server_port (const struct df_http_server *srv)
 {
   return srv->port;
+}
+
+bool
+df_http_server_tls (const struct df_http_server *srv)
+{
+  return srv->tls;
 }
 
 void
@@ -424,58 +284,15 @@ df_http_server_stats (const struct df_http_server *srv,
     o[i] = __atomic_load_n (&in[i], __ATOMIC_RELAXED);
 }
 
-/* ---- request accessors ---- */
-
-const char *
-df_http_method (const struct df_http_request *req)
+void
+df_http_server_codes (const struct df_http_server *srv,
+                      void (*fn) (unsigned, uint64_t, void *), void *opaque)
 {
-  return req->method;
-}
+  unsigned code;
 
-const char *
-df_http_path (const struct df_http_request *req)
-{
-  return req->path;
-}
-
-const char *
-df_http_subpath (const struct df_http_request *req)
-{
-  return req->subpath;
-}
-
-const char *
-df_http_header (const struct df_http_request *req, const char *name)
-{
-  return MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *
-df_http_query (const struct df_http_request *req, const char *name)
-{
-  return MHD_lookup_connection_value (req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-const char *
-df_http_peer (const struct df_http_request *req)
-{
-  return req->peer;
-}
-
-bool
-df_http_peer_ipv4 (const struct df_http_request *req, uint32_t *addr)
-{
-  struct in_addr a;
-
-  if (inet_pton (AF_INET, req->peer, &a) != 1)
-    return false;
-  *addr = a.s_addr;
-  return true;
-}
-
-const char *
-df_http_body (const struct df_http_request *req, size_t *len)
-{
-  *len = req->body_len;
-  return req->body ? req->body : "";
+  for (code = 100; code < HTTP_MAX_CODE; code++) {
+    uint64_t n = __atomic_load_n (&srv->codes[code], __ATOMIC_RELAXED);
+    if (n)
+      fn (code, n, opaque);
+  }
 }

@@ -14,47 +14,65 @@
 #include "test-helpers.h"
 #include "evloop/evloop.h"
 #include "http/http.h"
+#include "test-http-client.h"
 
 static void
-test_parse_range (void **state)
+test_parse_ranges (void **state)
 {
   static const struct {
     const char *value;
     uint64_t size;
     int r;
-    uint64_t start, len;
+    uint64_t start[3], len[3];
   } cases[] = {
-    { NULL, 100, 0, 0, 0 },
-    { "bytes=0-9", 100, 1, 0, 10 },
-    { "bytes=10-", 100, 1, 10, 90 },
-    { "bytes=-10", 100, 1, 90, 10 },
-    { "bytes=-500", 100, 1, 0, 100 },
-    { "bytes=90-200", 100, 1, 90, 10 },
-    { " bytes = 5 - 5 ", 100, 1, 5, 1 },
-    { "BYTES=1-2", 100, 1, 1, 2 },
-    { "bytes=100-", 100, -1, 0, 0 },
-    { "bytes=0-", 0, -1, 0, 0 },
-    { "bytes=-0", 100, -1, 0, 0 },
-    { "bytes=0-1,5-6", 100, 0, 0, 0 },        /* several: send it all */
-    { "bytes=9-3", 100, 0, 0, 0 },
-    { "items=0-1", 100, 0, 0, 0 },
-    { "bytes=", 100, 0, 0, 0 },
-    { "bytes=-", 100, 0, 0, 0 },
-    { "bytes=x-1", 100, 0, 0, 0 },
-    { "bytes=99999999999999999999-", 100, 0, 0, 0 },
+    { NULL, 100, 0, { 0 }, { 0 } },
+    { "bytes=0-9", 100, 1, { 0 }, { 10 } },
+    { "bytes=10-", 100, 1, { 10 }, { 90 } },
+    { "bytes=-10", 100, 1, { 90 }, { 10 } },
+    { "bytes=-500", 100, 1, { 0 }, { 100 } },
+    { "bytes=90-200", 100, 1, { 90 }, { 10 } },
+    { " bytes = 5 - 5 ", 100, 1, { 5 }, { 1 } },
+    { "BYTES=1-2", 100, 1, { 1 }, { 2 } },
+    { "bytes=100-", 100, -1, { 0 }, { 0 } },
+    { "bytes=0-", 0, -1, { 0 }, { 0 } },
+    { "bytes=-0", 100, -1, { 0 }, { 0 } },
+    { "bytes=0-1,5-6", 100, 2, { 0, 5 }, { 2, 2 } },
+    { "bytes=0-1, ,5-6,-3", 100, 3, { 0, 5, 97 }, { 2, 2, 3 } },
+    { "bytes=200-300,5-6", 100, 1, { 5 }, { 2 } },    /* one unsatisfiable */
+    { "bytes=200-300,400-", 100, -1, { 0 }, { 0 } },
+    { "bytes=0-99,0-99", 100, 0, { 0 }, { 0 } },      /* amplification */
+    { "bytes=0-1,x", 100, 0, { 0 }, { 0 } },
+    { "bytes=0-1;5-6", 100, 0, { 0 }, { 0 } },
+    { "bytes=9-3", 100, 0, { 0 }, { 0 } },
+    { "items=0-1", 100, 0, { 0 }, { 0 } },
+    { "bytes=", 100, 0, { 0 }, { 0 } },
+    { "bytes=,", 100, 0, { 0 }, { 0 } },
+    { "bytes=-", 100, 0, { 0 }, { 0 } },
+    { "bytes=x-1", 100, 0, { 0 }, { 0 } },
+    { "bytes=99999999999999999999-", 100, 0, { 0 }, { 0 } },
   };
+  char many[1024] = "bytes=0-0";
+  struct df_http_range r[DF_HTTP_MAX_RANGES];
   size_t i;
+  int j, n;
 
   (void) state;
   for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    uint64_t start = 7, len = 7;
-    int r = df_http_parse_range (cases[i].value, cases[i].size, &start, &len);
-    if (r != cases[i].r)
-      fail_msg ("range \"%s\": %d, expected %d", cases[i].value, r, cases[i].r);
-    if (r == 1 && (start != cases[i].start || len != cases[i].len))
-      fail_msg ("range \"%s\": %llu+%llu", cases[i].value,
-                (unsigned long long) start, (unsigned long long) len);
+    n = df_http_parse_ranges (cases[i].value, cases[i].size, r,
+                              DF_HTTP_MAX_RANGES);
+    if (n != cases[i].r)
+      fail_msg ("range \"%s\": %d, expected %d", cases[i].value, n, cases[i].r);
+    for (j = 0; j < n; j++)
+      if (r[j].start != cases[i].start[j] || r[j].len != cases[i].len[j])
+        fail_msg ("range \"%s\" #%d: %llu+%llu", cases[i].value, j,
+                  (unsigned long long) r[j].start,
+                  (unsigned long long) r[j].len);
   }
+  /* More ranges than allowed: the whole resource. */
+  for (j = 1; j <= DF_HTTP_MAX_RANGES; j++)
+    snprintf (many + strlen (many), sizeof many - strlen (many), ",%d-%d",
+              j * 2, j * 2);
+  assert_int_equal (df_http_parse_ranges (many, 1000, r, DF_HTTP_MAX_RANGES), 0);
 }
 
 static void
@@ -122,77 +140,13 @@ h_fail (struct df_http_request *req, void *opaque)
 }
 
 static const struct df_http_route routes[] = {
-  { "GET", "/hello", h_hello, NULL },
-  { "GET", "/items/", h_item, NULL },
-  { "GET", "/file", h_file, NULL },
-  { "POST", "/echo", h_echo, NULL },
-  { "GET", "/fail", h_fail, NULL },
-  { NULL, NULL, NULL, NULL },
+  { .method = "GET", .path = "/hello", .fn = h_hello },
+  { .method = "GET", .path = "/items/", .fn = h_item },
+  { .method = "GET", .path = "/file", .fn = h_file },
+  { .method = "POST", .path = "/echo", .fn = h_echo },
+  { .method = "GET", .path = "/fail", .fn = h_fail },
+  { NULL },
 };
-
-struct reply {
-  int status;
-  char headers[2048];
-  char *body;
-  size_t body_len;
-};
-
-/* One request over a fresh connection; the whole answer until EOF. */
-static void
-http_do (uint16_t port, const char *request, struct reply *out)
-{
-  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons (port) };
-  char *buf = NULL, *end;
-  size_t len = 0, cap = 0;
-  ssize_t n;
-  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  sa.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  assert_true (fd >= 0);
-  assert_int_equal (connect (fd, (struct sockaddr *) &sa, sizeof sa), 0);
-  assert_int_equal (write (fd, request, strlen (request)), (ssize_t) strlen (request));
-  for (;;) {
-    if (len + 4096 > cap) {
-      cap = cap * 2 + 8192;
-      buf = realloc (buf, cap);
-      assert_non_null (buf);
-    }
-    n = read (fd, buf + len, cap - len - 1);
-    assert_true (n >= 0);
-    if (n == 0)
-      break;
-    len += n;
-  }
-  close (fd);
-  buf[len] = '\0';
-  end = strstr (buf, "\r\n\r\n");
-  assert_non_null (end);
-  assert_true ((size_t) (end - buf) < sizeof out->headers);
-  memcpy (out->headers, buf, end - buf);
-  out->headers[end - buf] = '\0';
-  assert_int_equal (sscanf (buf, "HTTP/1.1 %d", &out->status), 1);
-  out->body_len = len - (end + 4 - buf);
-  out->body = malloc (out->body_len + 1);
-  memcpy (out->body, end + 4, out->body_len);
-  out->body[out->body_len] = '\0';
-  free (buf);
-}
-
-static void
-get (uint16_t port, const char *path, const char *extra, struct reply *out)
-{
-  char req[1024];
-
-  snprintf (req, sizeof req, "GET %s HTTP/1.1\r\nHost: test\r\n%s"
-            "Connection: close\r\n\r\n", path, extra ? extra : "");
-  http_do (port, req, out);
-}
-
-static bool
-has_header (const struct reply *r, const char *line)
-{
-  return strcasestr (r->headers, line) != NULL;
-}
 
 static struct df_http_server *
 start (struct df_loop *loop)
@@ -279,6 +233,39 @@ test_body (void **state)
   df_http_server_free (srv);
 }
 
+/* The answer to "bytes=10-19, 4990-": two parts in order, each with its
+ * headers, exactly the file's bytes, then the closing boundary.
+ */
+static void
+check_multipart (const struct reply *r, const char *data, size_t size)
+{
+  char boundary[64], expect[512];
+  const char *p = strcasestr (r->headers,
+                              "Content-Type: multipart/byteranges; boundary=");
+  size_t n;
+
+  assert_non_null (p);
+  assert_int_equal (sscanf (p + 45, "%63[0-9a-f]", boundary), 1);
+  n = snprintf (expect, sizeof expect, "--%s\r\nContent-Type: "
+                "application/octet-stream\r\nContent-Range: bytes 10-19/%zu"
+                "\r\n\r\n", boundary, size);
+  assert_true (r->body_len > n + 10);
+  assert_memory_equal (r->body, expect, n);
+  assert_memory_equal (r->body + n, data + 10, 10);
+  p = r->body + n + 10;
+  n = snprintf (expect, sizeof expect, "\r\n--%s\r\nContent-Type: "
+                "application/octet-stream\r\nContent-Range: bytes 4990-4999/%zu"
+                "\r\n\r\n", boundary, size);
+  assert_memory_equal (p, expect, n);
+  assert_memory_equal (p + n, data + 4990, 10);
+  p += n + 10;
+  n = snprintf (expect, sizeof expect, "\r\n--%s--\r\n", boundary);
+  assert_int_equal (r->body + r->body_len - p, n);
+  assert_memory_equal (p, expect, n);
+  snprintf (expect, sizeof expect, "Content-Length: %zu", r->body_len);
+  assert_true (has_header (r, expect));
+}
+
 static void
 test_file (void **state)
 {
@@ -321,6 +308,11 @@ test_file (void **state)
   get (port, "/file", "Range: bytes=-100\r\n", &r);
   assert_int_equal (r.status, 206);
   assert_memory_equal (r.body, data + 4900, 100);
+  free (r.body);
+
+  get (port, "/file", "Range: bytes=10-19, 4990-\r\n", &r);
+  assert_int_equal (r.status, 206);
+  check_multipart (&r, data, sizeof data);
   free (r.body);
 
   get (port, "/file", "Range: bytes=6000-\r\n", &r);
@@ -410,7 +402,7 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_parse_range),
+    cmocka_unit_test (test_parse_ranges),
     cmocka_unit_test (test_etag_match),
     cmocka_unit_test (test_routes),
     cmocka_unit_test (test_body),

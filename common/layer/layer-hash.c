@@ -28,6 +28,7 @@ struct hash_job {
   size_t nregions;
   size_t next;                  /* next region to take (atomic) */
   int err;                      /* first errno seen (atomic) */
+  const bool *cancel;           /* may be NULL */
 };
 
 static int
@@ -76,9 +77,12 @@ hash_worker (void *opaque)
     return NULL;
   }
   while ((i = __atomic_fetch_add (&job->next, 1, __ATOMIC_RELAXED)) < job->nregions &&
-         __atomic_load_n (&job->err, __ATOMIC_RELAXED) == 0)
-    if (hash_region (job->l, job->regions[i], buf, job->leaves[i]) == -1)
+         __atomic_load_n (&job->err, __ATOMIC_RELAXED) == 0) {
+    if (job->cancel && __atomic_load_n (job->cancel, __ATOMIC_RELAXED))
+      __atomic_store_n (&job->err, ECANCELED, __ATOMIC_RELAXED);
+    else if (hash_region (job->l, job->regions[i], buf, job->leaves[i]) == -1)
       __atomic_store_n (&job->err, errno ? errno : EIO, __ATOMIC_RELAXED);
+  }
   free (buf);
   return NULL;
 }
@@ -114,9 +118,11 @@ present_regions (const struct df_layer *l, size_t *n)
 }
 
 static int
-hash_leaves (struct hash_job *job)
+hash_leaves (struct hash_job *job, unsigned threads)
 {
-  df_parallel (job->nregions ? (job->nregions < 8 ? job->nregions : 8) : 1,
+  size_t max = threads ? threads : 8;
+
+  df_parallel (job->nregions ? (job->nregions < max ? job->nregions : max) : 1,
                hash_worker, job);
   if (job->err) {
     errno = job->err;
@@ -161,7 +167,14 @@ combine_leaves (const struct df_layer *l, size_t n, const uint64_t *regions,
 int
 df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN])
 {
-  struct hash_job job = { .l = l };
+  return df_layer_hash_bg (l, hash, 0, NULL);
+}
+
+int
+df_layer_hash_bg (const struct df_layer *l, uint8_t hash[DF_HASH_LEN],
+                  unsigned threads, const bool *cancel)
+{
+  struct hash_job job = { .l = l, .cancel = cancel };
   CLEANUP_FREE uint64_t *regions = present_regions (l, &job.nregions);
   CLEANUP_FREE uint8_t (*leaves)[DF_HASH_LEN] = NULL;
 
@@ -170,7 +183,7 @@ df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN])
     return df_error_errno ("hash %s", l->path);
   job.regions = regions;
   job.leaves = leaves;
-  if (hash_leaves (&job) == -1)
+  if (hash_leaves (&job, threads) == -1)
     return df_error_errno ("hash %s", l->path);
   return combine_leaves (l, job.nregions, regions,
                          (const uint8_t (*)[DF_HASH_LEN]) leaves, false, hash);

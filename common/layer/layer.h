@@ -124,5 +124,11 @@ int df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
 
 /* Computes the content hash from the file (header, map, present data). */
 int df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
+/* The same in the background: on at most threads threads (0: a thread
+ * per core), giving up with ECANCELED once *cancel (may be NULL) is
+ * true.
+ */
+int df_layer_hash_bg (const struct df_layer *l, uint8_t hash[DF_HASH_LEN],
+                      unsigned threads, const bool *cancel);
 
 #endif

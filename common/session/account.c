@@ -224,6 +224,7 @@ df_session_figures (struct df_session *s, struct df_session_figures *f)
   f->id = s->id;
   f->connected_since_ns = s->since_ns;
   load_counters (s->counters, &f->counters);
+  f->counters_at = s->counters;
   f->cache_mode = s->spec.mode;
   f->cache_limit = s->spec.limit;
   snprintf (f->vdisk, sizeof f->vdisk, "%s", s->vdisk ? s->vdisk : "");

@@ -149,6 +149,10 @@ struct df_session_figures {
   unsigned connections;
   uint64_t connected_since_ns;  /* wall clock, first opened here */
   struct df_session_counters counters;
+  /* Where the session's counters live (what counters_alloc gave), so
+   * that a publisher finds its slot; valid while s is held.
+   */
+  const struct df_session_counters *counters_at;
   enum df_cache_mode cache_mode;
   uint64_t cache_used;          /* bytes counted against the limit */
   uint64_t cache_limit;         /* 0: none */

@@ -25,6 +25,7 @@ df device add pc1 --mac 52:54:00:00:00:01 --vdisk v >/dev/null
 df device add pc2 --mac 52:54:00:00:00:02 --vdisk v --cache persistent >/dev/null
 
 e2e_start_server s1 10809 "$PLUGIN" farm="$TESTDIR/farm" server=srv1 \
+  stats-dir="$TESTDIR/stats" \
   session-linger=600
 e2e_start_bootsvc srv1 -D dhcp -D boot
 
