@@ -8,7 +8,7 @@
 #   deploy_debs                           # scripts/build-debs, once per run
 #   deploy_rootfs                         # the hosts' root file system
 #   e2e_netns_setup                       # (or e2e_setup) namespace, br0
-#   host_start srv1 10.77.0.11            # boots a host (systemd-nspawn -b)
+#   host_start srv1 10.77.0.11 [OPT...]   # boots a host (systemd-nspawn -b)
 #   host_wait srv1                        # until ssh answers and systemd runs
 #   host_ssh srv1 systemctl status ...
 #   deploy_inventory ...; deploy_playbook site.yml
@@ -43,7 +43,7 @@ deploy_requires () {
   local c
   requires_root
   for c in systemd-nspawn debootstrap dpkg-buildpackage dpkg-scanpackages \
-           ssh ssh-keygen mount flock nsenter; do
+           ssh ssh-keygen mount flock nsenter curl jq; do
     command -v "$c" >/dev/null || skip "requires $c"
   done
   [ -x /usr/bin/ansible-playbook ] || skip "requires Debian's ansible"
@@ -93,10 +93,12 @@ deploy_rootfs () {
     ssh-keygen -q -t ed25519 -N '' -C diskfarm-deploy-test -f "$DEPLOY_KEY"
 }
 
-# host_start NAME IP: boots host NAME with address IP/24 on br0 of the
-# e2e namespace.  Its console is $TESTDIR/NAME.console.
+# host_start NAME IP [NSPAWN-OPTION...]: boots host NAME with address
+# IP/24 on br0 of the e2e namespace, with further systemd-nspawn options
+# (e.g. --bind=DIR:PATH).  Its console is $TESTDIR/NAME.console.
 host_start () {
   local name=$1 ip=$2 dir=$TESTDIR/hosts/$1 up cg
+  shift 2
   [ -d "$DEPLOY_ROOTFS" ] || fail "deploy_rootfs first"
   mkdir -p "$dir/upper" "$dir/work" "$dir/root"
   up=$dir/upper
@@ -137,7 +139,7 @@ host_start () {
     exec nsenter --net="/run/netns/$E2E_NS" systemd-nspawn -q -b -D "$dir/root" \
       -M "$name" --register=no --keep-unit --network-bridge=br0 \
       --resolv-conf=off --timezone=off --console=read-only \
-      --bind-ro="$DEPLOY_DEBS:/srv/diskfarm-debs" </dev/null
+      --bind-ro="$DEPLOY_DEBS:/srv/diskfarm-debs" "$@" </dev/null
   ) >"$TESTDIR/$name.console" 2>&1 &
   _host_pid[$name]=$!
   _deploy_hosts+=("$name")
