@@ -3,20 +3,29 @@
 # separate hosts (systemd-nspawn containers, one overlay each):
 #
 #   build-rootfs.sh OUTDIR [PACKAGE...]
+#   build-rootfs.sh --base OUTDIR
 #
 # debootstrap (minbase) with systemd, D-Bus, an ssh server and python3
-# for ansible, then PACKAGEs (the dependencies of diskfarm's packages
-# and whatever the roles install from Debian) from the apt sources this
-# machine uses, since the hosts themselves reach no mirror.  The result
-# is OUTDIR/root, with no remote apt source left in it, no ssh host
-# keys and an empty machine-id: each host gets its own when it starts.
+# for ansible (OUTDIR/base), then a copy of that with PACKAGEs (the
+# dependencies of diskfarm's packages and whatever the roles install
+# from Debian) from the apt sources this machine uses, since the hosts
+# themselves reach no mirror.  The result is OUTDIR/root, with no remote
+# apt source left in it, no ssh host keys and an empty machine-id: each
+# host gets its own when it starts.  --base makes the base only, so
+# that it can be made while the packages build.
 #
-# Cached: rebuilt only when the package list or this script changed
-# (about 3 minutes and 400 MB).  Safe to run concurrently (a lock).
-# Prints nothing on success.  Needs root.
+# Cached: the base is rebuilt only when its package list or this script
+# changed, the root also when PACKAGEs changed (about 5 minutes and
+# 700 MB in all).  Safe to run concurrently (a lock).  Prints nothing
+# on success.  Needs root.
 set -euo pipefail
 
-out=${1:?usage: build-rootfs.sh OUTDIR [PACKAGE...]}
+base_only=
+if [ "${1:-}" = --base ]; then
+  base_only=yes
+  shift
+fi
+out=${1:?usage: build-rootfs.sh [--base] OUTDIR [PACKAGE...]}
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 base_packages=(systemd systemd-sysv dbus openssh-server python3 python3-apt
@@ -34,11 +43,17 @@ exec 9>"$out/.lock"
 flock 9
 
 mapfile -t extra < <(printf '%s\n' "$@" | sed '/^$/d' | sort -u)
-key=$( { sha256sum "$0" | cut -d' ' -f1
-         printf '%s\n' "${base_packages[@]}" "--" "${extra[@]}"; } |
+base_key=$( { sha256sum "$0" | cut -d' ' -f1
+              printf '%s\n' "${base_packages[@]}"; } | sha256sum | cut -d' ' -f1)
+key=$( { echo "$base_key"; printf '%s\n' "${extra[@]}"; } |
        sha256sum | cut -d' ' -f1)
-[ -e "$out/root/.complete" ] && [ "$(cat "$out/key" 2>/dev/null)" = "$key" ] &&
-  exit 0
+if [ -n "$base_only" ]; then
+  [ -e "$out/base/.complete" ] &&
+    [ "$(cat "$out/base.key" 2>/dev/null)" = "$base_key" ] && exit 0
+else
+  [ -e "$out/root/.complete" ] &&
+    [ "$(cat "$out/key" 2>/dev/null)" = "$key" ] && exit 0
+fi
 
 # The Debian mirror this machine installs from: the first source of
 # "bookworm" in its apt sources (one-line or deb822 format).
@@ -72,13 +87,35 @@ in_root () {
   return $status
 }
 
+# remove DIR: removes a tree an interrupted build may have left with
+# file systems mounted in it (debootstrap mounts /proc and /sys).
+remove () {
+  findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r |
+    while read -r m; do umount -l "$m"; done
+  rm -rf --one-file-system "$1"
+}
+
+base=$out/base
+if ! [ -e "$base/.complete" ] ||
+   [ "$(cat "$out/base.key" 2>/dev/null)" != "$base_key" ]; then
+  log=$out/base.log
+  remove "$base"
+  rm -f "$out/base.key"
+  include=$(IFS=,; echo "${base_packages[*]}")
+  debootstrap --variant=minbase --include="$include" bookworm "$base" \
+    "$mirror" >"$log" 2>&1 || die "debootstrap failed (see $log)"
+  touch "$base/.complete"
+  echo "$base_key" >"$out/base.key"
+fi
+[ -z "$base_only" ] || exit 0
+
 root=$out/root
 log=$out/build.log
-rm -rf "$root" "$out/key"
+remove "$root"
+rm -f "$out/key"
 : >"$log"
-include=$(IFS=,; echo "${base_packages[*]}")
-debootstrap --variant=minbase --include="$include" bookworm "$root" \
-  "$mirror" >>"$log" 2>&1 || die "debootstrap failed (see $log)"
+cp -a --reflink=auto "$base" "$root"
+rm "$root/.complete"
 
 # The rest with apt, from this machine's own sources and settings (a
 # snapshot mirror needs its Check-Valid-Until, a proxy its address),

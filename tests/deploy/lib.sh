@@ -54,16 +54,21 @@ deploy_requires () {
 }
 
 # deploy_debs: builds the packages into $DEPLOY_DIR/debs unless
-# DEPLOY_DEBS names a directory that holds them already.
+# DEPLOY_DEBS names a directory that holds them already; meanwhile the
+# base of the hosts' root file system is made (build-rootfs.sh --base).
 deploy_debs () {
+  local base_pid
+  spawn base_pid "$DISKFARM_SRCDIR/tests/deploy/build-rootfs.sh" --base \
+    "$DEPLOY_DIR/rootfs"
   if [ -n "$DEPLOY_DEBS" ]; then
     [ -s "$DEPLOY_DEBS/Packages" ] || fail "$DEPLOY_DEBS: no Packages index"
-    return 0
+  else
+    DEPLOY_DEBS=$DEPLOY_DIR/debs
+    echo "deploy: building the packages"
+    "$DISKFARM_SRCDIR/scripts/build-debs" "$DEPLOY_DEBS" >/dev/null ||
+      fail "building the packages failed"
   fi
-  DEPLOY_DEBS=$DEPLOY_DIR/debs
-  echo "deploy: building the packages"
-  "$DISKFARM_SRCDIR/scripts/build-debs" "$DEPLOY_DEBS" >/dev/null ||
-    fail "building the packages failed"
+  wait "$base_pid" || fail "could not build the base of the hosts' root file system"
 }
 
 # The Debian packages diskfarm's packages depend on (first of each

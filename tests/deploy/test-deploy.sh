@@ -105,12 +105,14 @@ diskfarm_replication_enabled: false
 EOF
 
 # playbook NAME: runs site.yml with the inventory in the test's network
-# (Debian's ansible), its output in $TESTDIR/NAME.log; fails on a
-# failed or unreachable host.  Sets CHANGED to the recap's total.
+# (Debian's ansible), its output with each task's time in
+# $TESTDIR/NAME.log; fails on a failed or unreachable host.  Sets
+# CHANGED to the recap's total.
 playbook () {
   local log=$TESTDIR/$1.log t=$SECONDS
   if ! e2e_ns env PATH="$DEPLOY_PATH" ANSIBLE_CONFIG="$DISKFARM_SRCDIR/ansible/ansible.cfg" \
        ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 \
+       ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks \
        ansible-playbook -i "$inv/hosts.yml" "$DISKFARM_SRCDIR/ansible/site.yml" \
        >"$log" 2>&1; then
     tail -40 "$log" >&2
