@@ -1,6 +1,7 @@
 /* diskfarm — comparing the replicas that servers report (their
  * /v1/vdisks documents), for diskfarm status.  Pure: no network, no
- * farm; fuzzed with arbitrary documents (tests/fuzz/fuzz-replicas.c).
+ * farm; fuzzed with arbitrary documents (fuzz-gw-json.c), unit-tested from
+ * a table (test-replicas.c).
  */
 #ifndef DISKFARM_REPLICAS_H
 #define DISKFARM_REPLICAS_H

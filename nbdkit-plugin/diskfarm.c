@@ -459,8 +459,13 @@ diskfarm_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
   struct handle *h = handle;
 
-  if (df_bdev_zero (h->bdev, count, offset, df_flags (flags)) == -1)
+  if (df_bdev_zero (h->bdev, count, offset, df_flags (flags)) == -1) {
+    if (errno == ENOTSUP && (flags & NBDKIT_FLAG_FAST_ZERO)) {
+      nbdkit_set_error (ENOTSUP);     /* declined, not failed: no log */
+      return -1;
+    }
     return io_error (h, "zero");
+  }
   return 0;
 }
 

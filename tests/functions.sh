@@ -94,7 +94,8 @@ stop_pid () {
   wait_gone "$pid" 10 && return 0
   echo "process $pid ignored SIG$sig for 10 s: killing it" >&2
   kill -KILL "$pid" 2>/dev/null
-  wait_gone "$pid" 5
+  wait_gone "$pid" 30 ||
+    { echo "FAIL: process $pid still runs 30 s after SIGKILL" >&2; return 1; }
 }
 # wait_gone PID SECONDS: waits until the process has exited; status 1
 # if it still runs after SECONDS.
@@ -205,15 +206,17 @@ make_image () {
 # one beside it: NBD_SOCK_NEXT=PATH start_nbdkit ...
 start_nbdkit () {
   NBD_SOCK=${NBD_SOCK_NEXT:-$TESTDIR/nbd.sock}
-  rm -f "$NBD_SOCK"
+  rm -f "$NBD_SOCK" "$NBD_SOCK.pid"
+  # The pid file is written once nbdkit listens: the socket exists a
+  # moment earlier (bind before listen), when a client is refused.
   env $(sanitizer_preload "$PLUGIN") \
-    nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" "$PLUGIN" farm="$TESTDIR/farm" \
-    stats-dir="$TESTDIR/stats" "$@" \
+    nbdkit -f ${NBDKIT_VERBOSE--v} -U "$NBD_SOCK" -P "$NBD_SOCK.pid" \
+    "$PLUGIN" farm="$TESTDIR/farm" stats-dir="$TESTDIR/stats" "$@" \
     2>>"$TESTDIR/nbdkit.log" &
   NBD_PID=$!
   cleanup_fn "_nbdkit_stop $NBD_PID TERM; sanitizer_check"
   for _ in $(seq 200); do
-    [ -S "$NBD_SOCK" ] && return 0
+    [ -s "$NBD_SOCK.pid" ] && return 0
     kill -0 $NBD_PID 2>/dev/null || break
     sleep 0.05
   done
@@ -254,7 +257,9 @@ _nbdkit_stop () {
     }
     kill -KILL "$pid" 2>/dev/null
   fi
-  wait_gone "$pid" 5
+  # A sanitizer build's exit unmaps a large shadow: slow on a busy host.
+  wait_gone "$pid" 30 ||
+    { echo "FAIL: nbdkit $pid still runs 30 s after it was stopped" >&2; return 1; }
 }
 
 # A sanitizer build's plugin runs in Debian's nbdkit, which is not built

@@ -10,8 +10,14 @@
  *   ram         blocks in RAM
  *   disk        blocks in a layer file (docs/layer-format.md) whose parent
  *               is the version; FLUSH and FUA are durable
- *   ram+disk    RAM first; least recently used blocks spill to the layer
- *               file.  A dirty block is written before its RAM is reused.
+ *   ram+disk    RAM first, up to ram_limit.  A spiller thread keeps free
+ *               RAM ready: when less than 1/8 of the budget is free it
+ *               writes the least recently used blocks to the layer file
+ *               until 1/4 is free again.  Writers never wait for it: a
+ *               write that finds no free RAM goes to the file directly.
+ *               A block is never dropped before its newest data is in
+ *               the file.  FLUSH and FUA make what is in the file durable;
+ *               df_cache_spill puts everything there.
  *   persistent  like disk; the file outlives the session
  * The layer file binds to the version's id and content hash, so a cache
  * can only be resumed on the version it was made on.
@@ -20,6 +26,12 @@
  * disk, counted once) and a budget shared by every cache of a server.  A
  * write that needs more than is left fails with ENOSPC before anything is
  * written; reads keep working and nothing written before is touched.
+ * Every failure reaches the caller: of the request itself, or of a
+ * background write, at the next flush.
+ *
+ * Zeroing whole 4 KiB blocks only marks them; with DF_FAST_ZERO a zero
+ * request that covers part of a block fails with ENOTSUP instead of
+ * writing zeros.
  */
 #ifndef DISKFARM_CACHE_H
 #define DISKFARM_CACHE_H
@@ -61,15 +73,19 @@ struct df_bdev *df_cache_open (struct df_bdev *lower,
 
 struct df_cache_stats {
   uint64_t ram_blocks;          /* blocks held in RAM */
-  uint64_t disk_blocks;         /* blocks present in the layer file */
+  uint64_t disk_blocks;         /* blocks held in the layer file only */
   uint64_t used_bytes;          /* counted against the limits */
   uint64_t enospc;              /* writes refused for lack of space */
+  uint64_t spilled;             /* ram+disk: blocks the spiller wrote out */
+  uint64_t bypassed;            /* ram+disk: blocks written to the file
+                                   directly, RAM being full */
+  uint64_t spill_errors;        /* background failures */
 };
 void df_cache_stats (struct df_bdev *cache, struct df_cache_stats *out);
 
 /* Writes every RAM block to the layer file (ram+disk) and flushes it, so
  * that the file alone holds the cache: df_cache_open on it resumes, here
- * or in another process.
+ * or in another process.  The RAM stays mapped for further writes.
  */
 int df_cache_spill (struct df_bdev *cache);
 

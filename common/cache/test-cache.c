@@ -1,11 +1,14 @@
 /* Unit tests: common/cache (every mode against a reference, limits,
- * spill and resume).
+ * spill and resume, injected failures, exact accounting under races).
  */
 #include <config.h>
 
 #include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "test-helpers.h"
+#include "test-faults.h"
 #include "cache/cache.h"
 
 #define SIZE (2 * 1024 * 1024 + 512)    /* a short last block */
@@ -335,16 +338,534 @@ test_threads (void **state)
   free (ref);
 }
 
+/* ---- failures: each reaches the caller, the accounting stays exact ---- */
+
+static void
+check_stats (struct df_bdev *c, struct df_cache_budget *budget,
+             uint64_t used_blocks, uint64_t enospc)
+{
+  struct df_cache_stats st;
+
+  df_cache_stats (c, &st);
+  assert_int_equal (st.used_bytes, used_blocks * BS);
+  assert_int_equal (st.enospc, enospc);
+  if (budget)
+    assert_int_equal (budget->used, used_blocks * BS);
+}
+
+/* Blocks that read as anything but zeros (writes here never write a zero
+ * block, and the device below is all zeros): what the cache must count.
+ */
+static uint64_t
+data_blocks (struct df_bdev *c, uint64_t first, uint64_t n)
+{
+  char buf[BS];
+  uint64_t i, count = 0;
+
+  for (i = first; i < first + n; i++) {
+    assert_int_equal (df_bdev_pread (c, buf, BS, i * BS), 0);
+    count += !df_is_zero (buf, BS);
+  }
+  return count;
+}
+
+/* Every allocation on the write path fails in turn: each failed write
+ * says ENOMEM, changes nothing and counts nothing.
+ */
+static void
+alloc_sweep (enum df_cache_mode mode, const char *file, uint64_t ram_limit)
+{
+  char *ref = malloc (SIZE), *buf = malloc (8 * BS), *back = malloc (8 * BS);
+  uint64_t seed = 31, used = 0, off;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct df_cache_budget budget = { .limit = 0 };
+  int k, failed = 0;
+
+  c = open_cache (lower, mode, file, 0, ram_limit, &budget);
+  assert_non_null (c);
+  for (k = 0, off = 0; k < 40; k++, off += 12 * BS) {
+    test_fill (buf, 8 * BS, &seed);
+    fault_arm (&fault_alloc, k % 4, 1, ENOMEM, false);
+    if (df_bdev_pwrite (c, buf, 8 * BS, off, 0) == -1) {
+      assert_int_equal (errno, ENOMEM);
+      failed++;
+      fault_disarm_all ();
+      assert_int_equal (df_bdev_pread (c, back, 8 * BS, off), 0);
+      assert_memory_equal (back, ref + off, 8 * BS);
+    }
+    else {
+      fault_disarm_all ();
+      memcpy (ref + off, buf, 8 * BS);
+      used += 8;
+    }
+    check_stats (c, &budget, used, 0);
+  }
+  assert_true (failed > 0);
+  check_same (c, ref);
+  df_bdev_close (c);
+  assert_int_equal (budget.used, 0);
+  df_bdev_close (lower);
+  free (ref);
+  free (buf);
+  free (back);
+}
+
+static void
+test_fail_alloc_ram (void **state)
+{
+  (void) state;
+  alloc_sweep (DF_CACHE_RAM, NULL, 0);
+}
+
+static void
+test_fail_alloc_ram_disk (void **state)
+{
+  (void) state;
+  alloc_sweep (DF_CACHE_RAM_DISK, "sweep.layer", 64 * BS);
+}
+
+/* WRITE_ZEROES in ram mode needs table room for its marks: without it
+ * the zero fails, it is not acknowledged undone.
+ */
+static void
+test_fail_zero_alloc (void **state)
+{
+  char *ref = malloc (SIZE), *back = malloc (4 * BS);
+  uint64_t seed = 32, off = SIZE / 4;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct df_cache_budget budget = { 0 };
+
+  (void) state;
+  c = open_cache (lower, DF_CACHE_RAM, NULL, 0, 0, &budget);
+  assert_non_null (c);
+  fault_arm (&fault_alloc, 0, -1, ENOMEM, false);
+  assert_int_equal (df_bdev_zero (c, 4 * BS, off, 0), -1);
+  assert_int_equal (errno, ENOMEM);
+  assert_error_contains ("write cache");
+  fault_disarm_all ();
+  assert_int_equal (df_bdev_pread (c, back, 4 * BS, off), 0);
+  assert_memory_equal (back, ref + off, 4 * BS);
+  check_stats (c, &budget, 0, 0);
+  assert_int_equal (df_bdev_zero (c, 4 * BS, off, 0), 0);
+  memset (ref + off, 0, 4 * BS);
+  check_same (c, ref);
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (ref);
+  free (back);
+}
+
+/* A new persistent cache whose directory cannot be synced is refused
+ * and left nowhere.
+ */
+static void
+test_fail_persistent_fsync (void **state)
+{
+  char *ref = malloc (SIZE), *path = test_path (tmpdir, "persistent.layer");
+  uint64_t seed = 33;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct df_cache_budget budget = { 0 };
+  struct stat st;
+
+  (void) state;
+  fault_arm (&fault_sync, 0, 1, EIO, false);
+  c = open_cache (lower, DF_CACHE_PERSISTENT, "persistent.layer", 0, 0, &budget);
+  fault_disarm_all ();
+  assert_null (c);
+  assert_int_equal (errno, EIO);
+  assert_error_contains ("fsync");
+  assert_int_equal (stat (path, &st), -1);
+  assert_int_equal (budget.used, 0);
+  c = open_cache (lower, DF_CACHE_PERSISTENT, "persistent.layer", 0, 0, &budget);
+  assert_non_null (c);
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (path);
+  free (ref);
+}
+
+/* disk mode: a failed write of new blocks counts nothing; a failed
+ * FLUSH or FUA says so.
+ */
+static void
+test_fail_disk_write (void **state)
+{
+  char *ref = malloc (SIZE), *buf = malloc (4 * BS), *back = malloc (4 * BS);
+  uint64_t seed = 34;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct df_cache_budget budget = { 0 };
+
+  (void) state;
+  c = open_cache (lower, DF_CACHE_DISK, "fail-disk.layer", 0, 0, &budget);
+  assert_non_null (c);
+  test_fill (buf, 4 * BS, &seed);
+  fault_arm (&fault_pwrite, 0, 1, EIO, false);
+  assert_int_equal (df_bdev_pwrite (c, buf, 4 * BS, 8 * BS, 0), -1);
+  assert_int_equal (errno, EIO);
+  assert_error_contains ("fail-disk.layer");
+  check_stats (c, &budget, 0, 0);
+  assert_int_equal (df_bdev_pread (c, back, 4 * BS, 8 * BS), 0);
+  assert_memory_equal (back, ref + 8 * BS, 4 * BS);
+  assert_int_equal (df_bdev_pwrite (c, buf, 4 * BS, 8 * BS, 0), 0);
+  check_stats (c, &budget, 4, 0);
+  /* Rewriting present blocks: the failure changes no count. */
+  fault_arm (&fault_pwrite, 0, 1, ENOSPC, false);
+  assert_int_equal (df_bdev_pwrite (c, ref, 4 * BS, 8 * BS, 0), -1);
+  assert_int_equal (errno, ENOSPC);
+  check_stats (c, &budget, 4, 0);
+  fault_arm (&fault_sync, 0, 1, EIO, false);
+  assert_int_equal (df_bdev_flush (c), -1);
+  assert_int_equal (errno, EIO);
+  assert_error_contains ("fdatasync");
+  fault_arm (&fault_sync, 0, 1, EIO, false);
+  assert_int_equal (df_bdev_pwrite (c, buf, BS, 0, DF_FUA), -1);
+  fault_disarm_all ();
+  check_stats (c, &budget, 5, 0);
+  df_bdev_close (c);
+  assert_int_equal (budget.used, 0);
+  df_bdev_close (lower);
+  free (ref);
+  free (buf);
+  free (back);
+}
+
+/* Reads of the layer file fail: a read says so, and a write of part of
+ * a block (which reads the rest of it first) fails without changing the
+ * block or any count.  An interrupted call is retried, not failed.
+ */
+static void
+fail_read_mode (enum df_cache_mode mode, const char *file)
+{
+  char *ref = malloc (SIZE), *buf = malloc (64 * BS), *back = malloc (64 * BS);
+  uint64_t seed = 38, used;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct df_cache_budget budget = { 0 };
+  struct df_cache_stats st;
+
+  /* ram+disk with 16 blocks of RAM: a 64-block write goes to the file. */
+  c = open_cache (lower, mode, file, 0, 16 * BS, &budget);
+  assert_non_null (c);
+  test_fill (buf, 64 * BS, &seed);
+  assert_int_equal (df_bdev_pwrite (c, buf, 64 * BS, 8 * BS, 0), 0);
+  memcpy (ref + 8 * BS, buf, 64 * BS);
+  df_cache_stats (c, &st);
+  used = st.used_bytes / BS;
+  assert_int_equal (used, 64);
+
+  fault_arm (&fault_pread, 0, 1, EIO, false);
+  assert_int_equal (df_bdev_pread (c, back, 4 * BS, 60 * BS), -1);
+  assert_int_equal (errno, EIO);
+  assert_error_contains (file);
+  fault_arm (&fault_pread, 0, 1, EIO, false);
+  assert_int_equal (df_bdev_pwrite (c, "partial", 7, 60 * BS + 100, 0), -1);
+  assert_int_equal (errno, EIO);
+  assert_error_contains (file);
+  fault_arm (&fault_pread, 0, 1, EIO, false);
+  assert_int_equal (df_bdev_zero (c, 100, 61 * BS + 100, 0), -1);
+  assert_int_equal (errno, EIO);
+  fault_disarm_all ();
+  check_stats (c, &budget, used, 0);
+  check_same (c, ref);
+
+  /* EINTR is retried by the full-I/O loops: both calls succeed. */
+  fault_arm (&fault_pread, 0, 1, EINTR, false);
+  assert_int_equal (df_bdev_pread (c, back, 4 * BS, 60 * BS), 0);
+  assert_memory_equal (back, ref + 60 * BS, 4 * BS);
+  fault_arm (&fault_pwrite, 0, 1, EINTR, false);
+  assert_int_equal (df_bdev_pwrite (c, buf, 64 * BS, 200 * BS, 0), 0);
+  memcpy (ref + 200 * BS, buf, 64 * BS);
+  assert_int_equal (fault_hits (&fault_pread) + fault_hits (&fault_pwrite), 2);
+  fault_disarm_all ();
+  check_stats (c, &budget, used + 64, 0);
+  check_same (c, ref);
+  df_bdev_close (c);
+  assert_int_equal (budget.used, 0);
+  df_bdev_close (lower);
+  free (ref);
+  free (buf);
+  free (back);
+}
+
+static void
+test_fail_read (void **state)
+{
+  (void) state;
+  fail_read_mode (DF_CACHE_DISK, "fail-read-disk.layer");
+  fail_read_mode (DF_CACHE_RAM_DISK, "fail-read-ramdisk.layer");
+}
+
+/* The spiller's own writes fail: every acknowledged write stays readable
+ * (in RAM), the next FLUSH reports the failure, writes that went to the
+ * file themselves fail at once, and once the file works again a spill
+ * puts everything there.
+ */
+static void
+test_fail_spill (void **state)
+{
+  char *ref = calloc (1, SIZE), *buf = malloc (BS);
+  uint64_t seed = 35, i, acked = 0;
+  struct df_bdev *lower = df_mem_bdev_new (SIZE), *c;
+  struct df_cache_budget budget = { 0 };
+  struct df_cache_stats st;
+  int tries;
+
+  (void) state;
+  c = open_cache (lower, DF_CACHE_RAM_DISK, "fail-spill.layer", 0, 16 * BS,
+                  &budget);
+  assert_non_null (c);
+  /* Until RAM is in use: the first writes go to the file while the
+   * spiller maps RAM.
+   */
+  for (tries = 0, st.ram_blocks = 0; st.ram_blocks == 0; tries++) {
+    assert_true (tries < 10000);
+    if (tries)
+      usleep (1000);
+    test_fill (buf, BS, &seed);
+    assert_int_equal (df_bdev_pwrite (c, buf, BS, 0, 0), 0);
+    memcpy (ref, buf, BS);
+    df_cache_stats (c, &st);
+  }
+  acked = i = 1;
+  fault_arm (&fault_pwrite, 0, -1, EIO, true);
+  for (; i < 64; i++) {
+    test_fill (buf, BS, &seed);
+    if (df_bdev_pwrite (c, buf, BS, i * BS, 0) == 0) {
+      memcpy (ref + i * BS, buf, BS);
+      acked++;
+    }
+    else
+      assert_int_equal (errno, EIO);
+  }
+  for (tries = 0; fault_hits (&fault_pwrite) == 0 || st.spill_errors == 0; tries++) {
+    if (tries >= 10000)
+      fail_msg ("no background failure: hits %u, ram %lu, spilled %lu, bypassed %lu, errors %lu",
+                fault_hits (&fault_pwrite), (unsigned long) st.ram_blocks, (unsigned long) st.spilled,
+                (unsigned long) st.bypassed, (unsigned long) st.spill_errors);
+    usleep (1000);
+    df_cache_stats (c, &st);
+  }
+  check_stats (c, &budget, acked, 0);
+  assert_int_equal (data_blocks (c, 0, 64), acked);
+  check_same (c, ref);
+  fault_arm (&fault_pwrite, 0, -1, EIO, false);
+  assert_int_equal (df_cache_spill (c), -1);
+  assert_int_equal (errno, EIO);
+  fault_disarm_all ();
+  check_same (c, ref);
+  /* The file works again; the failure is still reported, once. */
+  assert_int_equal (df_bdev_flush (c), -1);
+  assert_int_equal (errno, EIO);
+  assert_error_contains ("in the background");
+  assert_int_equal (df_cache_spill (c), 0);
+  assert_int_equal (df_bdev_flush (c), 0);
+  df_cache_stats (c, &st);
+  assert_int_equal (st.ram_blocks, 0);
+  check_stats (c, &budget, acked, 0);
+  df_bdev_close (c);
+  c = open_cache (lower, DF_CACHE_DISK, "fail-spill.layer", 0, 0, NULL);
+  assert_non_null (c);
+  check_same (c, ref);
+  check_stats (c, NULL, acked, 0);
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (ref);
+  free (buf);
+}
+
+/* Opening a new cache handles the ENOENT of the file it then creates:
+ * that message must not be left to describe a later failure.
+ */
+static void
+test_no_stale_message (void **state)
+{
+  char *ref = malloc (SIZE);
+  uint64_t seed = 36;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+
+  (void) state;
+  df_error_clear ();
+  c = open_cache (lower, DF_CACHE_DISK, "stale.layer", 0, 0, NULL);
+  assert_non_null (c);
+  errno = ENOENT;
+  assert_null (strstr (df_error_get (), "stale.layer"));
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (ref);
+}
+
+/* ---- FAST_ZERO: whole blocks are marked, a part of one is refused ---- */
+
+static void
+fast_zero_mode (enum df_cache_mode mode, const char *file)
+{
+  char *ref = malloc (SIZE);
+  uint64_t seed = 40 + mode;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+
+  c = open_cache (lower, mode, file, 0, 16 * BS, NULL);
+  assert_non_null (c);
+  assert_int_equal (df_bdev_zero (c, BS + 512, 8 * BS, DF_FAST_ZERO), -1);
+  assert_int_equal (errno, ENOTSUP);
+  assert_int_equal (df_bdev_zero (c, BS, 8 * BS + 512, DF_FAST_ZERO), -1);
+  assert_int_equal (errno, ENOTSUP);
+  check_same (c, ref);
+  assert_int_equal (df_bdev_zero (c, 3 * BS, 8 * BS, DF_FAST_ZERO), 0);
+  memset (ref + 8 * BS, 0, 3 * BS);
+  /* The short last block counts as whole. */
+  assert_int_equal (df_bdev_zero (c, 512, SIZE - 512, DF_FAST_ZERO), 0);
+  memset (ref + SIZE - 512, 0, 512);
+  /* Without the flag a part is written as zeros. */
+  assert_int_equal (df_bdev_zero (c, 100, 20 * BS + 7, 0), 0);
+  memset (ref + 20 * BS + 7, 0, 100);
+  check_same (c, ref);
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (ref);
+}
+
+static void
+test_fast_zero (void **state)
+{
+  (void) state;
+  fast_zero_mode (DF_CACHE_RAM, NULL);
+  fast_zero_mode (DF_CACHE_DISK, "fz-disk.layer");
+  fast_zero_mode (DF_CACHE_RAM_DISK, "fz-ramdisk.layer");
+}
+
+/* ---- races: the count stays exact when writes and zeroes of the same
+ * blocks cross ----
+ */
+
+struct racer {
+  struct df_bdev *c;
+  uint64_t seed;
+  char msg[256];
+};
+
+static void *
+racer_main (void *opaque)
+{
+  struct racer *r = opaque;
+  char buf[2 * BS];
+  int i;
+
+  for (i = 0; i < 4000; i++) {
+    uint64_t b = test_rand (&r->seed) % 24;
+    uint32_t n = 1 + test_rand (&r->seed) % 2;
+    int op = test_rand (&r->seed) % 4;
+
+    if (op == 0) {
+      if (df_bdev_zero (r->c, n * BS, b * BS, 0) == -1)
+        return "zero";
+    }
+    else if (op == 1) {
+      if (df_bdev_trim (r->c, n * BS, b * BS, 0) == -1)
+        return "trim";
+    }
+    else {
+      test_fill (buf, n * BS, &r->seed);
+      buf[0] |= 1;                      /* never a zero block */
+      buf[BS] |= 1;
+      if (df_bdev_pwrite (r->c, buf, n * BS, b * BS, 0) == -1) {
+        snprintf (r->msg, sizeof r->msg, "write: %s", df_error_get ());
+        return r->msg;
+      }
+    }
+  }
+  return NULL;
+}
+
+static void
+race_mode (enum df_cache_mode mode, const char *file, uint64_t ram_limit)
+{
+  struct df_bdev *lower = df_mem_bdev_new (SIZE), *c;
+  struct df_cache_budget budget = { 0 };
+  struct racer r[4];
+  pthread_t t[4];
+  int i;
+
+  c = open_cache (lower, mode, file, 0, ram_limit, &budget);
+  assert_non_null (c);
+  for (i = 0; i < 4; i++) {
+    r[i] = (struct racer) { c, 500 + i, "" };
+    assert_int_equal (pthread_create (&t[i], NULL, racer_main, &r[i]), 0);
+  }
+  for (i = 0; i < 4; i++) {
+    void *res;
+    pthread_join (t[i], &res);
+    if (res)
+      fail_msg ("racer %d: %s", i, (char *) res);
+  }
+  check_stats (c, &budget, data_blocks (c, 0, 26), 0);
+  df_bdev_close (c);
+  assert_int_equal (budget.used, 0);
+  df_bdev_close (lower);
+}
+
+static void
+test_accounting_races (void **state)
+{
+  (void) state;
+  race_mode (DF_CACHE_DISK, "race-disk.layer", 0);
+  race_mode (DF_CACHE_RAM_DISK, "race-ramdisk.layer", 8 * BS);
+  race_mode (DF_CACHE_RAM, NULL, 0);
+}
+
+/* A write larger than all of RAM goes to the file; nothing waits. */
+static void
+test_bypass (void **state)
+{
+  char *ref = malloc (SIZE), *buf = malloc (64 * BS);
+  uint64_t seed = 37;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct df_cache_stats st;
+
+  (void) state;
+  c = open_cache (lower, DF_CACHE_RAM_DISK, "bypass.layer", 0, 16 * BS, NULL);
+  assert_non_null (c);
+  test_fill (buf, 64 * BS, &seed);
+  assert_int_equal (df_bdev_pwrite (c, buf, 64 * BS, 100 * BS, 0), 0);
+  memcpy (ref + 100 * BS, buf, 64 * BS);
+  df_cache_stats (c, &st);
+  assert_int_equal (st.bypassed, 64);
+  check_stats (c, NULL, 64, 0);
+  check_same (c, ref);
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (ref);
+  free (buf);
+}
+
+static int
+reset_faults (void **state)
+{
+  (void) state;
+  fault_disarm_all ();
+  return 0;
+}
+
 int
 main (void)
 {
+#define T(fn) cmocka_unit_test_setup (fn, reset_faults)
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_ram),
-    cmocka_unit_test (test_disk),
-    cmocka_unit_test (test_ram_disk),
-    cmocka_unit_test (test_resume),
-    cmocka_unit_test (test_limits),
-    cmocka_unit_test (test_threads),
+    T (test_ram),
+    T (test_disk),
+    T (test_ram_disk),
+    T (test_resume),
+    T (test_limits),
+    T (test_threads),
+    T (test_fail_alloc_ram),
+    T (test_fail_alloc_ram_disk),
+    T (test_fail_zero_alloc),
+    T (test_fail_persistent_fsync),
+    T (test_fail_disk_write),
+    T (test_fail_spill),
+    T (test_fail_read),
+    T (test_no_stale_message),
+    T (test_fast_zero),
+    T (test_accounting_races),
+    T (test_bypass),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);

@@ -173,6 +173,12 @@ chain_zero (struct df_bdev *bdev, uint32_t count, uint64_t offset,
 {
   struct chain *c = (struct chain *) bdev;
 
+  /* Whole blocks are marked zero; a part of one is written as data. */
+  if ((flags & DF_FAST_ZERO) &&
+      (offset % c->block_size ||
+       (count % c->block_size && offset + count != c->bdev.size)))
+    return df_error (ENOTSUP, "zeroing part of a %" PRIu32 " byte block is "
+                     "not fast", c->block_size);
   if (df_bdev_for_blocks (c->bdev.size, c->block_size, NULL, count, offset,
                           zero_whole, write_partial, c) == -1)
     return -1;

@@ -4,7 +4,9 @@
  * block goes to the top-most layer that has it (present or zero); an
  * index built once at open makes that one lookup per block, whatever
  * the chain length.  If the top layer is writable (a maintenance
- * version), writes go to it; otherwise the device is read-only.
+ * version), writes go to it; otherwise the device is read-only.  Zeroing
+ * whole blocks marks them; with DF_FAST_ZERO, zeroing a part of a block
+ * fails with ENOTSUP rather than write zeros.
  */
 #ifndef DISKFARM_CHAIN_H
 #define DISKFARM_CHAIN_H

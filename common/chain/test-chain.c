@@ -216,6 +216,45 @@ test_readonly (void **state)
   df_bdev_close (c);
 }
 
+/* FAST_ZERO: whole blocks of the vDisk's block size are marked, a part
+ * of one is refused and left as it was.
+ */
+static void
+test_fast_zero (void **state)
+{
+  const uint32_t bs = 64 * 1024;
+  const uint64_t size = 8 * bs;
+  char *p = test_path (tmpdir, "fz.layer");
+  char *ref = malloc (size), *buf = malloc (size);
+  struct df_layer *l = df_layer_create (p, size, bs, NULL, NULL, 0);
+  struct df_bdev *c;
+  uint64_t seed = 3;
+
+  (void) state;
+  assert_non_null (l);
+  c = df_chain_open (&l, 1);
+  assert_non_null (c);
+  test_fill (ref, size, &seed);
+  assert_int_equal (df_bdev_pwrite (c, ref, size, 0, 0), 0);
+  assert_int_equal (df_bdev_zero (c, 4096, bs, DF_FAST_ZERO), -1);
+  assert_int_equal (errno, ENOTSUP);
+  assert_error_contains ("not fast");
+  assert_int_equal (df_bdev_zero (c, bs, bs + 4096, DF_FAST_ZERO), -1);
+  assert_int_equal (errno, ENOTSUP);
+  assert_int_equal (df_bdev_pread (c, buf, size, 0), 0);
+  assert_memory_equal (buf, ref, size);
+  assert_int_equal (df_bdev_zero (c, 2 * bs, bs, DF_FAST_ZERO), 0);
+  memset (ref + bs, 0, 2 * bs);
+  assert_int_equal (df_bdev_zero (c, 4096, 5 * bs, 0), 0);
+  memset (ref + 5 * bs, 0, 4096);
+  assert_int_equal (df_bdev_pread (c, buf, size, 0), 0);
+  assert_memory_equal (buf, ref, size);
+  df_bdev_close (c);
+  free (p);
+  free (ref);
+  free (buf);
+}
+
 int
 main (void)
 {
@@ -224,6 +263,7 @@ main (void)
     cmocka_unit_test (test_bad_links),
     cmocka_unit_test (test_peek),
     cmocka_unit_test (test_readonly),
+    cmocka_unit_test (test_fast_zero),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);

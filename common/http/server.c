@@ -167,6 +167,13 @@ start_daemon (struct df_http_server *srv, const struct df_http_config *cfg)
        NULL);
   /* SIGPIPE is ignored (df_http_server_new): sendfile may be used. */
   OPT (MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, NULL);
+  /* Over 32 KiB, libmicrohttpd maps each connection's memory pool on its
+   * own (mmap) instead of taking it from the heap: a burst of a few
+   * hundred connections then leaves no holes behind in the heap, which
+   * otherwise lifted the daemon's resident memory step by step, at each
+   * new peak of concurrent connections.
+   */
+  OPT (MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 64 * 1024, NULL);
   if (cfg->max_per_ip)
     OPT (MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL);
   if (cfg->loop == NULL)

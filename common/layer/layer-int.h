@@ -21,6 +21,13 @@ struct df_layer {
   uint8_t *map;                 /* map_length bytes */
   uint8_t *dirty;               /* 1 bit per 4 KiB page of the map */
   bool any_dirty;
+  /* Lock order: punch_lock, then map_lock.  Writers of blocks hold
+   * punch_lock shared from their data write to their map update; zeroing
+   * and trimming hold it exclusive from their map update to the hole
+   * punch, or a hole punched late would take data a racing write had
+   * already marked present.
+   */
+  pthread_rwlock_t punch_lock;
   pthread_mutex_t map_lock;     /* map, dirty bits and map writes */
   struct bulk_hasher *hasher;   /* DF_LAYER_BULK only */
   /* layer-mem.c: the file mapped read-only (sealed layers), made once

@@ -209,6 +209,15 @@ layer_alloc (const char *path)
     return NULL;
   }
   l->fd = -1;
+  {
+    /* A zero must not wait behind an endless stream of writes. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init (&attr);
+    pthread_rwlockattr_setkind_np (&attr,
+                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init (&l->punch_lock, &attr);
+    pthread_rwlockattr_destroy (&attr);
+  }
   pthread_mutex_init (&l->map_lock, NULL);
   return l;
 }
@@ -218,14 +227,21 @@ df_layer_close (struct df_layer *l)
 {
   if (l == NULL)
     return;
-  /* Errors cannot be returned here; callers that care flush first. */
-  if (l->writable && l->any_dirty)
+  /* Errors cannot be returned here; callers that care flush first.  This
+   * may run in a failure path: keep that failure's message.
+   */
+  if (l->writable && l->any_dirty) {
+    struct df_error_saved saved;
+    df_error_save (&saved);
     df_layer_flush (l);
+    df_error_restore (&saved);
+  }
   layer_bulk_hasher_stop (l);
   layer_mem_unmap (l);
   if (l->fd >= 0)
     close (l->fd);
   pthread_mutex_destroy (&l->map_lock);
+  pthread_rwlock_destroy (&l->punch_lock);
   free (l->map);
   free (l->dirty);
   free (l->path);
@@ -534,14 +550,11 @@ check_write (const struct df_layer *l, uint64_t first, uint64_t count)
   return 0;
 }
 
-int
-df_layer_write_blocks (struct df_layer *l, const void *buf, uint64_t first,
-                       uint64_t count)
+/* df_layer_write_blocks with punch_lock held shared. */
+static int
+write_blocks_locked (struct df_layer *l, const void *buf, uint64_t first,
+                     uint64_t count, size_t len)
 {
-  size_t len = layer_blocks_bytes (l, first, count);
-
-  if (check_write (l, first, count) == -1)
-    return -1;
   /* Data first: until the map says present, nobody reads it. */
   if (df_pwrite_full (l->fd, buf, len,
                   l->info.data_offset + first * l->info.block_size) == -1)
@@ -560,6 +573,21 @@ df_layer_write_blocks (struct df_layer *l, const void *buf, uint64_t first,
 }
 
 int
+df_layer_write_blocks (struct df_layer *l, const void *buf, uint64_t first,
+                       uint64_t count)
+{
+  size_t len = layer_blocks_bytes (l, first, count);
+  int r;
+
+  if (check_write (l, first, count) == -1)
+    return -1;
+  pthread_rwlock_rdlock (&l->punch_lock);
+  r = write_blocks_locked (l, buf, first, count, len);
+  pthread_rwlock_unlock (&l->punch_lock);
+  return r;
+}
+
+int
 df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
                      enum df_block_state state)
 {
@@ -571,6 +599,7 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
     return -1;
   if (l->bulk)
     layer_bulk_hasher_note (l, first, count);
+  pthread_rwlock_wrlock (&l->punch_lock);
   {
     SCOPED_LOCK (&l->map_lock);
     r = map_update (l, first, count, state);
@@ -582,6 +611,7 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
     fallocate (l->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                l->info.data_offset + first * l->info.block_size,
                layer_blocks_bytes (l, first, count));
+  pthread_rwlock_unlock (&l->punch_lock);
   return r;
 }
 

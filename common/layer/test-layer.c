@@ -2,6 +2,8 @@
 #include <config.h>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -345,6 +347,74 @@ test_crash (void **state)
   free (p);
 }
 
+/* A zero and a write of the same block that cross: whichever lands last
+ * in the map wins, and a block the map says present reads what was
+ * written (a late hole punch of the zero once took it).
+ */
+struct crosser {
+  struct df_layer *l;
+  int rounds;
+  bool zeroer;
+  int *go;
+};
+
+static void *
+crosser_main (void *opaque)
+{
+  struct crosser *x = opaque;
+  char buf[BS];
+  int i;
+
+  memset (buf, 0x5a, sizeof buf);
+  for (i = 0; i < x->rounds; i++) {
+    int r;
+    while (__atomic_load_n (x->go, __ATOMIC_ACQUIRE) <= i * 3)
+      sched_yield ();
+    r = x->zeroer ? df_layer_set_blocks (x->l, 0, 1, DF_BLOCK_ZERO)
+                  : df_layer_write_blocks (x->l, buf, 0, 1);
+    if (r == -1)
+      return "layer call failed";
+    __atomic_add_fetch (x->go, 1, __ATOMIC_ACQ_REL);
+  }
+  return NULL;
+}
+
+static void
+test_zero_write_cross (void **state)
+{
+  char *p = test_path (tmpdir, "cross.layer");
+  struct df_layer *l = df_layer_create (p, 4 * BS, BS, NULL, NULL, 0);
+  int go = 0, i, rounds = 3000, bad = 0;
+  struct crosser w, z;
+  pthread_t tw, tz;
+  void *rw, *rz;
+  char buf[BS];
+
+  (void) state;
+  assert_non_null (l);
+  w = (struct crosser) { l, rounds, false, &go };
+  z = (struct crosser) { l, rounds, true, &go };
+  assert_int_equal (pthread_create (&tw, NULL, crosser_main, &w), 0);
+  assert_int_equal (pthread_create (&tz, NULL, crosser_main, &z), 0);
+  for (i = 0; i < rounds; i++) {
+    /* Both threads start round i together, then both finish it. */
+    __atomic_add_fetch (&go, 1, __ATOMIC_ACQ_REL);
+    while (__atomic_load_n (&go, __ATOMIC_ACQUIRE) < (i + 1) * 3)
+      sched_yield ();
+    if (df_layer_block (l, 0) == DF_BLOCK_PRESENT) {
+      assert_int_equal (df_layer_pread (l, buf, BS, 0), 0);
+      bad += buf[0] != 0x5a;
+    }
+  }
+  pthread_join (tw, &rw);
+  pthread_join (tz, &rz);
+  assert_null (rw);
+  assert_null (rz);
+  df_layer_close (l);
+  assert_int_equal (bad, 0);
+  free (p);
+}
+
 int
 main (void)
 {
@@ -354,6 +424,7 @@ main (void)
     cmocka_unit_test (test_damage),
     cmocka_unit_test (test_check_image),
     cmocka_unit_test (test_crash),
+    cmocka_unit_test (test_zero_write_cross),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);

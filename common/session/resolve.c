@@ -150,8 +150,12 @@ resumed_version (const struct df_vdisk *vd, const char *path, unsigned *num)
   struct df_layer *l = df_layer_open (path, false);
   size_t i;
 
-  if (l == NULL)
-    return errno == ENOENT ? 0 : -1;
+  if (l == NULL) {
+    if (errno != ENOENT)
+      return -1;
+    df_error_clear ();          /* no cache yet: nothing to resume */
+    return 0;
+  }
   for (i = 0; i < vd->nversions; i++)
     if (memcmp (vd->versions[i].id, df_layer_info (l)->parent_id,
                 DF_LAYER_ID_LEN) == 0) {
@@ -312,6 +316,7 @@ restart_persistent (struct df_session *s)
   session_log (s->set, DF_LOG_ERROR, "device %s: persistent cache was made "
                "on another version; kept as %s, starting a new one",
                s->device, old);
+  df_error_clear ();            /* the ESTALE is handled */
   return session_attach (s);
 }
 

@@ -8,9 +8,13 @@
 
 #include "error.h"
 
-#define ERROR_MAX 1024
+#define ERROR_MAX DF_ERROR_MAX
 
 static _Thread_local char error_buf[ERROR_MAX];
+/* The errno the message was recorded with: a message whose errno is no
+ * longer current belongs to an earlier failure that was handled.
+ */
+static _Thread_local int error_errno;
 
 int
 df_error (int err, const char *fmt, ...)
@@ -21,6 +25,7 @@ df_error (int err, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (error_buf, sizeof error_buf, fmt, ap);
   va_end (ap);
+  error_errno = err;
   errno = err;
   return -1;
 }
@@ -37,6 +42,7 @@ df_error_errno (const char *fmt, ...)
   va_end (ap);
   len = strlen (error_buf);
   snprintf (error_buf + len, sizeof error_buf - len, ": %s", strerror (err));
+  error_errno = err;
   errno = err;
   return -1;
 }
@@ -51,20 +57,22 @@ df_error_prefix (const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (prefix, sizeof prefix, fmt, ap);
   va_end (ap);
-  memcpy (old, error_buf, sizeof old);
+  /* The failure below may have set errno only: prefix its text. */
+  snprintf (old, sizeof old, "%s", df_error_get ());
   /* Cut the prefix rather than the message when both do not fit. */
   if (strlen (prefix) > ERROR_MAX / 2)
     prefix[ERROR_MAX / 2] = '\0';
   if (snprintf (error_buf, sizeof error_buf, "%.*s: %.*s", ERROR_MAX / 2,
                 prefix, ERROR_MAX / 2 - 3, old) < 0)
     error_buf[0] = '\0';
+  error_errno = err;
   errno = err;
 }
 
 const char *
 df_error_get (void)
 {
-  if (error_buf[0] == '\0')
+  if (error_buf[0] == '\0' || error_errno != errno)
     return strerror (errno);
   return error_buf;
 }
@@ -73,4 +81,21 @@ void
 df_error_clear (void)
 {
   error_buf[0] = '\0';
+  error_errno = 0;
+}
+
+void
+df_error_save (struct df_error_saved *s)
+{
+  s->err = errno;
+  s->recorded = error_errno;
+  memcpy (s->msg, error_buf, sizeof s->msg);
+}
+
+void
+df_error_restore (const struct df_error_saved *s)
+{
+  memcpy (error_buf, s->msg, sizeof error_buf);
+  error_errno = s->recorded;
+  errno = s->err;
 }

@@ -137,6 +137,52 @@ test_misc (void **state)
   assert_string_equal (df_quote ("a\"b\n", buf, sizeof buf), "a\\x22b\\x0a");
 }
 
+/* A message never outlives its failure: an error handled and swallowed
+ * by its caller must not be reported for a later failure.
+ */
+static void
+test_error_stale (void **state)
+{
+  struct df_error_saved saved;
+
+  (void) state;
+  /* A failure some caller handled (an ENOENT meaning "create it")... */
+  assert_int_equal (df_error (ENOENT, "cache.layer: stale text"), -1);
+  /* ...then a failure that set errno alone reports its own text. */
+  errno = EIO;
+  assert_string_equal (df_error_get (), strerror (EIO));
+  /* Context added on the way up goes on that text, not the old one. */
+  df_error_prefix ("read %s", "x.layer");
+  assert_int_equal (errno, EIO);
+  assert_string_equal (df_error_get (), "read x.layer: Input/output error");
+
+  /* Cleared where handled: gone even if the next errno is the same. */
+  df_error (ENOENT, "handled text");
+  df_error_clear ();
+  errno = ENOENT;
+  assert_null (strstr (df_error_get (), "handled text"));
+
+  /* A message holds while errno is the one it came with. */
+  df_error_errno ("open %s", "y");
+  assert_string_equal (df_error_get (), "open y: No such file or directory");
+
+  /* Cleanup in a failure path keeps the failure's message. */
+  df_error (EINVAL, "the real failure");
+  df_error_save (&saved);
+  df_error (EACCES, "cleanup failed too");
+  df_error_restore (&saved);
+  assert_int_equal (errno, EINVAL);
+  assert_string_equal (df_error_get (), "the real failure");
+
+  /* Helpers that allocate name their failure. */
+  {
+    char *p = df_path_join ("a", "b");
+    assert_string_equal (p, "a/b");
+    free (p);
+  }
+  df_error_clear ();
+}
+
 int
 main (void)
 {
@@ -146,6 +192,7 @@ main (void)
     cmocka_unit_test (test_mac),
     cmocka_unit_test (test_files),
     cmocka_unit_test (test_misc),
+    cmocka_unit_test (test_error_stale),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);

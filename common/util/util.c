@@ -308,8 +308,10 @@ df_path_join (const char *dir, const char *name)
 {
   char *r;
 
-  if (asprintf (&r, "%s/%s", dir, name) == -1)
+  if (asprintf (&r, "%s/%s", dir, name) == -1) {
+    df_error_errno ("%s/%s", dir, name);
     return NULL;
+  }
   return r;
 }
 

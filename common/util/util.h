@@ -93,7 +93,7 @@ int df_mkdir_p (const char *path, mode_t mode);
 /* rm -r of a directory tree we created (never follows symlinks). */
 int df_remove_tree (const char *path);
 
-/* malloc'd "a/b" (caller frees); NULL with errno on failure. */
+/* malloc'd "a/b" (caller frees); NULL with a message on failure. */
 char *df_path_join (const char *dir, const char *name);
 
 /* Monotonic and wall clock in nanoseconds. */

@@ -78,8 +78,9 @@ remove_stale_imports (const char *vdisks, const char *name)
     if (strncmp (de->d_name, ".import-", 8) == 0 &&
         strncmp (de->d_name + 8, name, n) == 0 && de->d_name[8 + n] == '.') {
       CLEANUP_FREE char *p = df_path_join (vdisks, de->d_name);
-      if (p)
-        df_remove_tree (p);
+      /* Leftovers: a failure here is not the import's. */
+      if (p == NULL || df_remove_tree (p) == -1)
+        df_error_clear ();
     }
   closedir (d);
 }
@@ -178,9 +179,10 @@ df_vdisk_import (const char *store, const char *name, const char *image,
   copy_src_close (&src);
   df_vdisk_free (vd);
   if (r == -1) {
-    int err = errno;
+    struct df_error_saved saved;
+    df_error_save (&saved);
     df_remove_tree (tmp);
-    errno = err;
+    df_error_restore (&saved);
   }
   return r;
 }

@@ -245,6 +245,8 @@ open_for_seal (const char *path)
   while ((l = df_layer_open (path, true)) == NULL && errno == EBUSY &&
          df_now_mono_ns () < deadline)
     nanosleep (&pause, NULL);
+  if (l)
+    df_error_clear ();            /* an EBUSY we waited out */
   return l;
 }
 
@@ -290,6 +292,7 @@ df_version_promote (const char *store, const char *name, unsigned num,
     }
     else if (errno == EROFS && (l = df_layer_open (path, false)) != NULL) {
       /* Sealed, but the manifest was not updated: finish that seal. */
+      df_error_clear ();
       r = df_layer_hash (l, hash);
       df_layer_close (l);
     }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # /metrics of the gateway and of the boot service pass promtool's
 # checks, and their counters count: HTTP answers by status code, the
-# gateway's refusals, the boot service's scripts and DHCP packets.
+# gateway's refusals, the boot service's scripts, DHCP packets and TFTP
+# transfers.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/gateway.sh"
 . "$DISKFARM_SRCDIR/tests/lib/bootsvc.sh"
@@ -40,7 +41,8 @@ grep -q "^diskfarm_gateway_info{version=\"[0-9.]*\",server=\"srv1\"} 1$" \
   "$TESTDIR/m1" || fail "info"
 
 # The boot service serves its own counters.
-start_bootsvc --dhcp-mode off --tftp-port 0
+start_bootsvc --dhcp-mode off
+in_srv curl -sf -o /dev/null "tftp://$SRV_IP/undionly.kpxe" || fail "tftp"
 in_srv curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/boot/52-54-00-00-00-01.ipxe"
 in_srv curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/boot/not-a-mac.ipxe"
 in_srv curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" >"$TESTDIR/m2"
@@ -50,5 +52,7 @@ grep -q '^diskfarm_bootsvc_http_requests_total{code="404"} 1$' "$TESTDIR/m2" ||
   fail "bootsvc 404s: $(grep http_requests "$TESTDIR/m2")"
 grep -q '^diskfarm_bootsvc_dhcp_packets_total{kind="received"} 0$' "$TESTDIR/m2" ||
   fail "dhcp counters"
+grep -q '^diskfarm_bootsvc_tftp_transfers_total{outcome="completed"} 1$' \
+  "$TESTDIR/m2" || fail "tftp counters: $(grep tftp "$TESTDIR/m2")"
 stop_gateways
 echo PASS
