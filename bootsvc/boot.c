@@ -81,13 +81,89 @@ struct script_ctx {
   bool client_known, http;
 };
 
+/* This server's own replica of v: its layer file against vdisk.conf. */
+static void
+local_replica (const struct df_vdisk *vd, const struct df_version *v,
+               struct replica_identity *have)
+{
+  char *path = df_vdisk_layer_path (vd, v);
+  struct stat st;
+
+  memset (have, 0, sizeof *have);
+  have->state = REPLICA_MISSING;
+  if (path && stat (path, &st) == 0) {
+    uint64_t mtime = (uint64_t) st.st_mtim.tv_sec * 1000000000ULL +
+      st.st_mtim.tv_nsec;
+    have->sealed = v->sealed;
+    have->size = st.st_size;
+    have->mtime_ns = mtime;
+    memcpy (have->hash, v->hash, DF_HASH_LEN);
+    have->state = !v->sealed || ((uint64_t) st.st_size == v->size &&
+                                 mtime == v->mtime_ns)
+      ? REPLICA_PRESENT : REPLICA_INCOMPLETE;
+  }
+  df_error_clear ();
+  free (path);
+}
+
+static const char *
+replica_word (enum replica_state s)
+{
+  static const char *const words[] = {
+    "not known (its gateway did not answer)", "another copy", "missing",
+    "incomplete",
+  };
+
+  return words[s];
+}
+
+/* Leaves out the servers whose replica of the version is not identical
+ * (a version is pending on a server until it is).  A shared store, or a
+ * farm without gateways to ask, keeps every server.
+ */
+static size_t
+only_identical (struct script_ctx *c, const struct df_vdisk *vd,
+                const char *store, unsigned version, struct boot_server *s,
+                size_t n)
+{
+  const struct df_version *v = df_vdisk_version (vd, version);
+  const char *self = bootsvc_server_name (c->svc);
+  struct replica_identity want, have;
+  bool *keep;
+  size_t i;
+
+  if (v == NULL || n == 0 || df_farm_store_shared (c->farm, store) ||
+      !peer_view_enabled (c->svc->peers))
+    return n;
+  keep = calloc (n, sizeof *keep);
+  if (keep == NULL)
+    return n;
+  want = (struct replica_identity) { REPLICA_PRESENT, v->sealed, v->size,
+                                     v->mtime_ns, { 0 } };
+  memcpy (want.hash, v->hash, DF_HASH_LEN);
+  for (i = 0; i < n; i++) {
+    if (self && strcmp (s[i].name, self) == 0)
+      local_replica (vd, v, &have);
+    else
+      peer_view_lookup (c->svc->peers, s[i].name, vd->name, version, &have);
+    keep[i] = boot_replica_identical (&want, &have);
+    if (!keep[i])
+      df_debug ("boot", "%s: leaving out %s, its replica of %s@%u is %s",
+                c->dev.name, s[i].name, vd->name, version,
+                replica_word (have.state));
+  }
+  n = boot_servers_keep (s, n, keep);
+  free (keep);
+  return n;
+}
+
 static char *
 script_with_servers (struct script_ctx *c, const struct df_vdisk *vd,
                      const char *store, unsigned version)
 {
   struct bootsvc *svc = c->svc;
   struct boot_server *servers = NULL;
-  size_t n = 0, use;
+  size_t n = 0, use, held;
   char session[BOOT_SESSION_LEN + 1], peer[INET_ADDRSTRLEN] = "?";
   char *text;
 
@@ -97,10 +173,16 @@ script_with_servers (struct script_ctx *c, const struct df_vdisk *vd,
                               &servers, &n) == -1 ||
       boot_session_new (session) == -1)
     return refuse (svc, c->dev.name, "%s", df_error_get ());
+  held = n;
+  n = only_identical (c, vd, store, version, servers, n);
   use = boot_servers_order (servers, n, c->dev.name, bootsvc_affinity (svc),
                             c->client_known, BOOT_SERVERS_MAX);
   if (use == 0) {
     free (servers);
+    if (held > 0 && n == 0)
+      return refuse (svc, c->dev.name, "no server holds version %u of vdisk "
+                     "%s identical yet (replication pending)", version,
+                     vd->name);
     return refuse (svc, c->dev.name, "no server holds store %s%s%s", store,
                    bootsvc_affinity (svc) == AFFINITY_FIXED ? " in the subnet of "
                    : "", bootsvc_affinity (svc) == AFFINITY_FIXED ? peer : "");

@@ -54,6 +54,7 @@ struct bootsvc_stats {
 };
 
 struct farm_cache;
+struct peer_view;
 struct dhcp_service;
 struct lease_pool;
 struct df_loop;
@@ -64,6 +65,7 @@ struct bootsvc {
   struct bootsvc_config cfg;
   struct df_loop *loop;
   struct farm_cache *farm;
+  struct peer_view *peers;              /* replicas on other servers */
   struct dhcp_service *dhcp;
   struct lease_pool *leases;            /* full mode */
   struct df_http_server *http;
@@ -108,6 +110,24 @@ int bootsvc_device (struct bootsvc *svc, const uint8_t mac[6], bool may_add,
  */
 void bootsvc_log_unknown (struct bootsvc *svc, const uint8_t mac[6],
                           const char *what);
+
+/* peers.c: the replicas of the other servers, from their gateways'
+ * /v1/vdisks, asked every few seconds by a thread of its own, so that
+ * no DHCP or HTTP answer waits for them.  Only a farm that names a
+ * token file ([gateway] token-file) has gateways to ask; without one,
+ * replica identity is not checked (enabled false).
+ */
+struct peer_view *peer_view_start (const char *farm_dir, const char *server);
+void peer_view_stop (struct peer_view *pv);   /* NULL is fine */
+bool peer_view_enabled (struct peer_view *pv);
+/* server's replica of vdisk@version as its gateway last said (within
+ * 30 s): REPLICA_UNKNOWN if it did not answer lately, REPLICA_MISSING
+ * if it answered without that version.  Memory only; never blocks on
+ * I/O.
+ */
+void peer_view_lookup (struct peer_view *pv, const char *server,
+                       const char *vdisk, unsigned version,
+                       struct replica_identity *id);
 
 /* boot.c */
 /* The iPXE script for the device with this MAC booting from a client at

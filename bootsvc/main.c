@@ -133,6 +133,9 @@ start (struct bootsvc *svc, struct signals *sg)
   svc->farm = farm_cache_new (cfg->farm_dir, cfg->server);
   if (svc->farm == NULL || check_tftp_root (cfg) == -1)
     return -1;
+  svc->peers = peer_view_start (cfg->farm_dir, cfg->server);
+  if (svc->peers == NULL)
+    return -1;
   if (cfg->dhcp_mode == DHCP_MODE_FULL && open_leases (svc) == -1)
     return -1;
   if (web_start (svc) == -1)
@@ -152,6 +155,7 @@ stop (struct bootsvc *svc, struct signals *sg)
   boot_tftp_free (svc->tftp);
   df_http_server_free (svc->http);
   lease_pool_free (svc->leases);
+  peer_view_stop (svc->peers);
   farm_cache_free (svc->farm);
   df_watch_free (sg->watch);
   if (sg->fd >= 0)

@@ -211,3 +211,30 @@ boot_servers_from_farm (const struct df_farm *farm, const char *store,
   *n = count;
   return 0;
 }
+
+bool
+boot_replica_identical (const struct replica_identity *want,
+                        const struct replica_identity *have)
+{
+  if (have->state != REPLICA_PRESENT)
+    return false;
+  if (!want->sealed)
+    return true;
+  return have->sealed && have->size == want->size &&
+    have->mtime_ns == want->mtime_ns &&
+    memcmp (have->hash, want->hash, DF_HASH_LEN) == 0;
+}
+
+size_t
+boot_servers_keep (struct boot_server *s, size_t n, const bool *keep)
+{
+  size_t i, o = 0;
+
+  for (i = 0; i < n; i++)
+    if (keep[i]) {
+      if (o != i)
+        s[o] = s[i];
+      o++;
+    }
+  return o;
+}

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "farm/farm.h"
+#include "hash/hash.h"
 #include "util.h"
 
 #define BOOT_SERVERS_MAX 4
@@ -64,5 +65,40 @@ size_t boot_servers_order (struct boot_server *s, size_t n, const char *device,
 int boot_servers_from_farm (const struct df_farm *farm, const char *store,
                             uint32_t client, bool client_known,
                             struct boot_server **out, size_t *n);
+
+/* Replica identity: a device goes only to servers whose replica of its
+ * version is identical (DESIGN.md): same size, same mtime, same content
+ * hash, and the layer file there.  Peers' replicas are known from their
+ * gateways' /v1/vdisks (replicas.c), this server's own from a stat of
+ * its layer file.  A server whose gateway has not answered lately is
+ * not known to hold anything: a version is pending on a server until
+ * the server says it holds it identical.
+ */
+enum replica_state {
+  REPLICA_UNKNOWN,              /* no (recent) answer from its gateway */
+  REPLICA_PRESENT,
+  REPLICA_MISSING,
+  REPLICA_INCOMPLETE,           /* there, but not as sealed */
+};
+
+struct replica_identity {
+  enum replica_state state;
+  bool sealed;
+  uint64_t size, mtime_ns;
+  uint8_t hash[DF_HASH_LEN];
+};
+
+/* May a server whose replica is have serve the version want (as this
+ * server's vdisk.conf describes it)?  A sealed version: have is present,
+ * sealed, and of the same size, mtime and hash.  An unsealed one
+ * (maintenance, one editor): have is present.
+ */
+bool boot_replica_identical (const struct replica_identity *want,
+                             const struct replica_identity *have);
+
+/* Keeps the candidates whose keep[i] is true, in their order; returns
+ * how many are left.
+ */
+size_t boot_servers_keep (struct boot_server *s, size_t n, const bool *keep);
 
 #endif

@@ -250,6 +250,68 @@ test_affinity_names (void **state)
   assert_error_contains ("sticky");
 }
 
+/* Replica identity, row by row: which replicas may serve a version. */
+static void
+test_replica_rule (void **state)
+{
+  enum { SAME, SIZE, MTIME, HASH };
+  static const struct {
+    bool want_sealed;
+    enum replica_state have;
+    bool have_sealed;
+    int diff;                   /* what differs from the version */
+    bool keep;
+  } rows[] = {
+    { true, REPLICA_PRESENT, true, SAME, true },
+    { true, REPLICA_PRESENT, true, SIZE, false },
+    { true, REPLICA_PRESENT, true, MTIME, false },
+    { true, REPLICA_PRESENT, true, HASH, false },
+    { true, REPLICA_PRESENT, false, SAME, false },  /* not sealed there */
+    { true, REPLICA_MISSING, true, SAME, false },
+    { true, REPLICA_INCOMPLETE, true, SAME, false },
+    { true, REPLICA_UNKNOWN, true, SAME, false },   /* pending: not known */
+    { false, REPLICA_PRESENT, false, SAME, true },  /* maintenance: its editor */
+    { false, REPLICA_PRESENT, false, HASH, true },
+    { false, REPLICA_MISSING, false, SAME, false },
+    { false, REPLICA_UNKNOWN, false, SAME, false },
+  };
+  size_t i;
+
+  (void) state;
+  for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    struct replica_identity want = { REPLICA_PRESENT, rows[i].want_sealed,
+                                     1000, 5, { 0 } };
+    struct replica_identity have = want;
+
+    memset (want.hash, 0xab, DF_HASH_LEN);
+    have = want;
+    have.state = rows[i].have;
+    have.sealed = rows[i].have_sealed;
+    if (rows[i].diff == SIZE)
+      have.size++;
+    if (rows[i].diff == MTIME)
+      have.mtime_ns++;
+    if (rows[i].diff == HASH)
+      have.hash[31] ^= 1;
+    if (boot_replica_identical (&want, &have) != rows[i].keep)
+      fail_msg ("row %zu: expected %s", i, rows[i].keep ? "keep" : "skip");
+  }
+}
+
+static void
+test_servers_keep (void **state)
+{
+  static const unsigned power[4] = { 1, 1, 1, 1 };
+  static const bool keep[4] = { false, true, false, true };
+  struct boot_server s[4];
+
+  (void) state;
+  make_servers (s, 4, power);
+  assert_int_equal (boot_servers_keep (s, 4, keep), 2);
+  assert_string_equal (s[0].name, "srv2");
+  assert_string_equal (s[1].name, "srv4");
+}
+
 int
 main (void)
 {
@@ -261,6 +323,8 @@ main (void)
     cmocka_unit_test (test_affinity),
     cmocka_unit_test (test_from_farm),
     cmocka_unit_test (test_affinity_names),
+    cmocka_unit_test (test_replica_rule),
+    cmocka_unit_test (test_servers_keep),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);

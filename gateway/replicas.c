@@ -131,6 +131,44 @@ same_identity (json_t *a, json_t *b)
     json_equal (json_object_get (a, "hash"), json_object_get (b, "hash"));
 }
 
+/* A copy that can be a reference: present, hashed, not failed. */
+static bool
+usable (json_t *entry)
+{
+  const char *rep = str (entry, "replica"), *ver = str (entry, "verified");
+
+  return rep && strcmp (rep, "present") == 0 &&
+    !(ver && strcmp (ver, "failed") == 0);
+}
+
+/* Pending: the servers that do not (yet) hold the version identical to
+ * the copy most servers hold (a damaged or half-replicated copy is not
+ * the reference), as ["NAME", ...].
+ */
+static json_t *
+pending_servers (json_t *per)
+{
+  json_t *ref = NULL, *e, *f, *pending = json_array ();
+  const char *name, *other;
+  size_t best = 0;
+
+  json_object_foreach (per, name, e) {
+    size_t count = 0;
+    if (!usable (e))
+      continue;
+    json_object_foreach (per, other, f)
+      count += usable (f) && same_identity (e, f);
+    if (count > best) {
+      best = count;
+      ref = e;
+    }
+  }
+  json_object_foreach (per, name, e)
+    if (ref == NULL || !usable (e) || !same_identity (ref, e))
+      json_array_append_new (pending, json_string (name));
+  return pending;
+}
+
 static enum replica_verdict
 judge_row (json_t *row, const struct replica_server *servers, size_t n,
            replica_holds_fn holds, void *opaque)
@@ -162,6 +200,7 @@ judge_row (json_t *row, const struct replica_server *servers, size_t n,
   json_object_set_new (row, "replicas",
                        json_string (replica_verdict_name (worst)));
   json_object_set_new (row, "checking", json_boolean (checking));
+  json_object_set_new (row, "pending", pending_servers (per));
   json_object_set_new (row, "servers", per);
   return worst;
 }

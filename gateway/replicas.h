@@ -35,6 +35,8 @@ typedef bool (*replica_holds_fn) (void *opaque, const char *server,
 /* One row per sealed version of every vDisk any server reports:
  *   {"vdisk", "store", "version", "state", "replicas": VERDICT,
  *    "checking": true while a copy's hash is still being checked,
+ *    "pending": [NAME...] the servers that do not hold it identical (yet)
+ *               to the copy most servers hold,
  *    "servers": {NAME: {"replica", "size", "mtime_ns", "hash",
  *                       "verified"} or {"replica": "missing"}}}
  * sorted by vDisk and version.  Servers with an unknown document are

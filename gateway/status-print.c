@@ -50,7 +50,7 @@ void
 status_print_replicas (FILE *fp, json_t *rows)
 {
   static const char *const head[] = {
-    "VDISK", "VERSION", "STATE", "REPLICAS", "SERVERS", NULL
+    "VDISK", "VERSION", "STATE", "REPLICAS", "PENDING", "SERVERS", NULL
   };
   struct cli_table *t = cli_table_new (head);
   json_t *r, *per;
@@ -58,7 +58,9 @@ status_print_replicas (FILE *fp, json_t *rows)
   size_t i;
 
   json_array_foreach (rows, i, r) {
-    char num[16], servers[512] = "";
+    char num[16], servers[512] = "", pending[256] = "";
+    json_t *p;
+    size_t k;
     snprintf (num, sizeof num, "%lld",
               (long long) json_integer_value (json_object_get (r, "version")));
     json_object_foreach (json_object_get (r, "servers"), name, per) {
@@ -70,9 +72,12 @@ status_print_replicas (FILE *fp, json_t *rows)
                 ver && strcmp (ver, "pending") == 0 ? "checking" :
                 rep ? rep : "?");
     }
+    json_array_foreach (json_object_get (r, "pending"), k, p)
+      snprintf (pending + strlen (pending), sizeof pending - strlen (pending),
+                "%s%s", k ? "," : "", json_string_value (p));
     cli_table_add (t, (const char *const[]) {
       jstr (r, "vdisk"), num, jstr (r, "state"), jstr (r, "replicas"),
-      servers });
+      pending[0] ? pending : "-", servers });
   }
   cli_table_fprint (t, fp);
 }

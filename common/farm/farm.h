@@ -189,6 +189,11 @@ const char *df_farm_local_server (const struct df_farm *farm, const char *name);
 int df_address_split (const char *address, unsigned default_port, char *host,
                       size_t len, unsigned *port);
 
+/* Is the store on shared storage that every server mounts ([store NAME]
+ * shared = yes)?  Its files are the same everywhere: never replicated.
+ */
+bool df_farm_store_shared (const struct df_farm *farm, const char *store);
+
 /* Does the server carry the store?  Yes for a shared store, for a store
  * in its store-paths, and for every store if it lists none.
  */

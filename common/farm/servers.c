@@ -59,16 +59,23 @@ df_address_split (const char *address, unsigned default_port, char *host,
 }
 
 bool
+df_farm_store_shared (const struct df_farm *farm, const char *store)
+{
+  const char *v = df_farm_get (farm, DF_KIND_STORE, store, "shared");
+  bool b = false;
+
+  return v && df_parse_bool (v, &b) == 0 && b;
+}
+
+bool
 df_farm_server_holds (const struct df_farm *farm, const char *server,
                       const char *store)
 {
   const char *list = df_farm_get (farm, DF_KIND_SERVER, server, "store-paths");
-  const char *shared = df_farm_get (farm, DF_KIND_STORE, store, "shared");
   CLEANUP_FREE char *copy = NULL;
   char *save = NULL, *item;
-  bool b = false;
 
-  if ((shared && df_parse_bool (shared, &b) == 0 && b) || list == NULL)
+  if (df_farm_store_shared (farm, store) || list == NULL)
     return true;
   copy = strdup (list);
   for (item = copy ? strtok_r (copy, ",", &save) : NULL; item;

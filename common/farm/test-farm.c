@@ -201,6 +201,12 @@ test_gateway_settings (void **state)
   assert_true (df_farm_server_holds (farm, "a", "s"));
   assert_false (df_farm_server_holds (farm, "a", "u"));
   assert_true (df_farm_server_holds (farm, "b", "u"));
+  assert_false (df_farm_store_shared (farm, "u"));
+  assert_int_equal (df_farm_set (farm, DF_KIND_STORE, "u", "shared", "yes"), 0);
+  assert_true (df_farm_store_shared (farm, "u"));
+  assert_true (df_farm_server_holds (farm, "a", "u"));
+  assert_int_equal (df_farm_set (farm, DF_KIND_STORE, "u", "shared", "no"), 0);
+  assert_false (df_farm_server_holds (farm, "a", "u"));
   assert_int_equal (df_farm_set_setting (farm, "farm", "config-server", "c"), 0);
   assert_int_equal (df_farm_check (farm), -1);
   assert_error_contains ("config-server: server \"c\" does not exist");

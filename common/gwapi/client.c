@@ -194,6 +194,20 @@ df_gw_curl_setup (struct df_gw_client *c, CURL *h, const char *server,
   return 0;
 }
 
+int
+df_gw_curl_auth (const struct df_gw_client *c, struct curl_slist **headers)
+{
+  struct curl_slist *l;
+
+  if (c->auth == NULL)
+    return 0;
+  l = curl_slist_append (*headers, c->auth);
+  if (l == NULL)
+    return df_error (ENOMEM, "curl");
+  *headers = l;
+  return 0;
+}
+
 /* A fresh handle for server's path, or -1 with a message. */
 static int
 call_setup (struct df_gw_client *c, struct call *call, const char *server,

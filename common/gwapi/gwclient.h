@@ -44,6 +44,13 @@ const char *df_gw_client_url (struct df_gw_client *c, const char *server);
 int df_gw_curl_setup (struct df_gw_client *c, CURL *h, const char *server,
                       const char *path);
 
+/* Appends the token header ("Authorization: Bearer ...") to *headers,
+ * if the client has a token; the caller sets CURLOPT_HTTPHEADER and
+ * frees the list.  -1 with a message if out of memory.  With
+ * df_gw_curl_setup, for requests the caller runs itself (replicator).
+ */
+int df_gw_curl_auth (const struct df_gw_client *c, struct curl_slist **headers);
+
 /* The answer of one gateway. */
 struct df_gw_result {
   json_t *doc;                  /* the JSON document (200), else NULL */

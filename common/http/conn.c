@@ -35,6 +35,8 @@ struct http_conn {
   int fd;
   bool suspended;               /* under conns_lock */
   uint64_t deadline_ns;         /* atomic; 0: none */
+  struct df_cache_snap *sent;   /* http_conn_sent; only the connection's
+                                   own thread touches it */
 };
 
 static struct http_conn *conn_of (struct MHD_Connection *conn);
@@ -77,6 +79,7 @@ http_on_connection (void *cls, struct MHD_Connection *conn,
     c->next->prev = c->prev;
   pthread_mutex_unlock (&srv->conns_lock);
   __atomic_fetch_sub (&srv->stats.connections, 1, __ATOMIC_RELAXED);
+  df_cache_release (c->sent);
   free (c);
   *socket_context = NULL;
 }
@@ -100,6 +103,21 @@ conn_of (struct MHD_Connection *conn)
     MHD_get_connection_info (conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
   return ci ? ci->socket_context : NULL;
+}
+
+void
+http_conn_sent (struct MHD_Connection *conn, struct df_cache_snap *s)
+{
+  struct http_conn *c = conn_of (conn);
+
+  df_cache_restore (s);
+  if (c == NULL) {
+    df_cache_release (s);
+    return;
+  }
+  /* The client asked again: it has read the previous response. */
+  df_cache_release (c->sent);
+  c->sent = s;
 }
 
 /* libmicrohttpd is called outside conns_lock: it takes its own locks,

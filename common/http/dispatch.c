@@ -82,6 +82,7 @@ request_free (struct df_http_request *req)
   free (req->method);
   free (req->path);
   free (req->body);
+  df_cache_release (req->cache_snap);
   free (req);
 }
 
@@ -302,6 +303,10 @@ http_on_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
               q, req->status, (unsigned long long) req->size,
               (unsigned long long) ms,
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+  if (req->cache_snap) {
+    http_conn_sent (conn, req->cache_snap);
+    req->cache_snap = NULL;
+  }
   request_free (req);
   *con_cls = NULL;
 }

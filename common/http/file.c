@@ -21,6 +21,8 @@
 
 /* libmicrohttpd asks the multipart reader for at most this much at once. */
 #define MULTIPART_BLOCK (64 * 1024)
+/* More than any read_ahead_kb a server's disk is likely to have. */
+#define READAHEAD_MARGIN (32 * 1024 * 1024)
 
 static void
 format_http_date (time_t t, char *buf, size_t len)
@@ -43,10 +45,31 @@ respond_empty (struct df_http_request *req, unsigned status)
   return http_queue (req, status, resp, 0);
 }
 
+void
+df_http_request_leave_cache (struct df_http_request *req)
+{
+  req->leave_cache = true;
+}
+
+/* What of [start, end) and the kernel's readahead beyond it is cached
+ * before the response reads it; released when the request ends
+ * (dispatch.c).  Not to the end of the file: the responses for the next
+ * ranges, sent at the same time, keep their readahead.
+ */
+static void
+snapshot (struct df_http_request *req, int fd, uint64_t start, uint64_t end,
+          uint64_t size)
+{
+  end = size - end > READAHEAD_MARGIN ? end + READAHEAD_MARGIN : size;
+  df_cache_release (req->cache_snap);
+  req->cache_snap = df_cache_snapshot (fd, start, end - start);
+}
+
 /* Takes fd: it is closed when the response is gone. */
 static int
 respond_fd (struct df_http_request *req, unsigned status, int fd,
-            const char *content_type, uint64_t start, uint64_t len)
+            const char *content_type, uint64_t start, uint64_t len,
+            uint64_t size)
 {
   struct MHD_Response *resp;
 
@@ -54,6 +77,8 @@ respond_fd (struct df_http_request *req, unsigned status, int fd,
     close (fd);
     return df_http_respond (req, status, content_type, "", 0);
   }
+  if (req->leave_cache)
+    snapshot (req, fd, start, start + len, size);
   resp = MHD_create_response_from_fd_at_offset64 (len, fd, start);
   if (resp == NULL) {
     close (fd);
@@ -171,6 +196,14 @@ respond_multipart (struct df_http_request *req, int fd, const char *ctype,
     if (add_text_segment (m, &body, tail) == -1)
       goto fail;
   }
+  if (req->leave_cache) {
+    uint64_t lo = r[0].start, hi = r[0].start + r[0].len;
+    for (i = 1; i < n; i++) {
+      lo = r[i].start < lo ? r[i].start : lo;
+      hi = r[i].start + r[i].len > hi ? r[i].start + r[i].len : hi;
+    }
+    snapshot (req, fd, lo, hi, size);
+  }
   resp = MHD_create_response_from_callback (body, MULTIPART_BLOCK,
                                             multipart_read, m, multipart_free);
   if (resp == NULL) {
@@ -257,7 +290,7 @@ df_http_respond_file (struct df_http_request *req, int fd,
   }
   n = wanted_ranges (req, size, tag, date, r);
   if (n == 0)
-    return respond_fd (req, 200, fd, content_type, 0, size);
+    return respond_fd (req, 200, fd, content_type, 0, size, size);
   if (n > 1)
     return respond_multipart (req, fd, content_type, size, r, n);
   if (n == -1) {
@@ -273,5 +306,6 @@ df_http_respond_file (struct df_http_request *req, int fd,
     close (fd);
     return -1;
   }
-  return respond_fd (req, 206, fd, content_type, r[0].start, r[0].len);
+  return respond_fd (req, 206, fd, content_type, r[0].start, r[0].len,
+                     size);
 }

@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "http/http.h"
+#include "pagecache.h"
 
 #define HTTP_MAX_HEADERS 16
 #define HTTP_MAX_CODE 600
@@ -70,6 +71,8 @@ struct df_http_request {
     char *name, *value;
   } headers[HTTP_MAX_HEADERS];
   size_t nheaders;
+  bool leave_cache;             /* df_http_request_leave_cache */
+  struct df_cache_snap *cache_snap;     /* released when the request ends */
 };
 
 /* Queues resp with the pending headers and accounts for it; destroys
@@ -103,6 +106,13 @@ void http_conn_deadline (struct df_http_server *srv,
 void http_conn_suspend (struct df_http_server *srv,
                         struct MHD_Connection *conn, bool suspend);
 void http_conns_resume_all (struct df_http_server *srv);
+/* A response that leaves the page cache as it found it is done (takes
+ * s): the pages of its file that were not cached are dropped now, and
+ * again once the client has surely read them all (at the connection's
+ * next response, or its end): pages still in the socket's buffers after
+ * sendfile cannot be dropped before.  Called by the connection's thread.
+ */
+void http_conn_sent (struct MHD_Connection *conn, struct df_cache_snap *s);
 int http_sweeper_start (struct df_http_server *srv, struct df_loop *loop);
 void http_sweeper_stop (struct df_http_server *srv);
 

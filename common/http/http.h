@@ -158,6 +158,12 @@ int df_http_respond_error (struct df_http_request *req, unsigned status,
  */
 int df_http_respond_file (struct df_http_request *req, int fd,
                           const char *content_type, const char *etag);
+/* The file response of req leaves the page cache as it found it: the
+ * pages of the file it sends that were not cached before are dropped
+ * once the request ends (replication must not evict what a server's
+ * devices read).  Call before df_http_respond_file.
+ */
+void df_http_request_leave_cache (struct df_http_request *req);
 
 /* ---- helpers, exposed for tests ---- */
 

@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "error.h"
 #include "gw.h"
+#include "pagecache.h"
 #include "rsig.h"
 #include "util.h"
 
@@ -155,9 +156,12 @@ gw_delta_compute (const char *cache_dir, const bool *stop, const char *sig_data,
                           .obuf_len = 10 + 4 * (size_t) info.block_len };
     if (f.obuf_len > IO_BUF)
       f.obuf_len = IO_BUF;
+    /* The whole file is read: the server's devices keep their cache. */
+    struct df_cache_snap *snap = df_cache_snapshot (in, 0, in_st->st_size);
     job = rs_delta_begin (sig);
     r = run_job (stop, job, &f, size);
     rs_job_free (job);
+    df_cache_release (snap);
   }
   rs_free_sumset (sig);
   /* A sealed file never changes; one that did gives no delta. */

@@ -24,6 +24,7 @@
 #include "gw.h"
 #include "layer/layer.h"
 #include "log.h"
+#include "pagecache.h"
 #include "util.h"
 
 #define MAX_ENTRIES 4096
@@ -114,6 +115,7 @@ gw_hash_file (struct gw_hashes *h, int fd, const struct stat *st,
               uint8_t out[DF_HASH_LEN])
 {
   CLEANUP_FREE char *buf = NULL;
+  struct df_cache_snap *snap;
   struct df_hash *sha;
   struct file_id id;
   struct entry *e;
@@ -133,9 +135,11 @@ gw_hash_file (struct gw_hashes *h, int fd, const struct stat *st,
     df_hash_free (sha);
     return df_error (ENOMEM, "hash");
   }
+  snap = df_cache_snapshot (fd, 0, st->st_size);
   for (;;) {
     ssize_t r = df_pread_full (fd, buf, READ_CHUNK, off);
     if (r == -1) {
+      df_cache_release (snap);
       df_hash_free (sha);
       return df_error_errno ("read");
     }
@@ -144,6 +148,7 @@ gw_hash_file (struct gw_hashes *h, int fd, const struct stat *st,
     df_hash_update (sha, buf, r);
     off += r;
   }
+  df_cache_release (snap);
   if (df_hash_final (sha, out) == -1)
     return -1;
   if (off != id.size)
@@ -198,12 +203,19 @@ hash_layer (struct gw_hashes *h, const char *path, const struct file_id *want,
   /* The file was replaced since it was queued: its identity decides. */
   if (stat (path, &st) == 0 && (file_id (&st, &id), memcmp (&id, want,
                                                            sizeof id) == 0)) {
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    /* A background check: the server's devices keep their page cache. */
+    struct df_cache_snap *snap = fd >= 0 ?
+      df_cache_snapshot (fd, 0, st.st_size) : NULL;
+    if (fd >= 0)
+      close (fd);
     if (df_layer_hash_bg (l, hash, 1, &h->stop) == 0)
       r = GW_VERIFY_OK;
     else if (errno == ECANCELED)
       r = GW_VERIFY_PENDING;
     else
       df_log_warning ("replica check: %s", df_error_get ());
+    df_cache_release (snap);
   }
   else
     df_debug ("hash", "%s changed before it was checked",

@@ -335,6 +335,8 @@ send_fd (struct df_http_request *req, int fd, const struct stat *st,
     close (fd);
     return -1;
   }
+  /* Replication reads: the server's devices keep their page cache. */
+  df_http_request_leave_cache (req);
   return df_http_respond_file (req, fd, "application/octet-stream", etag);
 }
 

@@ -42,7 +42,7 @@ wait_for 30 "status: identical" status_is 0 identical
      "$TESTDIR/st.json")" = base@1 ] || fail "rows: $(cat "$TESTDIR/st.json")"
 df status >"$TESTDIR/table"
 grep -q "^srv1  *up  *0.00  *0  *0 " "$TESTDIR/table" || fail "$(cat "$TESTDIR/table")"
-grep -q "^base  *1  *production  *identical  *srv1:present srv2:present" \
+grep -q "^base  *1  *production  *identical  *-  *srv1:present srv2:present" \
   "$TESTDIR/table" || fail "$(cat "$TESTDIR/table")"
 
 # What srv1 says of itself and of its copy of base@1.
@@ -81,8 +81,10 @@ touch -r "$s1/vdisks/base/0001.layer" "$layer"
 wait_for 30 "status: differs (content)" status_is 1 differs
 [ "$(jq -r '.replicas[0].servers.srv2.verified' "$TESTDIR/st.json")" = failed ] ||
   fail "srv2's copy: $(cat "$TESTDIR/st.json")"
+[ "$(jq -c '.replicas[0].pending' "$TESTDIR/st.json")" = '["srv2"]' ] ||
+  fail "not pending on srv2: $(cat "$TESTDIR/st.json")"
 df status >"$TESTDIR/table" || true
-grep -q "^base  *1  *production  *differs  *srv1:present srv2:damaged" \
+grep -q "^base  *1  *production  *differs  *srv2  *srv1:present srv2:damaged" \
   "$TESTDIR/table" || fail "table: $(cat "$TESTDIR/table")"
 # ...and the damaged copy is not offered for replication.
 curl -sf -H "Authorization: Bearer $TOKEN" "$GW_URL/v1/stores/store/manifest" |

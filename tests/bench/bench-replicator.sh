@@ -1,0 +1,216 @@
+#!/bin/bash
+# diskfarm-replicator side by side with its peers, in the same run:
+#
+#   whole    a fresh 2 GiB layer: replicator vs curl from the same gateway
+#            (curl writes without fsync; shown with a sync too)
+#   delta    a merged base whose data differs in 1% of its 64 KiB blocks
+#            from the base the replica holds: replicator (delta on that
+#            base) vs rdiff signature + delta + patch on the same pair;
+#            bytes on the wire vs rsync --no-whole-file from a local
+#            rsync daemon (the replicator fsyncs what it writes, rdiff
+#            does not: shown with a sync too)
+#   fan-out  one source, 8 servers syncing at once (fan-out rounds, and
+#            every server from the source) vs one server alone
+#
+#   meson test -C build --suite bench -v bench-replicator.sh
+# BENCH_MIB (default 2048) sizes the layer, BENCH_FAN_MIB (512) the
+# fan-out's.  Every figure is the best of 3 rounds that alternate the
+# tools.  On loopback nothing limits the network: CPU and disk do.
+. "$DISKFARM_SRCDIR/tests/functions.sh"
+. "$DISKFARM_SRCDIR/tests/bench/bench-lib.sh"
+. "$DISKFARM_SRCDIR/tests/lib/replicator.sh"
+requires_replicator
+requires rdiff --version
+requires rsync --version
+requires /usr/bin/nbdsh --version
+
+MIB=${BENCH_MIB:-2048}
+FAN_MIB=${BENCH_FAN_MIB:-512}
+ROUNDS=${BENCH_ROUNDS:-3}
+keep () { awk -v a="$1" -v t="$2" 'BEGIN { print (t < a) ? t : a }'; }
+
+repl_farm 9
+repl_start_gateway srv1 --delta-cache 0     # every delta computed anew
+for k in 2 3 4 5 6 7 8 9; do repl_start_gateway srv$k; done
+store1=$TESTDIR/srv1
+
+# sync_secs SERVER [ARGS...]: one sync of the store (not the farm
+# directory), its wall time; its JSON report in $TESTDIR/SERVER.json.
+sync_secs () {
+  local s=$1
+  shift
+  secs "$REPLICATOR" sync --farm "$TESTDIR/farm" --server "$s" --store store \
+    --json "$@"
+}
+sync_json () {
+  local s=$1
+  shift
+  "$REPLICATOR" sync --farm "$TESTDIR/farm" --server "$s" --store store \
+    --json "$@" >"$TESTDIR/$s.json" || fail "sync $s failed"
+}
+wire () {       # wire FILE: bytes on the wire of a JSON report
+  /usr/bin/python3 -c "
+import json
+t = [x for x in json.load(open('$1'))['trees'] if x['tree'] == 'store'][0]
+print(t['bytes']['wire_in'] + t['bytes']['wire_out'])"
+}
+froms () {      # froms PATH FILES...: where each report got PATH from
+  /usr/bin/python3 -c "
+import json, sys
+n = {}
+for f in sys.argv[2:]:
+    t = [x for x in json.load(open(f))['trees'] if x['tree'] == 'store'][0]
+    for m in t['moved']:
+        if m['path'] == sys.argv[1]:
+            n[m['from']] = n.get(m['from'], 0) + 1
+print(' '.join('%s:%d' % kv for kv in sorted(n.items())))" "$@"
+}
+empty_stores () {
+  local s
+  for s in "$@"; do rm -rf "$TESTDIR/$s/vdisks" "$TESTDIR/$s/.replicator"; done
+  sync
+}
+
+# ---- fan-out ----
+random_image "$TESTDIR/fan.raw" "$FAN_MIB"
+df --server srv1 vdisk import fan "$TESTDIR/fan.raw" >/dev/null
+fan_layer=vdisks/fan/0001.layer
+t_one=999 t_fan=999 t_all=999
+eight=(srv2 srv3 srv4 srv5 srv6 srv7 srv8 srv9)
+jsons=()
+for s in "${eight[@]}"; do jsons+=("$TESTDIR/$s.json"); done
+parallel_sync () {      # all eight at once; their reports in $TESTDIR/srvK.json
+  local s pids=()
+  for s in "${eight[@]}"; do
+    "$REPLICATOR" sync --farm "$TESTDIR/farm" --server $s --store store \
+      --json "$@" >"$TESTDIR/$s.json" 2>/dev/null &
+    pids+=($!)
+  done
+  for s in "${pids[@]}"; do wait "$s" || return 1; done
+}
+for _ in $(seq "$ROUNDS"); do
+  empty_stores "${eight[@]}"
+  t_one=$(keep "$t_one" "$(sync_secs srv2)")
+  empty_stores "${eight[@]}"
+  t=$(secs parallel_sync) || fail "fan-out sync failed"
+  t_fan=$(keep "$t_fan" "$t")
+  fan_from=$(froms "$fan_layer" "${jsons[@]}")
+  empty_stores "${eight[@]}"
+  t=$(secs parallel_sync --fanout-min 1T) || fail "parallel sync failed"
+  t_all=$(keep "$t_all" "$t")
+done
+repl_identical srv1 "${eight[@]}"
+for k in 3 4 5 6 7 8 9; do repl_stop_gateway srv$k; done
+
+# ---- whole file ----
+random_image "$TESTDIR/big.raw" "$MIB"
+df --server srv1 vdisk import big "$TESTDIR/big.raw" >/dev/null
+layer=vdisks/big/0001.layer
+size=$(stat -c %s "$store1/$layer")
+url="http://127.0.0.1:${REPL_PORT[srv1]}/v1/stores/store/files/$layer"
+curl_get () { curl -sf -H "Authorization: Bearer $REPL_TOKEN" -o "$TESTDIR/c.layer" "$url"; }
+curl_get_sync () { curl_get && sync "$TESTDIR/c.layer"; }
+t_repl=999 t_curl=999 t_curl_sync=999
+for _ in $(seq "$ROUNDS"); do
+  empty_stores srv2
+  t_repl=$(keep "$t_repl" "$(sync_secs srv2)")
+  rm -f "$TESTDIR/c.layer"; sync
+  t_curl=$(keep "$t_curl" "$(secs curl_get)")
+  rm -f "$TESTDIR/c.layer"; sync
+  t_curl_sync=$(keep "$t_curl_sync" "$(secs curl_get_sync)")
+done
+rm -f "$TESTDIR/c.layer"
+repl_identical srv1 srv2
+
+# ---- delta: a merge that changed 1% of the 64 KiB blocks ----
+blocks=$((MIB * 16))                   # 64 KiB blocks
+changed=$((blocks / 100))
+df --server srv1 version new big >/dev/null
+NBDKIT_VERBOSE= start_nbdkit server=srv1
+/usr/bin/nbdsh -u "$(nbd_uri edit/big)" -c "
+import os, random
+random.seed(7)
+for b in random.sample(range($blocks), $changed):
+    h.pwrite(os.urandom(65536), b * 65536)
+h.flush()" || fail "cannot write the new version"
+stop_nbdkit
+df --server srv1 version promote big 2 production >/dev/null
+df --server srv1 version merge big >/dev/null
+df --server srv1 version delete big 2 >/dev/null
+new=vdisks/big/0003.layer
+[ -e "$store1/$new" ] || fail "no merged base"
+basis=$TESTDIR/srv2/$layer
+
+cat >"$TESTDIR/rsyncd.conf" <<EOF
+[src]
+path = $store1/vdisks/big
+read only = yes
+use chroot = no
+uid = root
+gid = root
+EOF
+rport=$(repl_free_port)
+rsync --daemon --no-detach --port "$rport" --address 127.0.0.1 \
+  --config "$TESTDIR/rsyncd.conf" --log-file "$TESTDIR/rsyncd.log" &
+rpid=$!
+cleanup_fn "kill $rpid 2>/dev/null; wait $rpid 2>/dev/null"
+for _ in $(seq 50); do rsync "rsync://127.0.0.1:$rport/" >/dev/null 2>&1 && break; sleep 0.1; done
+rsync_once () {
+  mkdir -p "$TESTDIR/rs"
+  cp --sparse=always "$basis" "$TESTDIR/rs/0003.layer"
+  sync
+  rsync --no-whole-file --stats "rsync://127.0.0.1:$rport/src/0003.layer" \
+    "$TESTDIR/rs/0003.layer" >"$TESTDIR/rsync.stats"
+  cmp "$TESTDIR/rs/0003.layer" "$store1/$new" || fail "rsync got another file"
+}
+rdiff_all () {
+  rdiff signature "$basis" "$TESTDIR/sig" &&
+    rdiff delta "$TESTDIR/sig" "$store1/$new" "$TESTDIR/delta" &&
+    rdiff patch "$basis" "$TESTDIR/delta" "$TESTDIR/patched"
+}
+rdiff_all_sync () { rdiff_all && sync "$TESTDIR/patched"; }
+t_delta=999 t_rdiff=999 t_rdiff_sync=999
+for _ in $(seq "$ROUNDS"); do
+  rm -f "$TESTDIR/srv2/$new"; sync
+  t=$(secs sync_json srv2)
+  t_delta=$(keep "$t_delta" "$t")
+  rm -f "$TESTDIR/sig" "$TESTDIR/delta" "$TESTDIR/patched"; sync
+  t_rdiff=$(keep "$t_rdiff" "$(secs rdiff_all)")
+  rm -f "$TESTDIR/sig" "$TESTDIR/delta" "$TESTDIR/patched"; sync
+  t_rdiff_sync=$(keep "$t_rdiff_sync" "$(secs rdiff_all_sync)")
+done
+cmp "$TESTDIR/patched" "$store1/$new" || fail "rdiff patched another file"
+delta_how=$(/usr/bin/python3 -c "
+import json
+t = [x for x in json.load(open('$TESTDIR/srv2.json'))['trees'] if x['tree'] == 'store'][0]
+print([m['how'] for m in t['moved'] if m['path'] == '$new'][0])")
+[ "$delta_how" = delta ] || fail "the merged base did not come as a delta"
+repl_identical srv1 srv2
+rsync_once
+rs_sent=$(sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' "$TESTDIR/rsync.stats" | tr -d ,)
+rs_recv=$(sed -n 's/^Total bytes received: \([0-9,]*\).*/\1/p' "$TESTDIR/rsync.stats" | tr -d ,)
+rs_wire=$((rs_sent + rs_recv))
+our_wire=$(wire "$TESTDIR/srv2.json")
+sig_len=$(stat -c %s "$TESTDIR/sig")
+delta_len=$(stat -c %s "$TESTDIR/delta")
+
+fan_bytes=$((FAN_MIB << 20))
+echo
+echo "diskfarm-replicator benchmark (best of $ROUNDS; loopback; indicative)"
+printf '%-46s %10s %10s %8s\n' "case" "seconds" "MiB/s" "ratio"
+printf '%-46s %10s %10s\n' "whole ${MIB} MiB layer: diskfarm-replicator" "$t_repl" "$(rate "$size" "$t_repl")"
+printf '%-46s %10s %10s %8s\n' "  curl from the same gateway" "$t_curl" "$(rate "$size" "$t_curl")" "$(ratio "$t_curl" "$t_repl")"
+printf '%-46s %10s %10s %8s\n' "  curl + sync" "$t_curl_sync" "$(rate "$size" "$t_curl_sync")" "$(ratio "$t_curl_sync" "$t_repl")"
+printf '%-46s %10s %10s\n' "merge, 1% of 64K blocks: replicator delta" "$t_delta" ""
+printf '%-46s %10s %10s %8s\n' "  rdiff signature + delta + patch" "$t_rdiff" "" "$(ratio "$t_delta" "$t_rdiff")"
+printf '%-46s %10s %10s %8s\n' "  rdiff ... + sync" "$t_rdiff_sync" "" "$(ratio "$t_delta" "$t_rdiff_sync")"
+printf '%-46s %10s\n' "  bytes on the wire: diskfarm-replicator" "$our_wire"
+printf '%-46s %10s %10s %8s\n' "  bytes on the wire: rsync --no-whole-file" "$rs_wire" "" "$(ratio "$our_wire" "$rs_wire")"
+printf '%-46s %10s\n' "  rdiff: signature + delta bytes" "$((sig_len + delta_len))"
+printf '%-46s %10s %10s\n' "fan-out ${FAN_MIB} MiB: 1 -> 1 server" "$t_one" "$(rate "$fan_bytes" "$t_one")"
+printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, fan-out rounds" "$t_fan" "" "$(ratio "$t_fan" "$t_one")"
+printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, all from the source" "$t_all" "" "$(ratio "$t_all" "$t_one")"
+echo "  the layer came from (fan-out rounds): $fan_from"
+echo
+echo "ratios: curl/replicator (goal >= 0.9), replicator/rdiff (goal <= 1),"
+echo "wire replicator/rsync (goal <= 1.1), 8 servers/1 server (goal <= 2)"
