@@ -10,19 +10,16 @@
 #     each gateway answers /v1/status, and the rest of its API only
 #     with the inventory's token;
 #  3. a second run changes nothing (changed=0);
-#  4. a vDisk is imported on the configuration server (srv1), and srv2's
-#     replica is identical (diskfarm status);
-#  5. a qemu guest PXE-boots from the farm;
-#  6. srv3 joins (added to the inventory), and diskfarm status shows
-#     its replicas identical;
+#  4. a vDisk is imported on the configuration server (srv1), and the
+#     replicator makes srv2's replica identical (diskfarm status); each
+#     server keeps its own store;
+#  5. a qemu guest PXE-boots from the farm with srv1's boot service and
+#     nbdkit stopped: from srv2's replica;
+#  6. srv3 joins (added to the inventory): it replicates, and diskfarm
+#     status shows its replicas identical;
 #  7. srv2 leaves (diskfarm_state: absent): its services stop, the others
 #     stop listing it;
 #  8. the guest boots again with srv1 stopped: from srv3.
-#
-# Interim, until diskfarm-replicator is in the tree: the store is shared
-# (one directory every host mounts, as NFS or CephFS would be), and the
-# replication role is off.  With the replicator, each server keeps its
-# own store and the replicator makes them identical.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/e2e/lib.sh"
 . "$DISKFARM_SRCDIR/tests/deploy/lib.sh"
@@ -50,18 +47,16 @@ SRV1=$E2E_SUBNET.11
 SRV2=$E2E_SUBNET.12
 SRV3=$E2E_SUBNET.13
 DEPLOY_HOSTS="srv1=$SRV1 srv2=$SRV2 srv3=$SRV3"
-shared_store=$TESTDIR/shared-store
-mkdir -p "$shared_store"
-host_opts=(--bind="$shared_store:/srv/diskfarm/store")
 t0=$SECONDS
-host_start srv1 "$SRV1" "${host_opts[@]}"
-host_start srv2 "$SRV2" "${host_opts[@]}"
+host_start srv1 "$SRV1"
+host_start srv2 "$SRV2"
 host_wait srv1
 host_wait srv2
 echo "deploy: hosts up: $((SECONDS - t0)) s"
 
 # The inventory: the servers of $farm in one site, all with the boot
-# service; $removed (if any) marked absent.  The device pc1
+# service, srv1 with its store at the store's path, the others at a
+# path of their own; $removed (if any) marked absent.  The device pc1
 # boots vDisk v (added in step 4).
 inv=$TESTDIR/inventory
 mkdir -p "$inv/group_vars"
@@ -74,6 +69,7 @@ write_hosts () {
     for h in $farm; do
       printf '        %s: {ansible_host: %s, diskfarm_site: lab, diskfarm_subnets: [%s]' \
         "$h" "${_host_ip[$h]}" "$E2E_SUBNET.0/24"
+      [ "$h" = srv1 ] || printf ', diskfarm_store_paths: {store: /srv/diskfarm/store-%s}' "$h"
       [ "$h" != "$removed" ] || printf ', diskfarm_state: absent'
       printf '}\n'
     done
@@ -93,15 +89,11 @@ diskfarm_config_server: srv1
 diskfarm_sites:
   lab: {subnets: [$E2E_SUBNET.0/24]}
 diskfarm_stores:
-  store: {path: /srv/diskfarm/store, shared: true}
+  store: {path: /srv/diskfarm/store, shared: false}
 diskfarm_plugin_options: {session-linger: 600}
 diskfarm_devices:
   pc1: {mac: "52:54:00:00:00:01", vdisk: v}
 diskfarm_boot_dhcp_mode: proxy
-EOF
-# Interim: no replicator yet (see the top).
-cat >>"$inv/group_vars/all.yml" <<EOF
-diskfarm_replication_enabled: false
 EOF
 
 # playbook NAME: runs site.yml with the inventory in the test's network
@@ -127,7 +119,8 @@ playbook () {
 playbook converge
 [ "$CHANGED" -gt 0 ] || fail "the first run changed nothing"
 for h in srv1 srv2; do
-  for u in diskfarm-nbdkit diskfarm-gateway diskfarm-bootsvc; do
+  for u in diskfarm-nbdkit diskfarm-gateway diskfarm-bootsvc \
+           diskfarm-replicator-watch diskfarm-replicator.timer; do
     host_ssh "$h" systemctl is-active --quiet "$u" || fail "$h: $u is not running"
   done
   host_ssh "$h" cmp -s /etc/diskfarm/farm.conf - <"$TESTDIR/hosts/srv1/root/etc/diskfarm/farm.conf" ||
@@ -137,6 +130,10 @@ info=$(host_ssh srv2 diskfarm --json server info srv2)
 case $info in
 *"\"address\": \"$SRV2\""*) ;;
 *) fail "srv2's address is not in farm.conf: $info" ;;
+esac
+case $info in
+*'"store-paths": "store:/srv/diskfarm/store-srv2"'*) ;;
+*) fail "srv2's store path is not in farm.conf: $info" ;;
 esac
 # Each gateway: /v1/status for anyone, the rest with the token the
 # playbook made beside the inventory.
@@ -168,8 +165,8 @@ playbook again
   fail "the second run restarted a service"
 
 # Step 4: a vDisk (the e2e guest's disk and boot files) imported on
-# the configuration server with the CLI; srv2 sees it in the shared
-# store (interim: from the replicator once it is in the tree).
+# the configuration server with the CLI; srv2 gets it from the
+# replicator.
 token=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 marker=marker-$token
 cmdline="console=ttyS0 panic=-1 quiet e2e.token=$token"
@@ -185,7 +182,7 @@ host_ssh srv1 diskfarm vdisk boot v --kernel /srv/images/vmlinuz \
   --initrd /srv/images/initrd.img --cmdline "'$cmdline'" >/dev/null ||
   fail "setting the boot files on srv1 failed"
 
-# diskfarm status says srv2's replica of v is identical.
+# The replicator brings v to srv2: diskfarm status says identical.
 # wait_identical SERVER...: until diskfarm status on srv1 lists those
 # servers and says every replica is identical (exit 0).
 wait_identical () {
@@ -210,6 +207,9 @@ host_ssh srv2 diskfarm vdisk info v >/dev/null || fail "srv2 has no vDisk v"
 
 # Step 5: PXE boots from the deployed farm: proxyDHCP and the script
 # from either server, the disk from the servers the script lists.
+# With srv1's boot service and nbdkit stopped, all of it comes from
+# srv2: its boot service lists srv2 only with an identical replica,
+# and the guest's disk is srv2's replica.  They start again after.
 pxe_boot () {
   E2E_MAC=52:54:00:00:00:01 e2e_boot_pxe "$1" bios
   e2e_wait_result "$1" 240
@@ -217,13 +217,22 @@ pxe_boot () {
     fail "$1: unexpected result: $E2E_RESULT"
 }
 E2E_TIMEOUT=300
+host_ssh srv1 systemctl stop diskfarm-bootsvc diskfarm-nbdkit ||
+  fail "srv1: stopping the boot service and nbdkit failed"
 pxe_boot pc1
+console=$(tr -d '\r' <"$TESTDIR/pc1.console")
+case $console in
+*"loading v from srv2"*) ;;
+*) fail "the boot did not load its kernel from srv2" ;;
+esac
+host_ssh srv1 systemctl start diskfarm-nbdkit diskfarm-bootsvc ||
+  fail "srv1: starting the boot service and nbdkit again failed"
 
 # Step 6: srv3 joins, and the inventory names the vDisks: v as the CLI
 # made it (nothing to do) and w, new (imported on srv1).  Nothing
 # restarts on the others.
 pids=$(host_ssh srv1 systemctl show -p MainPID --value $units)
-host_start srv3 "$SRV3" "${host_opts[@]}"
+host_start srv3 "$SRV3"
 host_wait srv3
 farm="srv1 srv2 srv3"
 write_hosts
