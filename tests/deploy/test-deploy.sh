@@ -186,14 +186,17 @@ host_ssh srv1 diskfarm vdisk boot v --kernel /srv/images/vmlinuz \
 # wait_identical SERVER...: until diskfarm status on srv1 lists those
 # servers and says every replica is identical (exit 0).
 wait_identical () {
-  local deadline=$((SECONDS + 180)) h all
+  local t=$SECONDS deadline=$((SECONDS + 180)) h all
   while :; do
     if host_ssh srv1 diskfarm status >"$TESTDIR/status.txt" 2>&1; then
       all=yes
       for h in "$@"; do
         grep -q "$h" "$TESTDIR/status.txt" || all=
       done
-      [ -z "$all" ] || return 0
+      [ -z "$all" ] || {
+        echo "deploy: $* identical after $((SECONDS - t)) s"
+        return 0
+      }
     fi
     [ $SECONDS -lt $deadline ] || {
       cat "$TESTDIR/status.txt" >&2
@@ -204,6 +207,11 @@ wait_identical () {
 }
 wait_identical srv1 srv2
 host_ssh srv2 diskfarm vdisk info v >/dev/null || fail "srv2 has no vDisk v"
+# In srv2's own store, which srv1 does not have.
+host_ssh srv2 test -s /srv/diskfarm/store-srv2/vdisks/v/vdisk.conf ||
+  fail "srv2's store holds no vdisk.conf of v"
+! host_ssh srv1 test -e /srv/diskfarm/store-srv2 ||
+  fail "srv1 has srv2's store directory"
 
 # Step 5: PXE boots from the deployed farm: proxyDHCP and the script
 # from either server, the disk from the servers the script lists.
