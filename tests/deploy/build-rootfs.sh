@@ -102,8 +102,14 @@ if ! [ -e "$base/.complete" ] ||
   remove "$base"
   rm -f "$out/base.key"
   include=$(IFS=,; echo "${base_packages[*]}")
-  debootstrap --variant=minbase --include="$include" bookworm "$base" \
-    "$mirror" >"$log" 2>&1 || die "debootstrap failed (see $log)"
+  # In a session of its own: stopped (a test that failed meanwhile),
+  # this script stops debootstrap and whatever it runs too.
+  setsid debootstrap --variant=minbase --include="$include" bookworm "$base" \
+    "$mirror" >"$log" 2>&1 &
+  boot_pid=$!
+  trap 'kill -TERM -- -"$boot_pid" 2>/dev/null; exit 143' TERM INT
+  wait "$boot_pid" || die "debootstrap failed (see $log)"
+  trap - TERM INT
   touch "$base/.complete"
   echo "$base_key" >"$out/base.key"
 fi
