@@ -12,6 +12,8 @@
 #include "cleanup.h"
 #include "commit.h"
 #include "error.h"
+#include "log.h"
+#include "util.h"
 #include "task-int.h"
 
 struct delta_xfer {
@@ -75,6 +77,8 @@ delta_data (void *opaque, const char *data, size_t n)
     return 0;
   }
   x->t->wire += n;
+  if (x->t->t_first == 0)
+    x->t->t_first = df_now_mono_ns ();
   if (repl_patch_feed (x->t->patch, data, n) == -1) {
     bool full = errno == ENOSPC || errno == EDQUOT;
     x->bad_delta = !full && errno != EIO;
@@ -102,6 +106,19 @@ delta_header (void *opaque, const char *line, size_t n)
  * command, is corrupt like any other: the whole file instead.  Only a
  * full file system is not the delta's fault.
  */
+/* Where the time of a delta went (--verbose). */
+static void
+log_stages (const struct repl_task *t, uint64_t t_end)
+{
+  uint64_t first = t->t_first ? t->t_first : t->t_last;
+
+  df_debug ("delta", "%s: signature %.3f s, first delta byte %.3f s later, "
+            "delta end %.3f s later, patch end and commit %.3f s later",
+            t->f->path, (t->t_sig - t->t_begin) / 1e9,
+            (first - t->t_sig) / 1e9, (t->t_last - first) / 1e9,
+            (t_end - t->t_last) / 1e9);
+}
+
 static void
 complete (struct repl_task *t)
 {
@@ -121,6 +138,7 @@ complete (struct repl_task *t)
     return;
   }
   t->committed = true;
+  log_stages (t, df_now_mono_ns ());
   repl_task_finish (t, 0);
 }
 
@@ -132,6 +150,7 @@ delta_done (void *opaque, CURLcode code, long status, const char *errbuf)
   const struct repl_gw *gw = repl_run_gw (t->run, repl_task_server (t));
   bool bad_delta = x->bad_delta;
 
+  t->t_last = df_now_mono_ns ();
   if (code == CURLE_OK && status == 200 && !t->error) {
     free (x);
     complete (t);
@@ -207,6 +226,7 @@ repl_delta_begin (struct repl_task *t)
   if (basis == NULL)
     return -1;
   t->delta = t->delta_tried = true;
+  t->t_begin = df_now_mono_ns ();
   t->basis_fd = open (basis, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (t->basis_fd == -1 || fstat (t->basis_fd, &sb) == -1)
     return df_error_errno ("%s", basis);
@@ -217,6 +237,7 @@ repl_delta_begin (struct repl_task *t)
     df_error_prefix ("%s", basis);
     return -1;
   }
+  t->t_sig = df_now_mono_ns ();
   t->spath = repl_stage_file_path (t->run->st, t->f, "delta");
   if (t->spath == NULL)
     return -1;

@@ -41,6 +41,7 @@ struct repl_task {
   char *sig;
   size_t sig_len;
   char etag[80];
+  uint64_t t_begin, t_sig, t_first, t_last; /* monotonic ns, for --verbose */
 };
 
 enum { DL_HEAD, DL_MAP, DL_DATA };
