@@ -16,7 +16,6 @@
 #include "delta.h"
 #include "error.h"
 #include "io.h"
-#include "pagecache.h"
 #include "util.h"
 
 #define CHUNK (1024 * 1024)             /* reads and output flushes */
@@ -110,7 +109,6 @@ repl_signature (int fd, uint64_t size, char **sig, size_t *sig_len)
   rs_magic_number magic = 0;
   size_t block_len = 0, strong_len = (size_t) -1;
   struct sig_out o = { 0 };
-  struct df_cache_snap *snap;
   rs_job_t *job;
   int r;
 
@@ -121,9 +119,7 @@ repl_signature (int fd, uint64_t size, char **sig, size_t *sig_len)
   job = rs_sig_begin (block_len, strong_len, magic);
   if (job == NULL)
     return df_error (ENOMEM, "librsync signature");
-  snap = df_cache_snapshot (fd, 0, size);
   r = sig_run (job, fd, size, &o);
-  df_cache_release (snap);
   rs_job_free (job);
   if (r == -1) {
     free (o.buf);
@@ -160,7 +156,6 @@ struct repl_patch {
   rs_job_t *job;
   int basis_fd, out_fd;
   uint64_t basis_size, max;
-  struct df_cache_snap *snap;
   char *out;                    /* CHUNK bytes, flushed when full */
   size_t fill;
   uint64_t out_off;             /* file offset of out[0] */
@@ -208,7 +203,6 @@ repl_patch_new (int basis_fd, uint64_t basis_size, int out_fd, uint64_t max)
     repl_patch_free (p);
     return NULL;
   }
-  p->snap = df_cache_snapshot (basis_fd, 0, basis_size);
   return p;
 }
 
@@ -345,7 +339,6 @@ repl_patch_free (struct repl_patch *p)
     return;
   if (p->job)
     rs_job_free (p->job);
-  df_cache_release (p->snap);
   free (p->pending);
   free (p->out);
   free (p);

@@ -20,7 +20,10 @@
 #include <stdint.h>
 
 /* The signature of the first size bytes of fd (caller frees *sig).
- * Leaves the page cache as it found it.
+ * The caller leaves the page cache as it found it: one snapshot of the
+ * basis over the signature and the patch (df_cache_snapshot), so that
+ * the patch reads what the signature has just read from memory, not
+ * from the disk again.
  */
 int repl_signature (int fd, uint64_t size, char **sig, size_t *sig_len);
 

@@ -13,6 +13,7 @@
 #include "commit.h"
 #include "error.h"
 #include "log.h"
+#include "pagecache.h"
 #include "util.h"
 #include "task-int.h"
 
@@ -47,6 +48,8 @@ fall_back (struct repl_task *t)
 
   t->error = NULL;
   drop_delta (t);
+  df_cache_release (t->basis_snap);     /* the basis is read no more */
+  t->basis_snap = NULL;
   free (t->note);
   if (asprintf (&t->note, "%s; downloading the whole file instead",
                 why ? why : "the delta failed") == -1)
@@ -231,6 +234,8 @@ repl_delta_begin (struct repl_task *t)
   if (t->basis_fd == -1 || fstat (t->basis_fd, &sb) == -1)
     return df_error_errno ("%s", basis);
   t->basis_size = sb.st_size;
+  df_cache_release (t->basis_snap);
+  t->basis_snap = df_cache_snapshot (t->basis_fd, 0, t->basis_size);
   free (t->sig);
   t->sig = NULL;
   if (repl_signature (t->basis_fd, t->basis_size, &t->sig, &t->sig_len) == -1) {

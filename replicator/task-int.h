@@ -37,6 +37,7 @@ struct repl_task {
   /* delta */
   int basis_fd;
   uint64_t basis_size;
+  struct df_cache_snap *basis_snap;     /* the basis's cache, as found */
   struct repl_patch *patch;
   char *sig;
   size_t sig_len;

@@ -201,7 +201,8 @@ cmp "$TESTDIR/patched" "$store1/$new" || fail "rdiff patched another file"
 # the gateway's delta, rdiff's three steps.
 rm -f "$TESTDIR/srv2/$new"; sync
 sync_json srv2 --verbose
-stages_repl=$(sed -n 's/.*debug: delta: [^:]*: //p' "$TESTDIR/srv2.err" | tail -1)
+stages_repl=$(sed -n 's/.*debug: delta: [^:]*: \(signature.*\)/\1/p' "$TESTDIR/srv2.err" | tail -1)
+stages_commit=$(sed -n 's/.*debug: delta: [^:]*: \(content hash.*\)/\1/p' "$TESTDIR/srv2.err" | tail -1)
 stages_gw=$(sed -n 's/.*debug: delta: \([0-9]* bytes in [0-9]* ms\).*/\1/p' \
   "$TESTDIR/gw-srv1.log" | tail -1)
 rm -f "$TESTDIR/sig" "$TESTDIR/delta" "$TESTDIR/patched"; sync
@@ -240,6 +241,7 @@ printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, all from the source" "$t_all" 
 echo "  the layer came from (fan-out rounds): $fan_from"
 if want delta; then
   echo "delta stages, replicator: $stages_repl"
+  echo "  of which the commit: $stages_commit"
   echo "delta stages, source gateway: $stages_gw"
   echo "delta stages, rdiff signature, delta, patch (s): $stages_rdiff"
 fi
