@@ -26,6 +26,12 @@
  * from the disk again.
  */
 int repl_signature (int fd, uint64_t size, char **sig, size_t *sig_len);
+/* The same, signed by up to threads threads, each over a part of whole
+ * blocks (repl_signature uses the cores for bases of 64 MiB and more):
+ * the signature is the same, byte for byte.
+ */
+int repl_signature_threads (int fd, uint64_t size, unsigned threads,
+                            char **sig, size_t *sig_len);
 
 /* Block length and strong-sum length of a signature (its header). */
 int repl_signature_params (const char *sig, size_t len, uint32_t *block_len,

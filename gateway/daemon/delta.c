@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librsync.h>
@@ -233,11 +234,21 @@ finish (struct gw_delta *d, struct job *j, int r, int err, uint64_t size,
   return w;
 }
 
+static uint64_t
+thread_cpu_ns (void)
+{
+  struct timespec ts;
+
+  if (clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts) == -1)
+    return 0;
+  return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Runs job j (a reference taken for it); outside d->lock. */
 static int
 run (struct gw_delta *d, struct job *j, uint64_t *size)
 {
-  uint64_t t0 = df_now_mono_ns ();
+  uint64_t t0 = df_now_mono_ns (), c0 = thread_cpu_ns ();
   int out = gw_delta_file (d->gw->cfg.cache_dir), r;
 
   *size = 0;
@@ -251,8 +262,9 @@ run (struct gw_delta *d, struct job *j, uint64_t *size)
   if (r == -1 && errno != ECANCELED)
     df_log_warning ("delta: %s", df_error_get ());
   else if (r == 0)
-    df_debug ("delta", "%" PRIu64 " bytes in %" PRIu64 " ms", *size,
-              (df_now_mono_ns () - t0) / 1000000);
+    df_debug ("delta", "%" PRIu64 " bytes in %" PRIu64 " ms (CPU %" PRIu64
+              " ms)", *size, (df_now_mono_ns () - t0) / 1000000,
+              (thread_cpu_ns () - c0) / 1000000);
   return r;
 }
 

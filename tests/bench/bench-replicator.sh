@@ -179,12 +179,13 @@ rdiff_all () {
     rdiff patch "$basis" "$TESTDIR/delta" "$TESTDIR/patched"
 }
 rdiff_all_sync () { rdiff_all && sync "$TESTDIR/patched"; }
-rdiff_stages () {
-  secs rdiff signature "$basis" "$TESTDIR/sig"
-  echo -n ' '
-  secs rdiff delta "$TESTDIR/sig" "$store1/$new" "$TESTDIR/delta"
-  echo -n ' '
-  secs rdiff patch "$basis" "$TESTDIR/delta" "$TESTDIR/patched"
+rdiff_stages () {       # wall (user + system CPU) of each step
+  local f='%e (%U + %S)'
+  /usr/bin/time -f "$f" rdiff signature "$basis" "$TESTDIR/sig" 2>&1
+  /usr/bin/time -f "$f" rdiff delta "$TESTDIR/sig" "$store1/$new" \
+    "$TESTDIR/delta" 2>&1
+  /usr/bin/time -f "$f" rdiff patch "$basis" "$TESTDIR/delta" \
+    "$TESTDIR/patched" 2>&1
 }
 t_delta=999 t_rdiff=999 t_rdiff_sync=999
 for _ in $(seq "$ROUNDS"); do
@@ -200,13 +201,16 @@ cmp "$TESTDIR/patched" "$store1/$new" || fail "rdiff patched another file"
 # Where the time goes, one more round of each: the replicator's stages,
 # the gateway's delta, rdiff's three steps.
 rm -f "$TESTDIR/srv2/$new"; sync
-sync_json srv2 --verbose
+/usr/bin/time -o "$TESTDIR/repl.time" -f '%e s (CPU %U + %S s)' \
+  "$REPLICATOR" sync --farm "$TESTDIR/farm" --server srv2 --store store \
+  --json --verbose >"$TESTDIR/srv2.json" 2>"$TESTDIR/srv2.err" ||
+  fail "sync srv2 failed: $(cat "$TESTDIR/srv2.err")"
 stages_repl=$(sed -n 's/.*debug: delta: [^:]*: \(signature.*\)/\1/p' "$TESTDIR/srv2.err" | tail -1)
 stages_commit=$(sed -n 's/.*debug: delta: [^:]*: \(content hash.*\)/\1/p' "$TESTDIR/srv2.err" | tail -1)
-stages_gw=$(sed -n 's/.*debug: delta: \([0-9]* bytes in [0-9]* ms\).*/\1/p' \
+stages_gw=$(sed -n 's/.*debug: delta: \([0-9]* bytes in [0-9]* ms.*\)/\1/p' \
   "$TESTDIR/gw-srv1.log" | tail -1)
 rm -f "$TESTDIR/sig" "$TESTDIR/delta" "$TESTDIR/patched"; sync
-stages_rdiff=$(rdiff_stages)
+stages_rdiff=$(rdiff_stages | tr '\n' ' ')
 delta_how=$(/usr/bin/python3 -c "
 import json
 t = [x for x in json.load(open('$TESTDIR/srv2.json'))['trees'] if x['tree'] == 'store'][0]
@@ -240,10 +244,12 @@ printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, fan-out rounds" "$t_fan" "" "$
 printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, all from the source" "$t_all" "" "$(ratio "$t_all" "$t_one")"
 echo "  the layer came from (fan-out rounds): $fan_from"
 if want delta; then
-  echo "delta stages, replicator: $stages_repl"
+  echo "delta stages, replicator: $(cat "$TESTDIR/repl.time")"
+  echo "  $stages_repl"
   echo "  of which the commit: $stages_commit"
   echo "delta stages, source gateway: $stages_gw"
-  echo "delta stages, rdiff signature, delta, patch (s): $stages_rdiff"
+  echo "delta stages, rdiff signature, delta, patch: s (CPU user + system s):"
+  echo "  $stages_rdiff"
 fi
 echo
 echo "ratios: curl/replicator (goal >= 0.9), replicator/rdiff (goal <= 1),"
