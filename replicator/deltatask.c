@@ -201,6 +201,7 @@ delta_post (struct repl_task *t)
   }
   repl_patch_free (t->patch);
   t->patch = repl_patch_new (t->basis_fd, t->basis_size, t->fd, t->f->size);
+  t->t_first = 0;               /* of this source's answer */
   x = t->patch ? calloc (1, sizeof *x) : NULL;
   if (x == NULL)
     return -1;
