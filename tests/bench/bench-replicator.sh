@@ -211,6 +211,14 @@ stages_gw=$(sed -n 's/.*debug: delta: \([0-9]* bytes in [0-9]* ms.*\)/\1/p' \
   "$TESTDIR/gw-srv1.log" | tail -1)
 rm -f "$TESTDIR/sig" "$TESTDIR/delta" "$TESTDIR/patched"; sync
 stages_rdiff=$(rdiff_stages | tr '\n' ' ')
+# CPU seconds in all: the replicator's run and the gateway's delta thread
+# against rdiff's three steps (what a busy machine shares out).
+cpu_repl=$(sed -n 's/.*(CPU \([0-9.]*\) + \([0-9.]*\) s)/\1 \2/p' "$TESTDIR/repl.time" |
+  awk '{ print $1 + $2 }')
+cpu_gw=$(sed -n 's/.*(CPU \([0-9]*\) ms)/\1/p' <<<"$stages_gw" | awk '{ print $1 / 1000 }')
+cpu_rdiff=$(grep -o '([0-9.]* + [0-9.]*)' <<<"$stages_rdiff" | tr -d '()+' |
+  awk '{ t += $1 + $2 } END { print t }')
+cpu_ours=$(awk -v a="$cpu_repl" -v b="$cpu_gw" 'BEGIN { print a + b }')
 delta_how=$(/usr/bin/python3 -c "
 import json
 t = [x for x in json.load(open('$TESTDIR/srv2.json'))['trees'] if x['tree'] == 'store'][0]
@@ -250,6 +258,8 @@ if want delta; then
   echo "delta stages, source gateway: $stages_gw"
   echo "delta stages, rdiff signature, delta, patch: s (CPU user + system s):"
   echo "  $stages_rdiff"
+  echo "CPU s in all: replicator + gateway $cpu_ours ($cpu_repl + $cpu_gw)," \
+    "rdiff $cpu_rdiff, ratio $(ratio "$cpu_ours" "$cpu_rdiff")"
 fi
 echo
 echo "ratios: curl/replicator (goal >= 0.9), replicator/rdiff (goal <= 1),"
