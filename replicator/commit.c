@@ -15,6 +15,7 @@
 #include "commit.h"
 #include "error.h"
 #include "io.h"
+#include "log.h"
 #include "pagecache.h"
 #include "layer/layer.h"
 #include "util.h"
@@ -151,12 +152,15 @@ repl_commit (struct repl_stage *st, int fd, const char *spath,
   CLEANUP_FREE char *rel = strdup (f->path);
   CLEANUP_FREE char *dir = NULL;
   struct stat now;
+  uint64_t t0, t1;
 
   if (live == NULL || rel == NULL)
     return df_error_errno ("%s", f->path);
+  t0 = df_now_mono_ns ();
   if (repl_verify_staged (fd, spath, f) == -1 ||
       check_manifest (st, spath, f) == -1)
     return -1;
+  t1 = df_now_mono_ns ();
   if (ensure_dir (repl_stage_root (st), dirname (rel)) == -1)
     return -1;
   dir = strdup (live);
@@ -170,6 +174,8 @@ repl_commit (struct repl_stage *st, int fd, const char *spath,
     return -1;
   if (fsync (fd) == -1)
     return df_error_errno ("fsync %s", spath);
+  df_debug ("delta", "%s: content hash checked in %.3f s, fsync %.3f s",
+            f->path, (t1 - t0) / 1e9, (df_now_mono_ns () - t1) / 1e9);
   if (rename (spath, live) == -1)
     return df_error_errno ("rename %s to %s", spath, live);
   if (df_fsync_dir (dir) == -1)

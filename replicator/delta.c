@@ -16,12 +16,14 @@
 #include "delta.h"
 #include "error.h"
 #include "io.h"
-#include "pagecache.h"
 #include "util.h"
 
 #define CHUNK (1024 * 1024)             /* reads and output flushes */
 #define PAGE 4096
 #define WRITEBACK (32 * 1024 * 1024)    /* start writeback this often */
+#define SIG_HEADER 12                   /* magic, block and strong length */
+#define SIG_MAX_THREADS 4
+#define SIG_SPLIT_MIN (64 * 1024 * 1024) /* smaller bases sign in one go */
 
 /* librsync logs to stderr by default; library code does not print, and
  * every failure here becomes a message of our own.
@@ -72,26 +74,26 @@ sig_drain (struct sig_out *o, const char *out, size_t n)
   return 0;
 }
 
+/* Signs [off, end) of fd. */
 static int
-sig_run (rs_job_t *job, int fd, uint64_t size, struct sig_out *o)
+sig_run (rs_job_t *job, int fd, uint64_t off, uint64_t end, struct sig_out *o)
 {
   CLEANUP_FREE char *in = malloc (CHUNK), *out = malloc (CHUNK);
   rs_buffers_t b = { 0 };
-  uint64_t off = 0;
   rs_result res;
 
   if (in == NULL || out == NULL)
     return df_error_errno ("signature");
   do {
     if (b.avail_in == 0 && !b.eof_in) {
-      ssize_t r = df_pread_full (fd, in, size - off < CHUNK ? size - off : CHUNK,
-                                   off);
+      ssize_t r = df_pread_full (fd, in, end - off < CHUNK ? end - off : CHUNK,
+                                 off);
       if (r == -1)
         return df_error_errno ("read");
       off += r;
       b.next_in = in;
       b.avail_in = r;
-      b.eof_in = off >= size || r == 0;
+      b.eof_in = off >= end || r == 0;
     }
     b.next_out = out;
     b.avail_out = CHUNK;
@@ -104,35 +106,128 @@ sig_run (rs_job_t *job, int fd, uint64_t size, struct sig_out *o)
   return 0;
 }
 
-int
-repl_signature (int fd, uint64_t size, char **sig, size_t *sig_len)
+/* One part of a signature: whole blocks of the file, signed alone.  A
+ * signature is a header and then one entry per block, each depending on
+ * its block only, so the parts' entries concatenated (one header) are
+ * the signature of the whole file, byte for byte.
+ */
+struct sig_part {
+  int fd;
+  uint64_t off, end;
+  size_t block_len, strong_len;
+  rs_magic_number magic;
+  struct sig_out o;
+  int r, err;
+  char *msg;                    /* the failure of a thread */
+  pthread_t thread;
+};
+
+static int
+sig_part_run (struct sig_part *p)
 {
+  rs_job_t *job = rs_sig_begin (p->block_len, p->strong_len, p->magic);
+  int r;
+
+  if (job == NULL)
+    return df_error (ENOMEM, "librsync signature");
+  r = sig_run (job, p->fd, p->off, p->end, &p->o);
+  rs_job_free (job);
+  return r;
+}
+
+static void *
+sig_part_thread (void *opaque)
+{
+  struct sig_part *p = opaque;
+
+  p->r = sig_part_run (p);
+  if (p->r == -1) {
+    p->err = errno;
+    p->msg = strdup (df_error_get ());
+  }
+  return NULL;
+}
+
+/* Joins the parts' entries after the first part's output (its header
+ * and entries) in parts[0].o.
+ */
+static int
+sig_join (struct sig_part *parts, unsigned n)
+{
+  unsigned i;
+
+  for (i = 1; i < n; i++) {
+    if (parts[i].o.len < SIG_HEADER)
+      return df_error (EIO, "librsync: a signature without its header");
+    if (sig_drain (&parts[0].o, parts[i].o.buf + SIG_HEADER,
+                   parts[i].o.len - SIG_HEADER) == -1)
+      return -1;
+  }
+  return 0;
+}
+
+int
+repl_signature_threads (int fd, uint64_t size, unsigned threads, char **sig,
+                        size_t *sig_len)
+{
+  struct sig_part parts[SIG_MAX_THREADS] = { { 0 } };
   rs_magic_number magic = 0;
   size_t block_len = 0, strong_len = (size_t) -1;
-  struct sig_out o = { 0 };
-  struct df_cache_snap *snap;
-  rs_job_t *job;
-  int r;
+  uint64_t nblocks, per;
+  unsigned i, started = 0;
+  int r = 0;
 
   quiet_librsync ();
   if (rs_sig_args (size, &magic, &block_len, &strong_len) != RS_DONE)
     return df_error (EINVAL, "librsync has no signature parameters for %llu "
                      "bytes", (unsigned long long) size);
-  job = rs_sig_begin (block_len, strong_len, magic);
-  if (job == NULL)
-    return df_error (ENOMEM, "librsync signature");
-  snap = df_cache_snapshot (fd, 0, size);
-  r = sig_run (job, fd, size, &o);
-  df_cache_release (snap);
-  rs_job_free (job);
+  nblocks = (size + block_len - 1) / block_len;
+  threads = threads < 1 ? 1 : threads > SIG_MAX_THREADS ? SIG_MAX_THREADS : threads;
+  if (nblocks < threads)
+    threads = 1;
+  per = nblocks / threads;
+  for (i = 0; i < threads; i++)
+    parts[i] = (struct sig_part) {
+      .fd = fd, .off = i * per * block_len,
+      .end = i + 1 < threads ? (i + 1) * per * block_len : size,
+      .block_len = block_len, .strong_len = strong_len, .magic = magic,
+    };
+  for (i = 1; i < threads; i++, started++)
+    if (pthread_create (&parts[i].thread, NULL, sig_part_thread, &parts[i])) {
+      r = df_error (EAGAIN, "cannot start a signature thread");
+      break;
+    }
+  if (r == 0)
+    r = sig_part_run (&parts[0]);
+  for (i = 1; i <= started; i++) {
+    pthread_join (parts[i].thread, NULL);
+    if (r == 0 && parts[i].r == -1)
+      r = df_error (parts[i].err, "%s", parts[i].msg ? parts[i].msg : "failed");
+  }
+  if (r == 0)
+    r = sig_join (parts, threads);
+  for (i = 1; i < threads; i++) {
+    free (parts[i].o.buf);
+    free (parts[i].msg);
+  }
   if (r == -1) {
-    free (o.buf);
+    free (parts[0].o.buf);
     df_error_prefix ("signature");
     return -1;
   }
-  *sig = o.buf;
-  *sig_len = o.len;
+  *sig = parts[0].o.buf;
+  *sig_len = parts[0].o.len;
   return 0;
+}
+
+int
+repl_signature (int fd, uint64_t size, char **sig, size_t *sig_len)
+{
+  long cpus = sysconf (_SC_NPROCESSORS_ONLN);
+  unsigned threads = size < SIG_SPLIT_MIN || cpus < 2 ? 1
+    : cpus > SIG_MAX_THREADS ? SIG_MAX_THREADS : (unsigned) cpus;
+
+  return repl_signature_threads (fd, size, threads, sig, sig_len);
 }
 
 static uint32_t
@@ -160,7 +255,6 @@ struct repl_patch {
   rs_job_t *job;
   int basis_fd, out_fd;
   uint64_t basis_size, max;
-  struct df_cache_snap *snap;
   char *out;                    /* CHUNK bytes, flushed when full */
   size_t fill;
   uint64_t out_off;             /* file offset of out[0] */
@@ -208,7 +302,6 @@ repl_patch_new (int basis_fd, uint64_t basis_size, int out_fd, uint64_t max)
     repl_patch_free (p);
     return NULL;
   }
-  p->snap = df_cache_snapshot (basis_fd, 0, basis_size);
   return p;
 }
 
@@ -345,7 +438,6 @@ repl_patch_free (struct repl_patch *p)
     return;
   if (p->job)
     rs_job_free (p->job);
-  df_cache_release (p->snap);
   free (p->pending);
   free (p->out);
   free (p);

@@ -20,9 +20,18 @@
 #include <stdint.h>
 
 /* The signature of the first size bytes of fd (caller frees *sig).
- * Leaves the page cache as it found it.
+ * The caller leaves the page cache as it found it: one snapshot of the
+ * basis over the signature and the patch (df_cache_snapshot), so that
+ * the patch reads what the signature has just read from memory, not
+ * from the disk again.
  */
 int repl_signature (int fd, uint64_t size, char **sig, size_t *sig_len);
+/* The same, signed by up to threads threads, each over a part of whole
+ * blocks (repl_signature uses the cores for bases of 64 MiB and more):
+ * the signature is the same, byte for byte.
+ */
+int repl_signature_threads (int fd, uint64_t size, unsigned threads,
+                            char **sig, size_t *sig_len);
 
 /* Block length and strong-sum length of a signature (its header). */
 int repl_signature_params (const char *sig, size_t len, uint32_t *block_len,

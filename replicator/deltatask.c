@@ -12,6 +12,9 @@
 #include "cleanup.h"
 #include "commit.h"
 #include "error.h"
+#include "log.h"
+#include "pagecache.h"
+#include "util.h"
 #include "task-int.h"
 
 struct delta_xfer {
@@ -45,6 +48,8 @@ fall_back (struct repl_task *t)
 
   t->error = NULL;
   drop_delta (t);
+  df_cache_release (t->basis_snap);     /* the basis is read no more */
+  t->basis_snap = NULL;
   free (t->note);
   if (asprintf (&t->note, "%s; downloading the whole file instead",
                 why ? why : "the delta failed") == -1)
@@ -75,6 +80,8 @@ delta_data (void *opaque, const char *data, size_t n)
     return 0;
   }
   x->t->wire += n;
+  if (x->t->t_first == 0)
+    x->t->t_first = df_now_mono_ns ();
   if (repl_patch_feed (x->t->patch, data, n) == -1) {
     bool full = errno == ENOSPC || errno == EDQUOT;
     x->bad_delta = !full && errno != EIO;
@@ -102,6 +109,19 @@ delta_header (void *opaque, const char *line, size_t n)
  * command, is corrupt like any other: the whole file instead.  Only a
  * full file system is not the delta's fault.
  */
+/* Where the time of a delta went (--verbose). */
+static void
+log_stages (const struct repl_task *t, uint64_t t_end)
+{
+  uint64_t first = t->t_first ? t->t_first : t->t_last;
+
+  df_debug ("delta", "%s: signature %.3f s, first delta byte %.3f s later, "
+            "delta end %.3f s later, patch end and commit %.3f s later",
+            t->f->path, (t->t_sig - t->t_begin) / 1e9,
+            (first - t->t_sig) / 1e9, (t->t_last - first) / 1e9,
+            (t_end - t->t_last) / 1e9);
+}
+
 static void
 complete (struct repl_task *t)
 {
@@ -121,6 +141,7 @@ complete (struct repl_task *t)
     return;
   }
   t->committed = true;
+  log_stages (t, df_now_mono_ns ());
   repl_task_finish (t, 0);
 }
 
@@ -132,6 +153,7 @@ delta_done (void *opaque, CURLcode code, long status, const char *errbuf)
   const struct repl_gw *gw = repl_run_gw (t->run, repl_task_server (t));
   bool bad_delta = x->bad_delta;
 
+  t->t_last = df_now_mono_ns ();
   if (code == CURLE_OK && status == 200 && !t->error) {
     free (x);
     complete (t);
@@ -179,6 +201,7 @@ delta_post (struct repl_task *t)
   }
   repl_patch_free (t->patch);
   t->patch = repl_patch_new (t->basis_fd, t->basis_size, t->fd, t->f->size);
+  t->t_first = 0;               /* of this source's answer */
   x = t->patch ? calloc (1, sizeof *x) : NULL;
   if (x == NULL)
     return -1;
@@ -207,16 +230,20 @@ repl_delta_begin (struct repl_task *t)
   if (basis == NULL)
     return -1;
   t->delta = t->delta_tried = true;
+  t->t_begin = df_now_mono_ns ();
   t->basis_fd = open (basis, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (t->basis_fd == -1 || fstat (t->basis_fd, &sb) == -1)
     return df_error_errno ("%s", basis);
   t->basis_size = sb.st_size;
+  df_cache_release (t->basis_snap);
+  t->basis_snap = df_cache_snapshot (t->basis_fd, 0, t->basis_size);
   free (t->sig);
   t->sig = NULL;
   if (repl_signature (t->basis_fd, t->basis_size, &t->sig, &t->sig_len) == -1) {
     df_error_prefix ("%s", basis);
     return -1;
   }
+  t->t_sig = df_now_mono_ns ();
   t->spath = repl_stage_file_path (t->run->st, t->f, "delta");
   if (t->spath == NULL)
     return -1;

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "error.h"
+#include "log.h"
 #include "sync.h"
 #include "util.h"
 #include "watch.h"
@@ -169,7 +170,10 @@ parse (struct repl_opts *o, unsigned *interval, int argc, char **argv)
     case OPT_ALLOW_EMPTY: o->allow_empty = true; break;
     case OPT_INTERVAL: *interval = number ("--interval", optarg, 1, 3600); break;
     case 'q': o->quiet = true; break;
-    case 'v': o->verbose = true; break;
+    case 'v':
+      o->verbose = true;
+      df_log_debug_enable ("delta");    /* where a delta's time goes */
+      break;
     case OPT_HELP:
       fputs (usage_text, stdout);
       exit (0);

@@ -37,10 +37,12 @@ struct repl_task {
   /* delta */
   int basis_fd;
   uint64_t basis_size;
+  struct df_cache_snap *basis_snap;     /* the basis's cache, as found */
   struct repl_patch *patch;
   char *sig;
   size_t sig_len;
   char etag[80];
+  uint64_t t_begin, t_sig, t_first, t_last; /* monotonic ns, for --verbose */
 };
 
 enum { DL_HEAD, DL_MAP, DL_DATA };

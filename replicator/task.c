@@ -16,6 +16,7 @@
 #include "cleanup.h"
 #include "commit.h"
 #include "error.h"
+#include "pagecache.h"
 #include "task-int.h"
 
 const struct repl_gw *
@@ -113,6 +114,8 @@ repl_task_etag_matches (const struct repl_task *t, const char *line, size_t n)
 void
 repl_task_finish (struct repl_task *t, int r)
 {
+  df_cache_release (t->basis_snap);     /* the basis is read no more */
+  t->basis_snap = NULL;
   if (r == 0 && !t->committed &&
       repl_commit (t->run->st, t->fd, t->spath, t->f) == -1) {
     repl_task_fail (t, "%s", df_error_get ());
@@ -200,6 +203,7 @@ repl_task_free (struct repl_task *t)
     return;
   if (t->fd >= 0)
     close (t->fd);
+  df_cache_release (t->basis_snap);
   if (t->basis_fd >= 0)
     close (t->basis_fd);
   repl_patch_free (t->patch);

@@ -181,6 +181,34 @@ test_roundtrip (void **state)
   free (sig);
 }
 
+/* Signed in parts by threads: the very bytes of one librsync job over
+ * the whole file, for any number of parts (also a short last block).
+ */
+static void
+test_signature_threads (void **state)
+{
+  static const unsigned threads[] = { 2, 3, 4 };
+  static const uint64_t sizes[] = { SIZE, SIZE - 12345 };
+  char *one, *parts;
+  size_t one_len, parts_len, i, k;
+  int fd = open (basis_path, O_RDONLY);
+
+  (void) state;
+  for (k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    assert_int_equal (repl_signature_threads (fd, sizes[k], 1, &one, &one_len),
+                      0);
+    for (i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+      assert_int_equal (repl_signature_threads (fd, sizes[k], threads[i],
+                                                &parts, &parts_len), 0);
+      assert_int_equal (parts_len, one_len);
+      assert_memory_equal (parts, one, one_len);
+      free (parts);
+    }
+    free (one);
+  }
+  close (fd);
+}
+
 /* A delta made for another, longer basis copies past our end. */
 static void
 test_other_basis (void **state)
@@ -218,6 +246,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_roundtrip),
     cmocka_unit_test (test_other_basis),
+    cmocka_unit_test (test_signature_threads),
   };
 
   return cmocka_run_group_tests (tests, setup, teardown);

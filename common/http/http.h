@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -158,6 +159,37 @@ int df_http_respond_error (struct df_http_request *req, unsigned status,
  */
 int df_http_respond_file (struct df_http_request *req, int fd,
                           const char *content_type, const char *etag);
+/* A body made while it is sent, its length unknown (chunked): read
+ * (opaque, s, pos, buf, max) runs on the server's thread whenever the
+ * client can take more, and returns the bytes it put in buf from body
+ * offset pos (1..max), or
+ *   0 after df_http_stream_wait (s): none yet; the connection sleeps
+ *     until some thread calls df_http_stream_wake (s), once, and read
+ *     runs again.  The caller's own lock orders the two: the wake must
+ *     not come before the wait;
+ *   DF_HTTP_STREAM_END: the body is complete;
+ *   DF_HTTP_STREAM_ERROR: the body cannot be completed; the connection
+ *     is closed without the last chunk, so the client sees a failed
+ *     transfer, never a short body that looks whole.
+ * free_fn (opaque) runs once the response is done with (also when this
+ * fails).  A sleeping connection is never closed: s stays valid until
+ * it is woken.
+ */
+struct df_http_stream;
+#define DF_HTTP_STREAM_END (-1)
+#define DF_HTTP_STREAM_ERROR (-2)
+typedef ssize_t (*df_http_stream_read_fn) (void *opaque,
+                                           struct df_http_stream *s,
+                                           uint64_t pos, char *buf,
+                                           size_t max);
+typedef void (*df_http_stream_free_fn) (void *opaque);
+int df_http_respond_stream (struct df_http_request *req, unsigned status,
+                            const char *content_type,
+                            df_http_stream_read_fn read,
+                            df_http_stream_free_fn free_fn, void *opaque);
+void df_http_stream_wait (struct df_http_stream *s);
+void df_http_stream_wake (struct df_http_stream *s);
+
 /* The file response of req leaves the page cache as it found it: the
  * pages of the file it sends that were not cached before are dropped
  * once the request ends (replication must not evict what a server's

@@ -1,6 +1,7 @@
 /* diskfarm-gateway serve — computing a librsync delta (see
  * gw_delta_compute in gw.h): the signature loaded and indexed, the file
- * scanned, the delta written to an unlinked file.
+ * scanned, the delta written to an unlinked file as librsync makes it,
+ * each write announced so that requests can send it on at once.
  */
 #include <config.h>
 
@@ -37,6 +38,8 @@ struct feeder {
   char *ibuf, *obuf;            /* IO_BUF each */
   size_t obuf_len;
   int out;                      /* -1: nothing comes out */
+  gw_delta_progress_fn progress;
+  void *opaque;
 };
 
 static int
@@ -45,6 +48,8 @@ drain (struct feeder *f, const char *p, size_t n, uint64_t *written)
   if (df_write_full (f->out, p, n) == -1)
     return df_error_errno ("write the delta");
   *written += n;
+  if (f->progress)
+    f->progress (f->opaque, *written);
   return 0;
 }
 
@@ -105,8 +110,8 @@ run_job (const bool *stop, rs_job_t *job, struct feeder *f, uint64_t *written)
 }
 
 /* A file to write a delta into: unlinked from the start. */
-static int
-delta_file (const char *dir)
+int
+gw_delta_file (const char *dir)
 {
   CLEANUP_FREE char *tmpl = NULL;
   int fd = open (dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -123,9 +128,9 @@ delta_file (const char *dir)
 }
 
 int
-gw_delta_compute (const char *cache_dir, const bool *stop, const char *sig_data,
-                  size_t sig_len, int in, const struct stat *in_st,
-                  uint64_t *size)
+gw_delta_compute (const bool *stop, const char *sig_data, size_t sig_len,
+                  int in, const struct stat *in_st, int out,
+                  gw_delta_progress_fn progress, void *opaque, uint64_t *size)
 {
   CLEANUP_FREE char *ibuf = malloc (IO_BUF), *obuf = malloc (IO_BUF);
   struct feeder f = { .in = -1, .data = sig_data, .len = sig_len,
@@ -147,12 +152,11 @@ gw_delta_compute (const char *cache_dir, const bool *stop, const char *sig_data,
   rs_job_free (job);
   if (r == 0 && rs_build_hash_table (sig) != RS_DONE)
     r = df_error (ENOMEM, "librsync: cannot index the signature");
-  if (r == 0 && (f.out = delta_file (cache_dir)) == -1)
-    r = -1;
   if (r == 0) {
     /* As rdiff does: a block in, four blocks of room out. */
     f = (struct feeder) { .in = in, .feed = info.block_len, .ibuf = ibuf,
-                          .obuf = obuf, .out = f.out,
+                          .obuf = obuf, .out = out, .progress = progress,
+                          .opaque = opaque,
                           .obuf_len = 10 + 4 * (size_t) info.block_len };
     if (f.obuf_len > IO_BUF)
       f.obuf_len = IO_BUF;
@@ -170,11 +174,6 @@ gw_delta_compute (const char *cache_dir, const bool *stop, const char *sig_data,
                  st.st_ctim.tv_sec != in_st->st_ctim.tv_sec ||
                  st.st_ctim.tv_nsec != in_st->st_ctim.tv_nsec))
     r = df_error (ESTALE, "the file changed while its delta was computed");
-  if (r == -1) {
-    if (f.out >= 0)
-      close (f.out);
-    return -1;
-  }
-  return f.out;
+  return r;
 }
 

@@ -3,8 +3,14 @@
  * PATH.
  *
  * A delta of a big layer takes seconds, so it is computed by worker
- * threads (--delta-jobs) into an unlinked file in the cache directory,
- * while the request waits suspended.  Deltas are jobs keyed by the
+ * threads (--delta-jobs) into an unlinked file in the cache directory.
+ * The request waits suspended until the delta's first bytes are there,
+ * then the answer streams (chunked) what the job has written so far and
+ * sleeps until it writes more, so that the caller patches while the
+ * delta is computed.  A job that fails after that ends the answer
+ * without its last chunk: the caller sees a failed transfer.  A job
+ * that fails before any byte of delta (a signature librsync refuses)
+ * answers 500 with its message.  Deltas are jobs keyed by the
  * SHA-256 of the signature and the file's content hash: a request for a
  * job already queued or running joins it (fifty servers with the same
  * basis cost one computation), and finished deltas stay cached, least
@@ -24,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librsync.h>
@@ -47,6 +54,15 @@ struct waiter {
   struct waiter *next;
 };
 
+struct job;
+
+/* An answer streaming a job's delta (holds a reference to the job). */
+struct streamer {
+  struct job *j;
+  struct df_http_stream *s;     /* while in j->streams: asleep */
+  struct streamer *next;
+};
+
 struct job {
   struct gw_delta *d;
   struct job *next;             /* in d->jobs while listed */
@@ -59,11 +75,13 @@ struct job {
   int in;                       /* the file, until computed */
   struct stat in_st;
   uint8_t file_hash[DF_HASH_LEN];
-  int out;                      /* JOB_DONE: the delta (unlinked) */
+  int out;                      /* from JOB_RUNNING: the delta (unlinked) */
+  uint64_t produced;            /* bytes of out written so far */
   uint64_t size;
   char *error;                  /* JOB_FAILED */
   uint64_t used;
-  struct waiter *waiters;
+  struct waiter *waiters;       /* until the first bytes of delta */
+  struct streamer *streams;     /* asleep until more is written */
 };
 
 struct gw_delta {
@@ -146,11 +164,45 @@ resume_all (struct waiter *w)
   }
 }
 
-/* Records the outcome of j (out: the delta's fd, or -1 with err) and
- * hands back its waiters; under d->lock.
+/* Wakes the answers that sleep for more delta: outside the lock.  Each
+ * is asleep until woken, so it cannot go away before.
+ */
+static void
+wake_all (struct streamer *st)
+{
+  while (st) {
+    struct streamer *next = st->next;
+    df_http_stream_wake (st->s);
+    st = next;
+  }
+}
+
+/* The job wrote more delta (written bytes in all): what waits for it is
+ * woken.
+ */
+static void
+progress (void *opaque, uint64_t written)
+{
+  struct job *j = opaque;
+  struct gw_delta *d = j->d;
+  struct waiter *w;
+  struct streamer *st;
+
+  pthread_mutex_lock (&d->lock);
+  j->produced = written;
+  w = TAKE_PTR (j->waiters);
+  st = TAKE_PTR (j->streams);
+  pthread_mutex_unlock (&d->lock);
+  resume_all (w);
+  wake_all (st);
+}
+
+/* Records the outcome of j (r: 0, or -1 with err) and hands back what
+ * waits for it; under d->lock.
  */
 static struct waiter *
-finish (struct gw_delta *d, struct job *j, int out, int err, uint64_t size)
+finish (struct gw_delta *d, struct job *j, int r, int err, uint64_t size,
+        struct streamer **st)
 {
   struct waiter *w;
 
@@ -160,7 +212,7 @@ finish (struct gw_delta *d, struct job *j, int out, int err, uint64_t size)
   close (j->in);
   j->in = -1;
   j->used = ++d->clock;
-  if (out == -1) {
+  if (r == -1) {
     j->state = err == ECANCELED ? JOB_STOPPED : JOB_FAILED;
     if (err != ECANCELED)
       j->error = strdup (df_error_get ());
@@ -169,7 +221,6 @@ finish (struct gw_delta *d, struct job *j, int out, int err, uint64_t size)
   }
   else {
     j->state = JOB_DONE;
-    j->out = out;
     j->size = size;
     if (j->listed) {
       d->cached_bytes += size;
@@ -178,8 +229,43 @@ finish (struct gw_delta *d, struct job *j, int out, int err, uint64_t size)
     }
   }
   w = TAKE_PTR (j->waiters);
+  *st = TAKE_PTR (j->streams);
   job_unref (j);                /* the worker's reference */
   return w;
+}
+
+static uint64_t
+thread_cpu_ns (void)
+{
+  struct timespec ts;
+
+  if (clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts) == -1)
+    return 0;
+  return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Runs job j (a reference taken for it); outside d->lock. */
+static int
+run (struct gw_delta *d, struct job *j, uint64_t *size)
+{
+  uint64_t t0 = df_now_mono_ns (), c0 = thread_cpu_ns ();
+  int out = gw_delta_file (d->gw->cfg.cache_dir), r;
+
+  *size = 0;
+  if (out == -1)
+    return -1;
+  pthread_mutex_lock (&d->lock);
+  j->out = out;                 /* closed with the job */
+  pthread_mutex_unlock (&d->lock);
+  r = gw_delta_compute (&d->stop, j->sig, j->sig_len, j->in, &j->in_st, out,
+                        progress, j, size);
+  if (r == -1 && errno != ECANCELED)
+    df_log_warning ("delta: %s", df_error_get ());
+  else if (r == 0)
+    df_debug ("delta", "%" PRIu64 " bytes in %" PRIu64 " ms (CPU %" PRIu64
+              " ms)", *size, (df_now_mono_ns () - t0) / 1000000,
+              (thread_cpu_ns () - c0) / 1000000);
+  return r;
 }
 
 static void *
@@ -191,8 +277,9 @@ worker (void *opaque)
   while (!d->stop) {
     struct job *j;
     struct waiter *w;
-    uint64_t size, t0;
-    int out, err;
+    struct streamer *st;
+    uint64_t size;
+    int r, err;
 
     for (j = d->jobs; j && j->state != JOB_QUEUED; j = j->next)
       ;
@@ -204,28 +291,107 @@ worker (void *opaque)
     d->queued--;
     j->refs++;
     pthread_mutex_unlock (&d->lock);
-    t0 = df_now_mono_ns ();
-    out = gw_delta_compute (d->gw->cfg.cache_dir, &d->stop, j->sig, j->sig_len,
-                            j->in, &j->in_st, &size);
+    r = run (d, j, &size);
     err = errno;
-    if (out == -1 && err != ECANCELED)
-      df_log_warning ("delta: %s", df_error_get ());
-    else if (out >= 0)
-      df_debug ("delta", "%" PRIu64 " bytes in %" PRIu64 " ms", size,
-                (df_now_mono_ns () - t0) / 1000000);
     pthread_mutex_lock (&d->lock);
-    w = finish (d, j, out, err, size);
+    w = finish (d, j, r, err, size, &st);
     pthread_mutex_unlock (&d->lock);
     resume_all (w);
+    wake_all (st);
     pthread_mutex_lock (&d->lock);
   }
   pthread_mutex_unlock (&d->lock);
   return NULL;
 }
 
+/* ---- streaming a delta as it is computed ---- */
+
+static ssize_t
+stream_read (void *opaque, struct df_http_stream *s, uint64_t pos, char *buf,
+             size_t max)
+{
+  struct streamer *st = opaque;
+  struct job *j = st->j;
+  struct gw_delta *d = j->d;
+  enum job_state state;
+  uint64_t avail;
+  ssize_t r;
+
+  pthread_mutex_lock (&d->lock);
+  state = j->state;
+  avail = state == JOB_DONE ? j->size : j->produced;
+  if (state != JOB_DONE && state != JOB_RUNNING) {
+    pthread_mutex_unlock (&d->lock);
+    return DF_HTTP_STREAM_ERROR;        /* the worker said why */
+  }
+  if (pos >= avail) {
+    if (state == JOB_DONE) {
+      pthread_mutex_unlock (&d->lock);
+      return DF_HTTP_STREAM_END;
+    }
+    /* Asleep before the lock goes: no wake can come before. */
+    st->s = s;
+    st->next = j->streams;
+    j->streams = st;
+    df_http_stream_wait (s);
+    pthread_mutex_unlock (&d->lock);
+    return 0;
+  }
+  pthread_mutex_unlock (&d->lock);
+  if (max > avail - pos)
+    max = avail - pos;
+  r = pread (j->out, buf, max, pos);    /* j->out lives as long as j */
+  if (r <= 0) {
+    df_log_warning ("delta: cannot read what was computed: %s",
+                    r == 0 ? "end of file" : strerror (errno));
+    return DF_HTTP_STREAM_ERROR;
+  }
+  return r;
+}
+
+static void
+stream_free (void *opaque)
+{
+  struct streamer *st = opaque, **p;
+  struct gw_delta *d = st->j->d;
+
+  pthread_mutex_lock (&d->lock);
+  for (p = &st->j->streams; *p; p = &(*p)->next)
+    if (*p == st) {
+      *p = st->next;
+      break;
+    }
+  job_unref (st->j);
+  pthread_mutex_unlock (&d->lock);
+  free (st);
+}
+
+/* Answers with the delta of a running job (takes the reference). */
+static int
+answer_stream (struct df_http_request *req, struct job *j, const char *etag)
+{
+  struct streamer *st = calloc (1, sizeof *st);
+
+  if (st == NULL) {
+    pthread_mutex_lock (&j->d->lock);
+    job_unref (j);
+    pthread_mutex_unlock (&j->d->lock);
+    return df_error_errno ("delta");
+  }
+  st->j = j;
+  if (df_http_add_header (req, "ETag", etag) == -1) {
+    stream_free (st);
+    return -1;
+  }
+  return df_http_respond_stream (req, 200, "application/octet-stream",
+                                 stream_read, stream_free, st);
+}
+
 /* ---- requests ---- */
 
-/* The answer once the job has run (the continuation of a waiter). */
+/* The answer once the job has run or begun to write its delta (the
+ * continuation of a waiter).
+ */
 static int
 answer (struct df_http_request *req, void *opaque)
 {
@@ -234,18 +400,30 @@ answer (struct df_http_request *req, void *opaque)
   char etag[DF_HASH_LEN * 2 + 3], hex[DF_HASH_LEN * 2 + 1], mt[32];
   CLEANUP_FREE char *error = NULL;
   enum job_state state;
+  bool stream;
   int fd = -1;
 
   pthread_mutex_lock (&d->lock);
   state = j->state;
+  stream = state == JOB_RUNNING && j->produced > 0 && !d->stop;
   if (state == JOB_DONE)
     fd = dup (j->out);
   else if (state == JOB_FAILED)
     error = strdup (j->error ? j->error : "failed");
   snprintf (etag, sizeof etag, "\"%s\"", gw_hex_hash (j->file_hash, hex));
   snprintf (mt, sizeof mt, "%" PRIu64, gw_mtime_ns (&j->in_st));
-  job_unref (j);
+  if (!stream)
+    job_unref (j);
   pthread_mutex_unlock (&d->lock);
+  if (stream) {
+    if (df_http_add_header (req, "X-Diskfarm-Mtime-Ns", mt) == -1) {
+      pthread_mutex_lock (&d->lock);
+      job_unref (j);
+      pthread_mutex_unlock (&d->lock);
+      return -1;
+    }
+    return answer_stream (req, j, etag);
+  }
   if (state == JOB_FAILED)
     return df_http_respond_error (req, 500, "delta-failed", "%s",
                                   error ? error : "failed");
@@ -367,7 +545,7 @@ wait_for (struct gw_delta *d, struct df_http_request *req, struct job *j)
   struct waiter *w;
 
   j->refs++;
-  if (j->state == JOB_DONE) {
+  if (j->state == JOB_DONE || (j->state == JOB_RUNNING && j->produced > 0)) {
     pthread_mutex_unlock (&d->lock);
     return answer (req, j);
   }
@@ -488,6 +666,7 @@ void
 gw_delta_shutdown (struct gw_delta *d)
 {
   struct waiter *w = NULL;
+  struct streamer *st = NULL;
   struct job *j;
   size_t i;
 
@@ -500,17 +679,27 @@ gw_delta_shutdown (struct gw_delta *d)
   for (i = 0; i < d->nthreads; i++)
     pthread_join (d->threads[i], NULL);
   d->nthreads = 0;
-  /* Jobs that never ran: their requests hear 503. */
+  /* Jobs that never ran: their requests hear 503; streams that sleep
+   * end (a job stopped: without their last chunk).
+   */
   pthread_mutex_lock (&d->lock);
-  for (j = d->jobs; j; j = j->next)
+  for (j = d->jobs; j; j = j->next) {
+    while (j->streams) {
+      struct streamer *x = j->streams;
+      j->streams = x->next;
+      x->next = st;
+      st = x;
+    }
     while (j->waiters) {
       struct waiter *x = j->waiters;
       j->waiters = x->next;
       x->next = w;
       w = x;
     }
+  }
   pthread_mutex_unlock (&d->lock);
   resume_all (w);
+  wake_all (st);
 }
 
 /* After the HTTP servers: no request can hold a job any more. */

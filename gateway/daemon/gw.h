@@ -205,13 +205,18 @@ int gw_sessions_foreach (struct gw *gw,
                          void *opaque);
 
 /* delta-compute.c: the librsync delta from the basis a signature
- * describes to the file open as in (in_st: its fstat), into an unlinked
- * file of cache_dir; returns its fd with *size its length, or -1 with a
- * message (ECANCELED once *stop is true, ESTALE if the file changed).
+ * describes to the file open as in (in_st: its fstat), written to out
+ * from its start as librsync makes it; progress (opaque, bytes) follows
+ * every write.  0 with *size the delta's length, or -1 with a message
+ * (ECANCELED once *stop is true, ESTALE if the file changed).
  */
-int gw_delta_compute (const char *cache_dir, const bool *stop,
-                      const char *sig, size_t sig_len, int in,
-                      const struct stat *in_st, uint64_t *size);
+typedef void (*gw_delta_progress_fn) (void *opaque, uint64_t written);
+int gw_delta_compute (const bool *stop, const char *sig, size_t sig_len,
+                      int in, const struct stat *in_st, int out,
+                      gw_delta_progress_fn progress, void *opaque,
+                      uint64_t *size);
+/* An unlinked file in dir for a delta, or -1 with a message. */
+int gw_delta_file (const char *dir);
 
 /* delta.c */
 struct gw_delta *gw_delta_new (struct gw *gw);

@@ -15,11 +15,13 @@ secs () {
 
 # rate BYTES SECONDS: MiB/s.
 rate () {
+  case "$2" in -) echo -; return ;; esac
   awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? b / 1048576 / s : 0) }'
 }
 
 # ratio A B: A / B with two decimals.
 ratio () {
+  case "$1$2" in *-*) echo -; return ;; esac
   awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 }
 

@@ -14,7 +14,8 @@
 #
 #   meson test -C build --suite bench -v bench-replicator.sh
 # BENCH_MIB (default 2048) sizes the layer, BENCH_FAN_MIB (512) the
-# fan-out's.  Every figure is the best of 3 rounds that alternate the
+# fan-out's; BENCH_CASES (default "whole delta fanout") picks the cases
+# (delta needs whole).  Every figure is the best of 3 rounds that alternate the
 # tools.  On loopback nothing limits the network: CPU and disk do.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/bench/bench-lib.sh"
@@ -27,10 +28,12 @@ requires /usr/bin/nbdsh --version
 MIB=${BENCH_MIB:-2048}
 FAN_MIB=${BENCH_FAN_MIB:-512}
 ROUNDS=${BENCH_ROUNDS:-3}
+CASES=" ${BENCH_CASES:-whole delta fanout} "
+want () { case "$CASES" in *" $1 "*) return 0 ;; esac; return 1; }
 keep () { awk -v a="$1" -v t="$2" 'BEGIN { print (t < a) ? t : a }'; }
 
 repl_farm 9
-repl_start_gateway srv1 --delta-cache 0     # every delta computed anew
+repl_start_gateway srv1 --delta-cache 0 -D delta  # every delta anew
 for k in 2 3 4 5 6 7 8 9; do repl_start_gateway srv$k; done
 store1=$TESTDIR/srv1
 
@@ -46,7 +49,8 @@ sync_json () {
   local s=$1
   shift
   "$REPLICATOR" sync --farm "$TESTDIR/farm" --server "$s" --store store \
-    --json "$@" >"$TESTDIR/$s.json" || fail "sync $s failed"
+    --json "$@" >"$TESTDIR/$s.json" 2>"$TESTDIR/$s.err" ||
+    fail "sync $s failed: $(cat "$TESTDIR/$s.err")"
 }
 wire () {       # wire FILE: bytes on the wire of a JSON report
   /usr/bin/python3 -c "
@@ -72,6 +76,8 @@ empty_stores () {
 }
 
 # ---- fan-out ----
+t_one=- t_fan=- t_all=- fan_from=-
+if want fanout; then
 random_image "$TESTDIR/fan.raw" "$FAN_MIB"
 df --server srv1 vdisk import fan "$TESTDIR/fan.raw" >/dev/null
 fan_layer=vdisks/fan/0001.layer
@@ -100,6 +106,7 @@ for _ in $(seq "$ROUNDS"); do
   t_all=$(keep "$t_all" "$t")
 done
 repl_identical srv1 "${eight[@]}"
+fi
 for k in 3 4 5 6 7 8 9; do repl_stop_gateway srv$k; done
 
 # ---- whole file ----
@@ -111,7 +118,8 @@ url="http://127.0.0.1:${REPL_PORT[srv1]}/v1/stores/store/files/$layer"
 curl_get () { curl -sf -H "Authorization: Bearer $REPL_TOKEN" -o "$TESTDIR/c.layer" "$url"; }
 curl_get_sync () { curl_get && sync "$TESTDIR/c.layer"; }
 t_repl=999 t_curl=999 t_curl_sync=999
-for _ in $(seq "$ROUNDS"); do
+want whole || { sync_secs srv2 >/dev/null; t_repl=- t_curl=- t_curl_sync=-; }
+want whole && for _ in $(seq "$ROUNDS"); do
   empty_stores srv2
   t_repl=$(keep "$t_repl" "$(sync_secs srv2)")
   rm -f "$TESTDIR/c.layer"; sync
@@ -123,6 +131,8 @@ rm -f "$TESTDIR/c.layer"
 repl_identical srv1 srv2
 
 # ---- delta: a merge that changed 1% of the 64 KiB blocks ----
+t_delta=- t_rdiff=- t_rdiff_sync=- our_wire=- rs_wire=- sig_len=0 delta_len=0
+if want delta; then
 blocks=$((MIB * 16))                   # 64 KiB blocks
 changed=$((blocks / 100))
 df --server srv1 version new big >/dev/null
@@ -169,6 +179,14 @@ rdiff_all () {
     rdiff patch "$basis" "$TESTDIR/delta" "$TESTDIR/patched"
 }
 rdiff_all_sync () { rdiff_all && sync "$TESTDIR/patched"; }
+rdiff_stages () {       # wall (user + system CPU) of each step
+  local f='%e (%U + %S)'
+  /usr/bin/time -f "$f" rdiff signature "$basis" "$TESTDIR/sig" 2>&1
+  /usr/bin/time -f "$f" rdiff delta "$TESTDIR/sig" "$store1/$new" \
+    "$TESTDIR/delta" 2>&1
+  /usr/bin/time -f "$f" rdiff patch "$basis" "$TESTDIR/delta" \
+    "$TESTDIR/patched" 2>&1
+}
 t_delta=999 t_rdiff=999 t_rdiff_sync=999
 for _ in $(seq "$ROUNDS"); do
   rm -f "$TESTDIR/srv2/$new"; sync
@@ -180,6 +198,27 @@ for _ in $(seq "$ROUNDS"); do
   t_rdiff_sync=$(keep "$t_rdiff_sync" "$(secs rdiff_all_sync)")
 done
 cmp "$TESTDIR/patched" "$store1/$new" || fail "rdiff patched another file"
+# Where the time goes, one more round of each: the replicator's stages,
+# the gateway's delta, rdiff's three steps.
+rm -f "$TESTDIR/srv2/$new"; sync
+/usr/bin/time -o "$TESTDIR/repl.time" -f '%e s (CPU %U + %S s)' \
+  "$REPLICATOR" sync --farm "$TESTDIR/farm" --server srv2 --store store \
+  --json --verbose >"$TESTDIR/srv2.json" 2>"$TESTDIR/srv2.err" ||
+  fail "sync srv2 failed: $(cat "$TESTDIR/srv2.err")"
+stages_repl=$(sed -n 's/.*debug: delta: [^:]*: \(signature.*\)/\1/p' "$TESTDIR/srv2.err" | tail -1)
+stages_commit=$(sed -n 's/.*debug: delta: [^:]*: \(content hash.*\)/\1/p' "$TESTDIR/srv2.err" | tail -1)
+stages_gw=$(sed -n 's/.*debug: delta: \([0-9]* bytes in [0-9]* ms.*\)/\1/p' \
+  "$TESTDIR/gw-srv1.log" | tail -1)
+rm -f "$TESTDIR/sig" "$TESTDIR/delta" "$TESTDIR/patched"; sync
+stages_rdiff=$(rdiff_stages | tr '\n' ' ')
+# CPU seconds in all: the replicator's run and the gateway's delta thread
+# against rdiff's three steps (what a busy machine shares out).
+cpu_repl=$(sed -n 's/.*(CPU \([0-9.]*\) + \([0-9.]*\) s)/\1 \2/p' "$TESTDIR/repl.time" |
+  awk '{ print $1 + $2 }')
+cpu_gw=$(sed -n 's/.*(CPU \([0-9]*\) ms)/\1/p' <<<"$stages_gw" | awk '{ print $1 / 1000 }')
+cpu_rdiff=$(grep -o '([0-9.]* + [0-9.]*)' <<<"$stages_rdiff" | tr -d '()+' |
+  awk '{ t += $1 + $2 } END { print t }')
+cpu_ours=$(awk -v a="$cpu_repl" -v b="$cpu_gw" 'BEGIN { print a + b }')
 delta_how=$(/usr/bin/python3 -c "
 import json
 t = [x for x in json.load(open('$TESTDIR/srv2.json'))['trees'] if x['tree'] == 'store'][0]
@@ -193,6 +232,7 @@ rs_wire=$((rs_sent + rs_recv))
 our_wire=$(wire "$TESTDIR/srv2.json")
 sig_len=$(stat -c %s "$TESTDIR/sig")
 delta_len=$(stat -c %s "$TESTDIR/delta")
+fi
 
 fan_bytes=$((FAN_MIB << 20))
 echo
@@ -211,6 +251,16 @@ printf '%-46s %10s %10s\n' "fan-out ${FAN_MIB} MiB: 1 -> 1 server" "$t_one" "$(r
 printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, fan-out rounds" "$t_fan" "" "$(ratio "$t_fan" "$t_one")"
 printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, all from the source" "$t_all" "" "$(ratio "$t_all" "$t_one")"
 echo "  the layer came from (fan-out rounds): $fan_from"
+if want delta; then
+  echo "delta stages, replicator: $(cat "$TESTDIR/repl.time")"
+  echo "  $stages_repl"
+  echo "  of which the commit: $stages_commit"
+  echo "delta stages, source gateway: $stages_gw"
+  echo "delta stages, rdiff signature, delta, patch: s (CPU user + system s):"
+  echo "  $stages_rdiff"
+  echo "CPU s in all: replicator + gateway $cpu_ours ($cpu_repl + $cpu_gw)," \
+    "rdiff $cpu_rdiff, ratio $(ratio "$cpu_ours" "$cpu_rdiff")"
+fi
 echo
 echo "ratios: curl/replicator (goal >= 0.9), replicator/rdiff (goal <= 1),"
 echo "wire replicator/rsync (goal <= 1.1), 8 servers/1 server (goal <= 2)"

@@ -2,7 +2,8 @@
 # The delta endpoint against rdiff: the signature of a basis goes in,
 # the delta comes out, and "rdiff patch" makes exactly the file.
 # Identical concurrent requests cost one computation, repeats come from
-# the cache; signatures with librsync's small default blocks on a big
+# the cache; the delta streams while it is computed, and an error after
+# the answer has begun ends it without its last chunk; signatures with librsync's small default blocks on a big
 # file, garbage and oversized bodies are refused.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/lib/gateway.sh"
@@ -86,5 +87,36 @@ expect_code 404 /v1/stores/store/delta/vdisks/base/vdisk.conf -X POST \
 expect_code 403 /v1/stores/store/delta/vdisks/base/../x --path-as-is -X POST \
   --data-binary @"$TESTDIR/basis.sig"
 [ "$(metric diskfarm_gateway_deltas_computed_total)" = 2 ] || fail "a refusal computed"
+
+# The file changes while its delta streams (a basis with nothing in
+# common: 256 MiB to scan, the delta as big): the answer has begun (200,
+# chunked) and must fail visibly, never end like a whole delta.
+make_image "$TESTDIR/big.raw" 256M 0:256
+df vdisk import big "$TESTDIR/big.raw" >/dev/null
+rm -f "$TESTDIR/big.raw"
+make_image "$TESTDIR/bbasis" 256M 0:256
+rdiff -f signature "$TESTDIR/bbasis" "$TESTDIR/bbasis.sig"
+rm -f "$TESTDIR/bbasis"
+curl -sS -D "$TESTDIR/bheaders" -H "Authorization: Bearer $TOKEN" \
+  --data-binary @"$TESTDIR/bbasis.sig" -o "$TESTDIR/bdelta" \
+  "$GW_URL/v1/stores/store/delta/vdisks/big/0001.layer" 2>"$TESTDIR/berr" &
+cpid=$!
+for _ in $(seq 1200); do
+  [ "$(stat -c %s "$TESTDIR/bdelta" 2>/dev/null || echo 0)" -ge 1048576 ] && break
+  kill -0 $cpid 2>/dev/null || break
+  sleep 0.05
+done
+[ "$(stat -c %s "$TESTDIR/bdelta" 2>/dev/null || echo 0)" -ge 1048576 ] ||
+  fail "no delta streamed: $(cat "$TESTDIR/berr")"
+touch "$TESTDIR/farm/store/vdisks/big/0001.layer"
+if wait $cpid; then
+  fail "a delta whose file changed arrived as if whole ($(stat -c %s "$TESTDIR/bdelta") bytes)"
+fi
+tr -d '\r' <"$TESTDIR/bheaders" | grep -q "^HTTP/1.1 200" ||
+  fail "not a 200 answer: $(cat "$TESTDIR/bheaders")"
+tr -d '\r' <"$TESTDIR/bheaders" | grep -qi "^transfer-encoding: chunked" ||
+  fail "the delta did not stream: $(cat "$TESTDIR/bheaders")"
+grep -q "changed while its delta was computed" "$TESTDIR/gateway-g1.log" ||
+  fail "the gateway did not say why: $(tail -5 "$TESTDIR/gateway-g1.log")"
 stop_gateways
 echo PASS
