@@ -14,7 +14,8 @@
 #
 #   meson test -C build --suite bench -v bench-replicator.sh
 # BENCH_MIB (default 2048) sizes the layer, BENCH_FAN_MIB (512) the
-# fan-out's.  Every figure is the best of 3 rounds that alternate the
+# fan-out's; BENCH_CASES (default "fanout whole delta") picks the cases
+# (delta needs whole).  Every figure is the best of 3 rounds that alternate the
 # tools.  On loopback nothing limits the network: CPU and disk do.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/bench/bench-lib.sh"
@@ -27,6 +28,9 @@ requires /usr/bin/nbdsh --version
 MIB=${BENCH_MIB:-2048}
 FAN_MIB=${BENCH_FAN_MIB:-512}
 ROUNDS=${BENCH_ROUNDS:-3}
+CASES=" ${BENCH_CASES:-fanout whole delta} "
+want () { [[ $CASES == *" $1 "* ]]; }
+want delta && ! want whole && fail "BENCH_CASES: delta needs whole"
 keep () { awk -v a="$1" -v t="$2" 'BEGIN { print (t < a) ? t : a }'; }
 
 repl_farm 9
@@ -72,6 +76,7 @@ empty_stores () {
 }
 
 # ---- fan-out ----
+if want fanout; then
 random_image "$TESTDIR/fan.raw" "$FAN_MIB"
 df --server srv1 vdisk import fan "$TESTDIR/fan.raw" >/dev/null
 fan_layer=vdisks/fan/0001.layer
@@ -101,8 +106,10 @@ for _ in $(seq "$ROUNDS"); do
 done
 repl_identical srv1 "${eight[@]}"
 for k in 3 4 5 6 7 8 9; do repl_stop_gateway srv$k; done
+fi
 
 # ---- whole file ----
+if want whole; then
 random_image "$TESTDIR/big.raw" "$MIB"
 df --server srv1 vdisk import big "$TESTDIR/big.raw" >/dev/null
 layer=vdisks/big/0001.layer
@@ -121,8 +128,10 @@ for _ in $(seq "$ROUNDS"); do
 done
 rm -f "$TESTDIR/c.layer"
 repl_identical srv1 srv2
+fi
 
 # ---- delta: a merge that changed 1% of the 64 KiB blocks ----
+if want delta; then
 blocks=$((MIB * 16))                   # 64 KiB blocks
 changed=$((blocks / 100))
 df --server srv1 version new big >/dev/null
@@ -193,24 +202,31 @@ rs_wire=$((rs_sent + rs_recv))
 our_wire=$(wire "$TESTDIR/srv2.json")
 sig_len=$(stat -c %s "$TESTDIR/sig")
 delta_len=$(stat -c %s "$TESTDIR/delta")
+fi
 
 fan_bytes=$((FAN_MIB << 20))
 echo
 echo "diskfarm-replicator benchmark (best of $ROUNDS; loopback; indicative)"
 printf '%-46s %10s %10s %8s\n' "case" "seconds" "MiB/s" "ratio"
-printf '%-46s %10s %10s\n' "whole ${MIB} MiB layer: diskfarm-replicator" "$t_repl" "$(rate "$size" "$t_repl")"
-printf '%-46s %10s %10s %8s\n' "  curl from the same gateway" "$t_curl" "$(rate "$size" "$t_curl")" "$(ratio "$t_curl" "$t_repl")"
-printf '%-46s %10s %10s %8s\n' "  curl + sync" "$t_curl_sync" "$(rate "$size" "$t_curl_sync")" "$(ratio "$t_curl_sync" "$t_repl")"
-printf '%-46s %10s %10s\n' "merge, 1% of 64K blocks: replicator delta" "$t_delta" ""
-printf '%-46s %10s %10s %8s\n' "  rdiff signature + delta + patch" "$t_rdiff" "" "$(ratio "$t_delta" "$t_rdiff")"
-printf '%-46s %10s %10s %8s\n' "  rdiff ... + sync" "$t_rdiff_sync" "" "$(ratio "$t_delta" "$t_rdiff_sync")"
-printf '%-46s %10s\n' "  bytes on the wire: diskfarm-replicator" "$our_wire"
-printf '%-46s %10s %10s %8s\n' "  bytes on the wire: rsync --no-whole-file" "$rs_wire" "" "$(ratio "$our_wire" "$rs_wire")"
-printf '%-46s %10s\n' "  rdiff: signature + delta bytes" "$((sig_len + delta_len))"
-printf '%-46s %10s %10s\n' "fan-out ${FAN_MIB} MiB: 1 -> 1 server" "$t_one" "$(rate "$fan_bytes" "$t_one")"
-printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, fan-out rounds" "$t_fan" "" "$(ratio "$t_fan" "$t_one")"
-printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, all from the source" "$t_all" "" "$(ratio "$t_all" "$t_one")"
-echo "  the layer came from (fan-out rounds): $fan_from"
+if want whole; then
+  printf '%-46s %10s %10s\n' "whole ${MIB} MiB layer: diskfarm-replicator" "$t_repl" "$(rate "$size" "$t_repl")"
+  printf '%-46s %10s %10s %8s\n' "  curl from the same gateway" "$t_curl" "$(rate "$size" "$t_curl")" "$(ratio "$t_curl" "$t_repl")"
+  printf '%-46s %10s %10s %8s\n' "  curl + sync" "$t_curl_sync" "$(rate "$size" "$t_curl_sync")" "$(ratio "$t_curl_sync" "$t_repl")"
+fi
+if want delta; then
+  printf '%-46s %10s %10s\n' "merge, 1% of 64K blocks: replicator delta" "$t_delta" ""
+  printf '%-46s %10s %10s %8s\n' "  rdiff signature + delta + patch" "$t_rdiff" "" "$(ratio "$t_delta" "$t_rdiff")"
+  printf '%-46s %10s %10s %8s\n' "  rdiff ... + sync" "$t_rdiff_sync" "" "$(ratio "$t_delta" "$t_rdiff_sync")"
+  printf '%-46s %10s\n' "  bytes on the wire: diskfarm-replicator" "$our_wire"
+  printf '%-46s %10s %10s %8s\n' "  bytes on the wire: rsync --no-whole-file" "$rs_wire" "" "$(ratio "$our_wire" "$rs_wire")"
+  printf '%-46s %10s\n' "  rdiff: signature + delta bytes" "$((sig_len + delta_len))"
+fi
+if want fanout; then
+  printf '%-46s %10s %10s\n' "fan-out ${FAN_MIB} MiB: 1 -> 1 server" "$t_one" "$(rate "$fan_bytes" "$t_one")"
+  printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, fan-out rounds" "$t_fan" "" "$(ratio "$t_fan" "$t_one")"
+  printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, all from the source" "$t_all" "" "$(ratio "$t_all" "$t_one")"
+  echo "  the layer came from (fan-out rounds): $fan_from"
+fi
 echo
 echo "ratios: curl/replicator (goal >= 0.9), replicator/rdiff (goal <= 1),"
 echo "wire replicator/rsync (goal <= 1.1), 8 servers/1 server (goal <= 2)"
