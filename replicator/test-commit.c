@@ -117,19 +117,19 @@ test_commit_layer_then_manifest (void **state)
   /* A wrong hash is refused and nothing becomes live. */
   fd = stage_copy (st, &layer, &spath);
   layer.hash[5] ^= 1;
-  assert_int_equal (repl_commit (st, fd, spath, &layer), -1);
+  assert_int_equal (repl_commit (st, fd, spath, &layer, NULL), -1);
   assert_error_contains ("content hash");
   layer.hash[5] ^= 1;
   live = test_path (dst_store, layer.path);
   assert_int_equal (access (live, F_OK), -1);
   /* A wrong size likewise. */
   layer.size++;
-  assert_int_equal (repl_commit (st, fd, spath, &layer), -1);
+  assert_int_equal (repl_commit (st, fd, spath, &layer, NULL), -1);
   assert_error_contains ("bytes arrived");
   layer.size--;
 
   /* The right one: live, exact mtime, staged file gone, hash known. */
-  if (repl_commit (st, fd, spath, &layer) == -1)
+  if (repl_commit (st, fd, spath, &layer, NULL) == -1)
     fail_msg ("%s", df_error_get ());
   close (fd);
   assert_int_equal (access (spath, F_OK), -1);
@@ -143,7 +143,7 @@ test_commit_layer_then_manifest (void **state)
   if (repl_check_vdisk_conf (st, "v", text, len) == -1)
     fail_msg ("%s", df_error_get ());
   fd = stage_copy (st, &conf, &spath);
-  assert_int_equal (repl_commit (st, fd, spath, &conf), 0);
+  assert_int_equal (repl_commit (st, fd, spath, &conf, NULL), 0);
   close (fd);
   free (spath);
   free (text);
