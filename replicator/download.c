@@ -15,6 +15,7 @@
 #include "error.h"
 #include "io.h"
 #include "layer/layer.h"
+#include "pagecache.h"
 #include "task-int.h"
 #include "util.h"
 
@@ -24,6 +25,7 @@
 #define HEAD_FIRST DF_LAYER_HEADER_SIZE  /* then the map, then data */
 #define WBUF (1024 * 1024)
 #define WRITEBACK (32 * 1024 * 1024)    /* start writeback this often */
+#define RECV_BUF (512 * 1024)           /* curl's receive buffer */
 
 /* One Range request, writing what arrives into the staged file. */
 struct piece {
@@ -65,8 +67,15 @@ write_pages (struct repl_task *t, const char *buf, size_t n, uint64_t pos)
     i = j;
   }
   if (t->since_writeback >= WRITEBACK) {
-    /* Start writeback now, so the commit's fsync has little left. */
+    /* Start writeback now, so the commit's fsync has little left, and
+     * drop what earlier rounds wrote back (DONTNEED leaves dirty pages
+     * and pages under writeback alone): the copy holds a few windows of
+     * the page cache, not the whole file, and the commit's drop has
+     * little left either.  Nothing reads the staged file back: its
+     * hash is taken as it arrives.
+     */
     sync_file_range (t->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    df_cache_drop (t->fd);
     t->since_writeback = 0;
   }
   return 0;
@@ -218,6 +227,8 @@ fetch (struct repl_task *t, uint64_t start, uint64_t end)
   }
   snprintf (range, sizeof range, "%" PRIu64 "-%" PRIu64, start, end - 1);
   curl_easy_setopt (p->h, CURLOPT_RANGE, range);
+  /* Fewer, bigger reads (curl's default is 16 KiB a read). */
+  curl_easy_setopt (p->h, CURLOPT_BUFFERSIZE, (long) RECV_BUF);
   df_hex (t->f->hash, DF_HASH_LEN, hex);
   snprintf (ifrange, sizeof ifrange, "If-Range: \"%s\"", hex);
   headers = curl_slist_append (headers, ifrange);
