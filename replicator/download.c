@@ -485,6 +485,11 @@ open_staged (struct repl_task *t)
 
   if (t->fd >= 0)
     return 0;
+  /* A hasher belongs to the file it saw written (a delta's output that
+   * fell back to this download is another file).
+   */
+  df_layer_hasher_free (t->hasher);
+  t->hasher = NULL;
   free (t->spath);
   t->spath = repl_stage_file_path (t->run->st, t->f, "part");
   if (t->spath == NULL)

@@ -96,8 +96,8 @@ setup_regions (struct df_layer_hasher *hs)
     if (b % hs->per == 0)
       R->next = b * bs;
     if (block_present (hs, b)) {
-      uint64_t end = (b + 1) * bs < hs->info.size ? (b + 1) * bs : hs->info.size;
-      R->want += end - b * bs;
+      uint64_t end = (b + 1) * bs;
+      R->want += (end < hs->info.size ? end : hs->info.size) - b * bs;
       R->state = R_OPEN;
     }
   }
@@ -121,7 +121,7 @@ learn (struct df_layer_hasher *hs, uint64_t off, const uint8_t *p, size_t len)
   }
   skip = hs->learnt - off;
   if (skip >= len)
-    return len;                 /* arrived again: the file is compared at the end */
+    return len;                 /* again: the end compares the file */
   n = len - skip < need - hs->learnt ? len - skip : need - hs->learnt;
   if (hs->have_info)
     memcpy (hs->map + (hs->learnt - hs->info.map_offset), p + skip, n);
@@ -132,11 +132,12 @@ learn (struct df_layer_hasher *hs, uint64_t off, const uint8_t *p, size_t len)
     return skip + n;
   if (!hs->have_info) {
     if (layer_decode_header (hs->head, &hs->info) == -1 ||
-        (hs->map = malloc (hs->info.map_length ? hs->info.map_length : 1)) == NULL)
+        (hs->map = malloc (hs->info.map_length)) == NULL)
       hs->lost = true;
     hs->have_info = true;
   }
-  else if (layer_check_map (&hs->info, hs->map) == -1 || setup_regions (hs) == -1)
+  else if (layer_check_map (&hs->info, hs->map) == -1 ||
+           setup_regions (hs) == -1)
     hs->lost = true;
   else
     hs->have_map = true;
@@ -222,7 +223,8 @@ feed_data (struct df_layer_hasher *hs, uint64_t off, const uint8_t *p,
     bool present = block_present (hs, b);
 
     /* A run of blocks alike, inside one region. */
-    while (e * bs < v + len && e % hs->per != 0 && block_present (hs, e) == present)
+    while (e * bs < v + len && e % hs->per != 0 &&
+           block_present (hs, e) == present)
       e++;
     n = (e * bs < v + len ? e * bs : v + len) - v;
     if (present)
@@ -292,11 +294,12 @@ df_layer_hasher_final (struct df_layer_hasher *hs, const struct df_layer *l,
 
   if (hs->lost || !hs->have_map || !same_layout (hs, l))
     return df_layer_hash (l, hash);
-  present = malloc ((hs->nregions ? hs->nregions : 1) * sizeof *present);
-  todo = malloc ((hs->nregions ? hs->nregions : 1) * sizeof *todo);
-  todo_at = malloc ((hs->nregions ? hs->nregions : 1) * sizeof *todo_at);
-  leaves = malloc ((hs->nregions ? hs->nregions : 1) * sizeof *leaves);
-  todo_leaves = malloc ((hs->nregions ? hs->nregions : 1) * sizeof *todo_leaves);
+  /* nregions >= 1: a layer has at least one block. */
+  present = malloc (hs->nregions * sizeof *present);
+  todo = malloc (hs->nregions * sizeof *todo);
+  todo_at = malloc (hs->nregions * sizeof *todo_at);
+  leaves = malloc (hs->nregions * sizeof *leaves);
+  todo_leaves = malloc (hs->nregions * sizeof *todo_leaves);
   if (!present || !todo || !todo_at || !leaves || !todo_leaves)
     return df_error_errno ("hash %s", l->path);
   for (r = 0; r < hs->nregions; r++) {
