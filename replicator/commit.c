@@ -23,7 +23,7 @@
 
 static int
 hash_staged (int fd, const char *spath, const struct repl_file *f,
-             uint8_t hash[DF_HASH_LEN])
+             struct df_layer_hasher *hs, uint8_t hash[DF_HASH_LEN])
 {
   struct df_layer *l;
   int r;
@@ -38,13 +38,14 @@ hash_staged (int fd, const char *spath, const struct repl_file *f,
     df_layer_close (l);
     return df_error (EINVAL, "the layer is not sealed");
   }
-  r = df_layer_hash (l, hash);
+  r = hs ? df_layer_hasher_final (hs, l, hash) : df_layer_hash (l, hash);
   df_layer_close (l);
   return r;
 }
 
 int
-repl_verify_staged (int fd, const char *spath, const struct repl_file *f)
+repl_verify_staged (int fd, const char *spath, const struct repl_file *f,
+                    struct df_layer_hasher *hs)
 {
   uint8_t hash[DF_HASH_LEN];
   char want[DF_HASH_TEXT_LEN + 1], got[DF_HASH_TEXT_LEN + 1];
@@ -56,7 +57,7 @@ repl_verify_staged (int fd, const char *spath, const struct repl_file *f)
     return df_error (EIO, "%s: %" PRIu64 " bytes arrived, the source's "
                      "manifest says %" PRIu64, f->path, (uint64_t) st.st_size,
                      f->size);
-  if (hash_staged (fd, spath, f, hash) == -1) {
+  if (hash_staged (fd, spath, f, hs, hash) == -1) {
     df_error_prefix ("%s: what arrived is not a valid %s", f->path,
                      repl_kind_name (f->kind));
     return -1;
@@ -146,7 +147,7 @@ check_manifest (struct repl_stage *st, const char *spath,
 
 int
 repl_commit (struct repl_stage *st, int fd, const char *spath,
-             const struct repl_file *f)
+             const struct repl_file *f, struct df_layer_hasher *hs)
 {
   CLEANUP_FREE char *live = repl_stage_live_path (st, f->path);
   CLEANUP_FREE char *rel = strdup (f->path);
@@ -157,7 +158,7 @@ repl_commit (struct repl_stage *st, int fd, const char *spath,
   if (live == NULL || rel == NULL)
     return df_error_errno ("%s", f->path);
   t0 = df_now_mono_ns ();
-  if (repl_verify_staged (fd, spath, f) == -1 ||
+  if (repl_verify_staged (fd, spath, f, hs) == -1 ||
       check_manifest (st, spath, f) == -1)
     return -1;
   t1 = df_now_mono_ns ();

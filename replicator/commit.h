@@ -18,15 +18,23 @@
 #ifndef DISKFARM_REPL_COMMIT_H
 #define DISKFARM_REPL_COMMIT_H
 
+#include "layer/layer.h"
 #include "manifest.h"
 #include "stage.h"
 
-/* Step 1 on a complete staged file (fd open on spath). */
-int repl_verify_staged (int fd, const char *spath, const struct repl_file *f);
+/* Step 1 on a complete staged file (fd open on spath).  A layer's
+ * content hash comes from hs if it saw the file's bytes as they were
+ * written (df_layer_hasher_final: what it did not hash on the way is
+ * read from the file), else from the file; hs may be NULL.
+ */
+int repl_verify_staged (int fd, const char *spath, const struct repl_file *f,
+                        struct df_layer_hasher *hs);
 
-/* Steps 1-4; the hash is remembered for the live path. */
+/* Steps 1-4; the hash is remembered for the live path.  hs as for
+ * repl_verify_staged.
+ */
 int repl_commit (struct repl_stage *st, int fd, const char *spath,
-                 const struct repl_file *f);
+                 const struct repl_file *f, struct df_layer_hasher *hs);
 
 /* A live file with the right content and another mtime: checks its hash
  * again (remembered or computed), sets the mtime, confirms, fsyncs.

@@ -135,7 +135,7 @@ complete (struct repl_task *t)
       fall_back (t);
     return;
   }
-  if (repl_commit (t->run->st, t->fd, t->spath, t->f) == -1) {
+  if (repl_commit (t->run->st, t->fd, t->spath, t->f, t->hasher) == -1) {
     repl_task_fail (t, "%s", df_error_get ());
     fall_back (t);
     return;

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "io.h"
 #include "layer/layer.h"
+#include "pagecache.h"
 #include "task-int.h"
 #include "util.h"
 
@@ -24,6 +25,7 @@
 #define HEAD_FIRST DF_LAYER_HEADER_SIZE  /* then the map, then data */
 #define WBUF (1024 * 1024)
 #define WRITEBACK (32 * 1024 * 1024)    /* start writeback this often */
+#define RECV_BUF (512 * 1024)           /* curl's receive buffer */
 
 /* One Range request, writing what arrives into the staged file. */
 struct piece {
@@ -65,8 +67,15 @@ write_pages (struct repl_task *t, const char *buf, size_t n, uint64_t pos)
     i = j;
   }
   if (t->since_writeback >= WRITEBACK) {
-    /* Start writeback now, so the commit's fsync has little left. */
+    /* Start writeback now, so the commit's fsync has little left, and
+     * drop what earlier rounds wrote back (DONTNEED leaves dirty pages
+     * and pages under writeback alone): the copy holds a few windows of
+     * the page cache, not the whole file, and the commit's drop has
+     * little left either.  Nothing reads the staged file back: its
+     * hash is taken as it arrives.
+     */
     sync_file_range (t->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    df_cache_drop (t->fd);
     t->since_writeback = 0;
   }
   return 0;
@@ -85,6 +94,8 @@ piece_flush (struct piece *p, bool last)
     return 0;
   if (write_pages (p->t, p->buf, n, p->pos) == -1)
     return -1;
+  if (p->t->hasher)
+    df_layer_hasher_data (p->t->hasher, p->pos, p->buf, n);
   memmove (p->buf, p->buf + n, p->fill - n);
   p->fill -= n;
   p->pos += n;
@@ -216,6 +227,8 @@ fetch (struct repl_task *t, uint64_t start, uint64_t end)
   }
   snprintf (range, sizeof range, "%" PRIu64 "-%" PRIu64, start, end - 1);
   curl_easy_setopt (p->h, CURLOPT_RANGE, range);
+  /* Fewer, bigger reads (curl's default is 16 KiB a read). */
+  curl_easy_setopt (p->h, CURLOPT_BUFFERSIZE, (long) RECV_BUF);
   df_hex (t->f->hash, DF_HASH_LEN, hex);
   snprintf (ifrange, sizeof ifrange, "If-Range: \"%s\"", hex);
   headers = curl_slist_append (headers, ifrange);
@@ -230,11 +243,32 @@ fetch (struct repl_task *t, uint64_t start, uint64_t end)
   return 0;
 }
 
+/* Where a piece that starts at off and may reach end ends: PIECE_MAX
+ * at most, cut at a hash region's boundary (grid_base + k * REGION;
+ * grid_base is a layer's data offset) when it can be, so that each
+ * region arrives in one piece, in order, and is hashed as it comes.
+ */
+static uint64_t
+piece_end (uint64_t off, uint64_t end, uint64_t grid_base)
+{
+  uint64_t cut;
+
+  if (end - off <= PIECE_MAX)
+    return end;
+  cut = off + PIECE_MAX;
+  if (cut > grid_base) {
+    uint64_t aligned = grid_base + (cut - grid_base) / DF_HASH_REGION * DF_HASH_REGION;
+    if (aligned > off)
+      cut = aligned;
+  }
+  return cut;
+}
+
 /* Adds to v the parts of [start, end) that are holes in the staged file
- * (nothing has arrived there yet), split into pieces.
+ * (nothing has arrived there yet), split into pieces (see piece_end).
  */
 static int
-missing (struct repl_task *t, uint64_t start, uint64_t end,
+missing (struct repl_task *t, uint64_t start, uint64_t end, uint64_t grid_base,
          struct repl_range **v, size_t *n, size_t *cap)
 {
   uint64_t off = start;
@@ -244,7 +278,7 @@ missing (struct repl_task *t, uint64_t start, uint64_t end,
     uint64_t hole_end = d == -1 || (uint64_t) d > end ? end : (uint64_t) d;
 
     while (off < hole_end) {
-      uint64_t len = hole_end - off < PIECE_MAX ? hole_end - off : PIECE_MAX;
+      uint64_t len = piece_end (off, hole_end, grid_base) - off;
       if (*n == *cap) {
         struct repl_range *nv = realloc (*v, (*cap = *cap ? *cap * 2 : 64) *
                                          sizeof **v);
@@ -296,7 +330,7 @@ layer_ranges (struct repl_task *t, struct repl_range **v, size_t *n,
       continue;
     }
     if (run_end)
-      r = missing (t, run_start, run_end, v, n, cap);
+      r = missing (t, run_start, run_end, info->data_offset, v, n, cap);
     run_start = bs;
     run_end = b < info->nblocks ? be : 0;
   }
@@ -346,6 +380,8 @@ maybe_delta (struct repl_task *t)
     return 0;
   close (t->fd);                /* the partial download stays for later */
   t->fd = -1;
+  df_layer_hasher_free (t->hasher);
+  t->hasher = NULL;
   free (t->spath);
   t->spath = NULL;
   if (repl_delta_begin (t) == -1) {
@@ -374,7 +410,7 @@ pass (struct repl_task *t)
   if (t->f->kind == REPL_KIND_LAYER)
     r = layer_ranges (t, &v, &n, &cap);
   else
-    r = missing (t, 0, t->f->size, &v, &n, &cap);
+    r = missing (t, 0, t->f->size, 0, &v, &n, &cap);
   if (r == -1)
     return -1;
   for (i = 0; i < n; i++)
@@ -449,6 +485,11 @@ open_staged (struct repl_task *t)
 
   if (t->fd >= 0)
     return 0;
+  /* A hasher belongs to the file it saw written (a delta's output that
+   * fell back to this download is another file).
+   */
+  df_layer_hasher_free (t->hasher);
+  t->hasher = NULL;
   free (t->spath);
   t->spath = repl_stage_file_path (t->run->st, t->f, "part");
   if (t->spath == NULL)
@@ -477,6 +518,11 @@ repl_download_begin (struct repl_task *t)
     return -1;
   if (t->f->kind != REPL_KIND_LAYER || t->f->size < DF_LAYER_HEADER_SIZE)
     return pass (t) == -1 ? -1 : 0;
+  /* Hashed as it arrives; kept when another source takes over, since
+   * what arrived stays.
+   */
+  if (t->hasher == NULL && (t->hasher = df_layer_hasher_new ()) == NULL)
+    df_error_clear ();          /* the commit hashes the file instead */
   t->step = DL_HEAD;
   t->head_end = t->f->size < HEAD_FIRST ? t->f->size : HEAD_FIRST;
   if (fetch (t, 0, t->head_end) == -1)

@@ -5,6 +5,7 @@
 #define DISKFARM_REPL_TASK_INT_H
 
 #include "delta.h"
+#include "layer/layer.h"
 #include "task.h"
 
 struct repl_range {
@@ -30,6 +31,11 @@ struct repl_task {
   bool committed;               /* in place already */
   bool delta_tried;             /* a download became a delta once */
   uint64_t wire;                /* body bytes moved for this file */
+  /* A layer's content hash as its bytes are written (every write of
+   * the staged file goes through it), or NULL: the commit hashes the
+   * file then.
+   */
+  struct df_layer_hasher *hasher;
   /* download */
   int step;                     /* DL_HEAD, DL_MAP, DL_DATA */
   uint64_t head_end;            /* bytes of header and map fetched */

@@ -117,7 +117,7 @@ repl_task_finish (struct repl_task *t, int r)
   df_cache_release (t->basis_snap);     /* the basis is read no more */
   t->basis_snap = NULL;
   if (r == 0 && !t->committed &&
-      repl_commit (t->run->st, t->fd, t->spath, t->f) == -1) {
+      repl_commit (t->run->st, t->fd, t->spath, t->f, t->hasher) == -1) {
     repl_task_fail (t, "%s", df_error_get ());
     t->discard = true;          /* it arrived whole, and it is wrong */
     r = -1;
@@ -207,6 +207,7 @@ repl_task_free (struct repl_task *t)
   if (t->basis_fd >= 0)
     close (t->basis_fd);
   repl_patch_free (t->patch);
+  df_layer_hasher_free (t->hasher);
   free (t->sig);
   free (t->spath);
   free (t->error);

@@ -91,6 +91,76 @@ stage_copy (struct repl_stage *st, const struct repl_file *f, char **spath)
   return fd;
 }
 
+/* A hasher that saw the staged file's bytes as they were written (in
+ * order, in odd chunks), as a download feeds it.
+ */
+static struct df_layer_hasher *
+hashed_as_written (int fd)
+{
+  struct df_layer_hasher *hs = df_layer_hasher_new ();
+  struct stat sb;
+  char *buf;
+  off_t off;
+
+  assert_non_null (hs);
+  assert_int_equal (fstat (fd, &sb), 0);
+  buf = malloc (sb.st_size);
+  assert_non_null (buf);
+  assert_int_equal (df_pread_full (fd, buf, sb.st_size, 0), sb.st_size);
+  for (off = 0; off < sb.st_size; off += 65537)
+    df_layer_hasher_data (hs, off, buf + off,
+                          sb.st_size - off < 65537 ? sb.st_size - off : 65537);
+  free (buf);
+  return hs;
+}
+
+/* Hashed as it arrived: a damaged byte is refused like before, the
+ * right file goes in.
+ */
+static void
+test_commit_hashed_on_arrival (void **state)
+{
+  char *store = test_path (tmpdir, "dst-arrival"), *spath, *live;
+  struct repl_stage *st;
+  struct df_layer_hasher *hs;
+  struct repl_file layer;
+  struct stat sb;
+  int fd;
+
+  (void) state;
+  mkdir (store, 0755);
+  st = repl_stage_open (store, false);
+  assert_non_null (st);
+  describe ("vdisks/v/0001.layer", REPL_KIND_LAYER, &layer);
+  fd = stage_copy (st, &layer, &spath);
+  assert_int_equal (fstat (fd, &sb), 0);
+  /* A byte of the data (the last 1 MiB of the disk holds data). */
+  assert_int_equal (pwrite (fd, "\x5a", 1, sb.st_size - SIZE / 4 - 4321), 1);
+  hs = hashed_as_written (fd);
+  assert_int_equal (df_layer_hasher_pending (hs), 0);
+  assert_int_equal (repl_commit (st, fd, spath, &layer, hs), -1);
+  assert_error_contains ("content hash");
+  df_layer_hasher_free (hs);
+  close (fd);
+  live = test_path (store, layer.path);
+  assert_int_equal (access (live, F_OK), -1);
+
+  unlink (spath);
+  free (spath);
+  fd = stage_copy (st, &layer, &spath);
+  hs = hashed_as_written (fd);
+  if (repl_commit (st, fd, spath, &layer, hs) == -1)
+    fail_msg ("%s", df_error_get ());
+  df_layer_hasher_free (hs);
+  close (fd);
+  assert_int_equal (access (live, F_OK), 0);
+  repl_stage_close (st);
+  free (live);
+  free (spath);
+  free (store);
+  free (layer.path);
+}
+
 static void
 test_commit_layer_then_manifest (void **state)
 {
@@ -117,19 +187,19 @@ test_commit_layer_then_manifest (void **state)
   /* A wrong hash is refused and nothing becomes live. */
   fd = stage_copy (st, &layer, &spath);
   layer.hash[5] ^= 1;
-  assert_int_equal (repl_commit (st, fd, spath, &layer), -1);
+  assert_int_equal (repl_commit (st, fd, spath, &layer, NULL), -1);
   assert_error_contains ("content hash");
   layer.hash[5] ^= 1;
   live = test_path (dst_store, layer.path);
   assert_int_equal (access (live, F_OK), -1);
   /* A wrong size likewise. */
   layer.size++;
-  assert_int_equal (repl_commit (st, fd, spath, &layer), -1);
+  assert_int_equal (repl_commit (st, fd, spath, &layer, NULL), -1);
   assert_error_contains ("bytes arrived");
   layer.size--;
 
   /* The right one: live, exact mtime, staged file gone, hash known. */
-  if (repl_commit (st, fd, spath, &layer) == -1)
+  if (repl_commit (st, fd, spath, &layer, NULL) == -1)
     fail_msg ("%s", df_error_get ());
   close (fd);
   assert_int_equal (access (spath, F_OK), -1);
@@ -143,7 +213,7 @@ test_commit_layer_then_manifest (void **state)
   if (repl_check_vdisk_conf (st, "v", text, len) == -1)
     fail_msg ("%s", df_error_get ());
   fd = stage_copy (st, &conf, &spath);
-  assert_int_equal (repl_commit (st, fd, spath, &conf), 0);
+  assert_int_equal (repl_commit (st, fd, spath, &conf, NULL), 0);
   close (fd);
   free (spath);
   free (text);
@@ -273,6 +343,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_commit_layer_then_manifest),
+    cmocka_unit_test (test_commit_hashed_on_arrival),
     cmocka_unit_test (test_hashes_remembered_and_mtime_fix),
     cmocka_unit_test (test_local_edit_and_remove),
     cmocka_unit_test (test_tidy),

@@ -31,9 +31,9 @@ struct hash_job {
   const bool *cancel;           /* may be NULL */
 };
 
-static int
-hash_region (const struct df_layer *l, uint64_t region, uint8_t *buf,
-             uint8_t leaf[DF_HASH_LEN])
+int
+layer_hash_region (const struct df_layer *l, uint64_t region, uint8_t *buf,
+                   uint8_t leaf[DF_HASH_LEN])
 {
   const uint32_t bs = l->info.block_size;
   const uint64_t per = DF_HASH_REGION / bs;
@@ -80,7 +80,7 @@ hash_worker (void *opaque)
          __atomic_load_n (&job->err, __ATOMIC_RELAXED) == 0) {
     if (job->cancel && __atomic_load_n (job->cancel, __ATOMIC_RELAXED))
       __atomic_store_n (&job->err, ECANCELED, __ATOMIC_RELAXED);
-    else if (hash_region (job->l, job->regions[i], buf, job->leaves[i]) == -1)
+    else if (layer_hash_region (job->l, job->regions[i], buf, job->leaves[i]) == -1)
       __atomic_store_n (&job->err, errno ? errno : EIO, __ATOMIC_RELAXED);
   }
   free (buf);
@@ -131,15 +131,25 @@ hash_leaves (struct hash_job *job, unsigned threads)
   return 0;
 }
 
+int
+layer_hash_leaves (const struct df_layer *l, const uint64_t *regions, size_t n,
+                   uint8_t (*leaves)[DF_HASH_LEN], unsigned threads)
+{
+  struct hash_job job = { .l = l, .regions = regions, .leaves = leaves,
+                          .nregions = n };
+
+  return hash_leaves (&job, threads);
+}
+
 /* The content hash from the leaves (docs/layer-format.md): SHA-256 of
  * header, map, then each present region's index and leaf in ascending
  * order.  regions[0..n) are those indexes; the leaf of regions[i] is
  * leaves[regions[i]] when by_region, else leaves[i].
  */
-static int
-combine_leaves (const struct df_layer *l, size_t n, const uint64_t *regions,
-                const uint8_t (*leaves)[DF_HASH_LEN], bool by_region,
-                uint8_t hash[DF_HASH_LEN])
+int
+layer_combine_leaves (const struct df_layer *l, size_t n, const uint64_t *regions,
+                      const uint8_t (*leaves)[DF_HASH_LEN], bool by_region,
+                      uint8_t hash[DF_HASH_LEN])
 {
   uint8_t header[DF_LAYER_HEADER_SIZE], idx[8];
   struct df_hash *h = df_hash_new ();
@@ -185,7 +195,7 @@ df_layer_hash_bg (const struct df_layer *l, uint8_t hash[DF_HASH_LEN],
   job.leaves = leaves;
   if (hash_leaves (&job, threads) == -1)
     return df_error_errno ("hash %s", l->path);
-  return combine_leaves (l, job.nregions, regions,
+  return layer_combine_leaves (l, job.nregions, regions,
                          (const uint8_t (*)[DF_HASH_LEN]) leaves, false, hash);
 }
 
@@ -256,7 +266,7 @@ bulk_hasher_main (void *opaque)
     }
     pthread_mutex_unlock (&bh->lock);
     present = region_present (bh->l, r);
-    rc = present ? hash_region (bh->l, r, buf, bh->leaves[r]) : 0;
+    rc = present ? layer_hash_region (bh->l, r, buf, bh->leaves[r]) : 0;
     pthread_mutex_lock (&bh->lock);
     bh->present[r] = present;
     if (rc == -1) {
@@ -379,7 +389,7 @@ layer_seal_hash (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
   for (r = 0; r < bh->nregions; r++)
     if (bh->present[r])
       regions[n++] = r;
-  rc = combine_leaves (l, n, regions, (const uint8_t (*)[DF_HASH_LEN]) bh->leaves,
+  rc = layer_combine_leaves (l, n, regions, (const uint8_t (*)[DF_HASH_LEN]) bh->leaves,
                        true, hash);
   layer_bulk_hasher_stop (l);
   return rc;

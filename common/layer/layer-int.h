@@ -69,6 +69,32 @@ int layer_pread_all (int fd, void *buf, size_t len, uint64_t off);
 size_t layer_blocks_bytes (const struct df_layer *l, uint64_t first,
                            uint64_t count);
 
+/* Decode and check a header, and a map for it (layer.c).  Messages
+ * have no file name; callers prefix it.
+ */
+int layer_decode_header (const uint8_t *h, struct df_layer_info *info);
+int layer_check_map (const struct df_layer_info *info, const uint8_t *map);
+
+/* layer-hash.c: the leaf of one 4 MiB region (the SHA-256 of its
+ * present data) read from the file; buf holds DF_HASH_REGION bytes.
+ */
+int layer_hash_region (const struct df_layer *l, uint64_t region, uint8_t *buf,
+                       uint8_t leaf[DF_HASH_LEN]);
+/* The leaves of regions[0..n) into leaves[0..n), on up to threads
+ * threads (0: 8).  -1 with errno.
+ */
+int layer_hash_leaves (const struct df_layer *l, const uint64_t *regions,
+                       size_t n, uint8_t (*leaves)[DF_HASH_LEN],
+                       unsigned threads);
+/* The content hash from the leaves: header (read from the file), map,
+ * then each region of regions[0..n) (ascending) with its leaf, which is
+ * leaves[regions[i]] when by_region, else leaves[i].
+ */
+int layer_combine_leaves (const struct df_layer *l, size_t n,
+                          const uint64_t *regions,
+                          const uint8_t (*leaves)[DF_HASH_LEN], bool by_region,
+                          uint8_t hash[DF_HASH_LEN]);
+
 /* layer-hash.c: a bulk layer hashes regions as the writer leaves them
  * behind, so that sealing has little left to hash.
  */

@@ -90,8 +90,8 @@ map_length_for (uint64_t nblocks)
 /* Decodes and checks a header.  Messages have no file name; callers
  * prefix it.
  */
-static int
-decode_header (const uint8_t *h, struct df_layer_info *info)
+int
+layer_decode_header (const uint8_t *h, struct df_layer_info *info)
 {
   uint32_t crc, flags;
   uint64_t map_end;
@@ -155,8 +155,8 @@ decode_header (const uint8_t *h, struct df_layer_info *info)
   return 0;
 }
 
-static int
-check_map (const struct df_layer_info *info, const uint8_t *map)
+int
+layer_check_map (const struct df_layer_info *info, const uint8_t *map)
 {
   uint64_t i, full = info->nblocks / 4;
   unsigned b;
@@ -191,11 +191,11 @@ df_layer_check_image (const void *data, size_t len)
   if (len < DF_LAYER_HEADER_SIZE)
     return df_error (EINVAL, "truncated: %zu bytes, the header alone is %d",
                      len, DF_LAYER_HEADER_SIZE);
-  if (decode_header (data, &info) == -1)
+  if (layer_decode_header (data, &info) == -1)
     return -1;
   if (len < info.map_offset + info.map_length)
     return df_error (EINVAL, "truncated inside the allocation map");
-  return check_map (&info, (const uint8_t *) data + info.map_offset);
+  return layer_check_map (&info, (const uint8_t *) data + info.map_offset);
 }
 
 static struct df_layer *
@@ -413,7 +413,7 @@ df_layer_open (const char *path, bool writable)
     df_error_errno ("read %s", path);
     goto fail;
   }
-  if (decode_header (header, &l->info) == -1) {
+  if (layer_decode_header (header, &l->info) == -1) {
     df_error_prefix ("%s", path);
     goto fail;
   }
@@ -439,7 +439,7 @@ df_layer_open (const char *path, bool writable)
     df_error_errno ("read map of %s", path);
     goto fail;
   }
-  if (check_map (&l->info, l->map) == -1) {
+  if (layer_check_map (&l->info, l->map) == -1) {
     df_error_prefix ("%s", path);
     goto fail;
   }

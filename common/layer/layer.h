@@ -131,4 +131,50 @@ int df_layer_hash (const struct df_layer *l, uint8_t hash[DF_HASH_LEN]);
 int df_layer_hash_bg (const struct df_layer *l, uint8_t hash[DF_HASH_LEN],
                       unsigned threads, const bool *cancel);
 
+/* ---- the content hash of a layer file as its bytes arrive ----
+ *
+ * A receiver that writes a layer file (a replica downloaded in pieces,
+ * or rebuilt by a delta patch) gives each range of bytes to a hasher as
+ * it writes it, at its file offset.  The hasher learns the header and
+ * the map from the bytes at offset 0 onwards, then hashes each 4 MiB
+ * region's present data as it arrives.  A region whose data arrives in
+ * order (each byte after the one before, in any number of calls; holes
+ * of absent blocks between them are fine) and only once is hashed from
+ * memory; any other (arriving out of order, twice, or partly before the
+ * hasher existed, as after a resume) is read back from the file at the
+ * end.  So the result is always exactly df_layer_hash of the file as it
+ * is then, whatever the order: ranges given to different regions may
+ * come in any order, and pieces that arrive concurrently only cost the
+ * regions they split.
+ *
+ * The bytes given must be the bytes written at that offset (zeros left
+ * as holes included).  Not thread-safe: one caller at a time.
+ */
+struct df_layer_hasher;
+
+/* NULL with a message if out of memory. */
+struct df_layer_hasher *df_layer_hasher_new (void);
+void df_layer_hasher_free (struct df_layer_hasher *hs);   /* NULL is fine */
+
+/* Bytes written at file offset off.  Never fails: what it cannot use is
+ * read back from the file by df_layer_hasher_final.
+ */
+void df_layer_hasher_data (struct df_layer_hasher *hs, uint64_t off,
+                           const void *buf, size_t len);
+
+/* Bytes of present data df_layer_hasher_final would read back from the
+ * file now (all of it while the map is not known).
+ */
+uint64_t df_layer_hasher_pending (const struct df_layer_hasher *hs);
+
+/* The content hash of l, the file the bytes were written to (opened
+ * after the last write): the regions hashed on the way, the others read
+ * from l.  If l's header or map differ from what the hasher learnt, the
+ * whole file is hashed.  The same result as df_layer_hash (l); hs stays
+ * usable (free it afterwards).
+ */
+int df_layer_hasher_final (struct df_layer_hasher *hs,
+                           const struct df_layer *l,
+                           uint8_t hash[DF_HASH_LEN]);
+
 #endif

@@ -15,8 +15,10 @@
 #   meson test -C build --suite bench -v bench-replicator.sh
 # BENCH_MIB (default 2048) sizes the layer, BENCH_FAN_MIB (512) the
 # fan-out's; BENCH_CASES (default "whole delta fanout") picks the cases
-# (delta needs whole).  Every figure is the best of 3 rounds that alternate the
-# tools.  On loopback nothing limits the network: CPU and disk do.
+# (delta needs whole).  BENCH_REPLICATOR_BEFORE=PATH: another build's
+# diskfarm-replicator, timed in the same rounds of the whole case (before
+# and after a change, in one run).  Every figure is the best of 3 rounds
+# that alternate the tools.  On loopback nothing limits the network: CPU and disk do.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/bench/bench-lib.sh"
 . "$DISKFARM_SRCDIR/tests/lib/replicator.sh"
@@ -117,9 +119,15 @@ size=$(stat -c %s "$store1/$layer")
 url="http://127.0.0.1:${REPL_PORT[srv1]}/v1/stores/store/files/$layer"
 curl_get () { curl -sf -H "Authorization: Bearer $REPL_TOKEN" -o "$TESTDIR/c.layer" "$url"; }
 curl_get_sync () { curl_get && sync "$TESTDIR/c.layer"; }
-t_repl=999 t_curl=999 t_curl_sync=999
+t_repl=999 t_curl=999 t_curl_sync=999 t_before=-
+before=${BENCH_REPLICATOR_BEFORE:-}
+[ -z "$before" ] || t_before=999
 want whole || { sync_secs srv2 >/dev/null; t_repl=- t_curl=- t_curl_sync=-; }
 want whole && for _ in $(seq "$ROUNDS"); do
+  if [ -n "$before" ]; then
+    empty_stores srv2
+    t_before=$(keep "$t_before" "$(REPLICATOR=$before sync_secs srv2)")
+  fi
   empty_stores srv2
   t_repl=$(keep "$t_repl" "$(sync_secs srv2)")
   rm -f "$TESTDIR/c.layer"; sync
@@ -241,6 +249,8 @@ printf '%-46s %10s %10s %8s\n' "case" "seconds" "MiB/s" "ratio"
 printf '%-46s %10s %10s\n' "whole ${MIB} MiB layer: diskfarm-replicator" "$t_repl" "$(rate "$size" "$t_repl")"
 printf '%-46s %10s %10s %8s\n' "  curl from the same gateway" "$t_curl" "$(rate "$size" "$t_curl")" "$(ratio "$t_curl" "$t_repl")"
 printf '%-46s %10s %10s %8s\n' "  curl + sync" "$t_curl_sync" "$(rate "$size" "$t_curl_sync")" "$(ratio "$t_curl_sync" "$t_repl")"
+[ -z "$before" ] ||
+  printf '%-46s %10s %10s %8s\n' "  BENCH_REPLICATOR_BEFORE (curl/it)" "$t_before" "$(rate "$size" "$t_before")" "$(ratio "$t_curl" "$t_before")"
 printf '%-46s %10s %10s\n' "merge, 1% of 64K blocks: replicator delta" "$t_delta" ""
 printf '%-46s %10s %10s %8s\n' "  rdiff signature + delta + patch" "$t_rdiff" "" "$(ratio "$t_delta" "$t_rdiff")"
 printf '%-46s %10s %10s %8s\n' "  rdiff ... + sync" "$t_rdiff_sync" "" "$(ratio "$t_delta" "$t_rdiff_sync")"
