@@ -16,6 +16,7 @@
 #include "delta.h"
 #include "error.h"
 #include "io.h"
+#include "layer/layer.h"
 #include "util.h"
 
 #define CHUNK (1024 * 1024)             /* reads and output flushes */
@@ -259,6 +260,7 @@ struct repl_patch {
   size_t fill;
   uint64_t out_off;             /* file offset of out[0] */
   uint64_t since_writeback;
+  struct df_layer_hasher *hasher;       /* the caller's, or NULL */
   char *pending;                /* input librsync has not taken yet */
   size_t npending;
   bool done;
@@ -305,12 +307,20 @@ repl_patch_new (int basis_fd, uint64_t basis_size, int out_fd, uint64_t max)
   return p;
 }
 
+void
+repl_patch_hash_into (struct repl_patch *p, struct df_layer_hasher *hs)
+{
+  p->hasher = hs;
+}
+
 /* Writes out[0..fill) at out_off, skipping whole zero pages. */
 static int
 flush (struct repl_patch *p)
 {
   size_t i = 0;
 
+  if (p->hasher)
+    df_layer_hasher_data (p->hasher, p->out_off, p->out, p->fill);
   while (i < p->fill) {
     size_t j = i;
     while (j < p->fill && !df_is_zero (p->out + j, p->fill - j < PAGE ? p->fill - j : PAGE))

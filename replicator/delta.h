@@ -38,6 +38,7 @@ int repl_signature_params (const char *sig, size_t len, uint32_t *block_len,
                            uint32_t *strong_len);
 
 struct repl_patch;
+struct df_layer_hasher;
 
 /* Applies a delta on basis_fd (basis_size bytes) into out_fd from
  * offset 0; the result may not exceed max bytes.  Caller frees.
@@ -53,6 +54,11 @@ int repl_patch_finish (struct repl_patch *p);
 /* Bytes of output so far, and of it, bytes copied from the basis. */
 uint64_t repl_patch_written (const struct repl_patch *p);
 uint64_t repl_patch_copied (const struct repl_patch *p);
+/* Every byte written from now on (zero pages too) also goes to hs, at
+ * its file offset: the output is sequential, so a layer's hash is done
+ * when the patch is (see df_layer_hasher_new).  hs stays the caller's.
+ */
+void repl_patch_hash_into (struct repl_patch *p, struct df_layer_hasher *hs);
 void repl_patch_free (struct repl_patch *p);      /* NULL is fine */
 
 #endif

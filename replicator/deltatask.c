@@ -201,6 +201,16 @@ delta_post (struct repl_task *t)
   }
   repl_patch_free (t->patch);
   t->patch = repl_patch_new (t->basis_fd, t->basis_size, t->fd, t->f->size);
+  /* The output is written from offset 0 into a new file, in order: a
+   * layer is hashed as the patch writes it.
+   */
+  df_layer_hasher_free (t->hasher);
+  t->hasher = NULL;
+  if (t->patch && t->f->kind == REPL_KIND_LAYER) {
+    if ((t->hasher = df_layer_hasher_new ()) == NULL)
+      df_error_clear ();        /* the commit hashes the file instead */
+    repl_patch_hash_into (t->patch, t->hasher);
+  }
   t->t_first = 0;               /* of this source's answer */
   x = t->patch ? calloc (1, sizeof *x) : NULL;
   if (x == NULL)
