@@ -225,6 +225,9 @@ copy_to_slot (uint8_t *dst, const char *src)
 #endif
 }
 
+/* Fills all BS bytes of the slot: recycled RAM is not cleared before
+ * use (cache-ram.c), so nothing of a slot's past may survive a write.
+ */
 static void
 copy_block (struct cache *c, uint32_t s, uint64_t b, const char *data)
 {

@@ -174,6 +174,56 @@ test_ram_disk (void **state)
   run_mode (DF_CACHE_RAM_DISK, "ramdisk.layer", 16 * BS);
 }
 
+/* RAM of a closed cache is recycled without being cleared: a later
+ * cache, of another device, must read nothing of it, whatever it writes
+ * (whole blocks, parts of blocks, the short last block) and after
+ * spilling it to its file.
+ */
+static void
+test_recycled_ram (void **state)
+{
+  char *ref = calloc (1, SIZE), *buf = malloc (SIZE);
+  struct df_bdev *lower, *c;
+  static const enum df_cache_mode modes[] = { DF_CACHE_RAM, DF_CACHE_RAM_DISK };
+  size_t m;
+
+  (void) state;
+  for (m = 0; m < 2; m++) {
+    /* Every slot of a 2 MiB arena (a recycled unit) full of a pattern. */
+    lower = df_mem_bdev_new (SIZE);
+    assert_non_null (lower);
+    c = open_cache (lower, DF_CACHE_RAM, NULL, 0, 0, NULL);
+    assert_non_null (c);
+    memset (buf, 0xa5, SIZE);
+    assert_int_equal (df_bdev_pwrite (c, buf, SIZE, 0, 0), 0);
+    df_bdev_close (c);
+    df_bdev_close (lower);
+
+    lower = df_mem_bdev_new (SIZE);     /* zeros */
+    assert_non_null (lower);
+    c = open_cache (lower, modes[m], m ? "recycled.layer" : NULL, 0,
+                    SIZE, NULL);
+    assert_non_null (c);
+    memset (ref, 0, SIZE);
+    memset (buf, 0x3c, 3 * BS);
+    assert_int_equal (df_bdev_pwrite (c, buf, BS, 5 * BS, 0), 0);
+    assert_int_equal (df_bdev_pwrite (c, buf, 100, 9 * BS + 7, 0), 0);
+    assert_int_equal (df_bdev_pwrite (c, buf, 300, SIZE - 400, 0), 0);
+    memset (ref + 5 * BS, 0x3c, BS);
+    memset (ref + 9 * BS + 7, 0x3c, 100);
+    memset (ref + SIZE - 400, 0x3c, 300);
+    check_same (c, ref);
+    if (modes[m] == DF_CACHE_RAM_DISK) {
+      assert_int_equal (df_cache_spill (c), 0);
+      check_same (c, ref);
+    }
+    df_bdev_close (c);
+    df_bdev_close (lower);
+  }
+  free (ref);
+  free (buf);
+}
+
 static void
 test_resume (void **state)
 {
@@ -943,6 +993,7 @@ main (void)
     T (test_ram),
     T (test_disk),
     T (test_ram_disk),
+    T (test_recycled_ram),
     T (test_resume),
     T (test_limits),
     T (test_threads),
