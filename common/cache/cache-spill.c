@@ -6,8 +6,7 @@
  * the low water mark, until it is back above the high one.  Writers
  * never wait for it: when RAM is full they write to the file themselves.
  * Blocks are chosen under the lock and written from their slots with
- * it dropped; a block written again meanwhile (its generation moved)
- * stays in RAM, so a dirty block is never dropped.
+ * it dropped; a writer of one of them waits for that write.
  */
 #include <config.h>
 
@@ -54,12 +53,9 @@ spill_wanted (struct cache *c)
 
 /* Slots are written out from where they are, with the lock dropped:
  * the lock covers only the choice of victims (copying them out under it
- * held every writer for up to 1 MiB of memcpy).  An evicting slot cannot
- * be taken or freed by anyone else (zeroing waits for the round), and
- * the arenas never move.  A writer may still change one meanwhile: the
- * file may then get a torn block, but the slot's generation moved, so it
- * stays in RAM and is what reads see, until a later round writes it out
- * whole.
+ * held every writer for up to 1 MiB of memcpy).  Nobody changes, takes
+ * or frees an evicting slot (writers and zeroing of its block wait for
+ * the round: wait_eviction in cache.c), and the arenas never move.
  */
 int
 evict_round (struct cache *c, size_t max)
