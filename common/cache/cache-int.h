@@ -28,8 +28,7 @@
 #define TABLE_SPAN 512          /* blocks per second-level table */
 #define ARENA_MAX_SHIFT 9       /* 512 slots: 2 MiB arenas (a huge page) */
 #define NIL UINT32_MAX
-#define EVICT_BATCH 32          /* blocks per round of the spiller: the
-                                   lock is held while they are copied */
+#define EVICT_BATCH 32          /* blocks per round of the spiller */
 #define SPILL_BATCH 256         /* per round of df_cache_spill, which
                                    nobody else waits for at close */
 
@@ -166,7 +165,7 @@ int ram_grow (struct cache *c);
 /* cache-spill.c (lock held) */
 void spiller_kick (struct cache *c);
 void spiller_stop (struct cache *c);       /* without the lock */
-int evict_round (struct cache *c, char *buf, size_t max);
+int evict_round (struct cache *c, size_t max);
 int take_bg_error (struct cache *c);
 
 #endif

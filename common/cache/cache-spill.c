@@ -5,9 +5,8 @@
  * recently used blocks to the layer file whenever free RAM falls below
  * the low water mark, until it is back above the high one.  Writers
  * never wait for it: when RAM is full they write to the file themselves.
- * A block is copied out under the lock and written with the lock
- * dropped; a block written again meanwhile (its generation moved) stays
- * in RAM, so a dirty block is never dropped.
+ * Blocks are chosen under the lock and written from their slots with
+ * it dropped; a writer of one of them waits for that write.
  */
 #include <config.h>
 
@@ -52,10 +51,17 @@ spill_wanted (struct cache *c)
   return c->spilling && c->lru_tail != NIL;
 }
 
+/* Slots are written out from where they are, with the lock dropped:
+ * the lock covers only the choice of victims (copying them out under it
+ * held every writer for up to 1 MiB of memcpy).  Nobody changes, takes
+ * or frees an evicting slot (writers and zeroing of its block wait for
+ * the round: wait_eviction in cache.c), and the arenas never move.
+ */
 int
-evict_round (struct cache *c, char *buf, size_t max)
+evict_round (struct cache *c, size_t max)
 {
   struct victim v[SPILL_BATCH];
+  const char *data[SPILL_BATCH];
   size_t n = 0, i, j, written = 0;
   int r = 0;
 
@@ -74,14 +80,16 @@ evict_round (struct cache *c, char *buf, size_t max)
   if (n == 0)
     return 0;
   for (i = 0; i < n; i++)
-    memcpy (buf + i * BS, slot_data (c, v[i].slot), BS);
+    data[i] = (const char *) slot_data (c, v[i].slot);
   c->evicting += n;
   pthread_mutex_unlock (&c->lock);
 
+  /* A run: neighbouring blocks whose slots are neighbours too. */
   for (i = 0; i < n && r == 0; i = j) {
-    for (j = i + 1; j < n && v[j].block == v[j - 1].block + 1; j++)
+    for (j = i + 1; j < n && v[j].block == v[j - 1].block + 1 &&
+           data[j] == data[j - 1] + BS; j++)
       ;
-    if (df_layer_write_blocks (c->layer, buf + i * BS, v[i].block, j - i) == -1)
+    if (df_layer_write_blocks (c->layer, data[i], v[i].block, j - i) == -1)
       r = -1;
     else
       written = j;
@@ -151,11 +159,8 @@ static void *
 spiller_main (void *opaque)
 {
   struct cache *c = opaque;
-  CLEANUP_FREE char *buf = malloc (EVICT_BATCH * BS);
 
   pthread_mutex_lock (&c->lock);
-  if (buf == NULL)
-    note_bg_error (c, "no memory to write RAM out", false);
   while (!c->stopping) {
     if (prefault_wanted (c)) {
       int r;
@@ -167,8 +172,8 @@ spiller_main (void *opaque)
         backoff (c);
       }
     }
-    else if (buf && spill_wanted (c)) {
-      if (evict_round (c, buf, EVICT_BATCH) == -1) {
+    else if (spill_wanted (c)) {
+      if (evict_round (c, EVICT_BATCH) == -1) {
         note_bg_error (c, "writing RAM out", true);
         backoff (c);
       }
@@ -225,20 +230,16 @@ int
 df_cache_spill (struct df_bdev *bdev)
 {
   struct cache *c = (struct cache *) bdev;
-  CLEANUP_FREE char *buf = NULL;
   int r = 0;
 
   if (c->layer == NULL)
     return df_error (EINVAL, "a ram write cache has no file to spill to");
-  buf = malloc (SPILL_BATCH * BS);
-  if (buf == NULL)
-    return df_error_errno ("write cache spill");
   pthread_mutex_lock (&c->lock);
   while (r == 0 && (c->lru_tail != NIL || c->evicting > 0)) {
     if (c->lru_tail == NIL)     /* the spiller's round is still out */
       pthread_cond_wait (&c->evict_cond, &c->lock);
     else
-      r = evict_round (c, buf, SPILL_BATCH);
+      r = evict_round (c, SPILL_BATCH);
   }
   if (r == 0)
     c->bg_err = 0;              /* whatever failed before is written now */

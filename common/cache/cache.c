@@ -225,6 +225,9 @@ copy_to_slot (uint8_t *dst, const char *src)
 #endif
 }
 
+/* Fills all BS bytes of the slot: recycled RAM is not cleared before
+ * use (cache-ram.c), so nothing of a slot's past may survive a write.
+ */
 static void
 copy_block (struct cache *c, uint32_t s, uint64_t b, const char *data)
 {
@@ -237,6 +240,28 @@ copy_block (struct cache *c, uint32_t s, uint64_t b, const char *data)
     memset (slot_data (c, s) + len, 0, BS - len);
   }
   slot_of (c, s)->gen++;
+}
+
+/* Waits while a block of [b, b+n) is being written out from its slot
+ * (lock held): the spiller reads the slot without the lock, so nobody
+ * changes it meanwhile.  One round is one write of at most a few
+ * hundred blocks, and it holds only the least recently used ones.
+ */
+static void
+wait_eviction (struct cache *c, uint64_t b, uint64_t n)
+{
+  uint64_t i;
+
+  if (c->evicting == 0)
+    return;
+  for (i = b; i < b + n; i++) {
+    uint32_t e = table_get (c, i);
+
+    if (entry_in_ram (e) && slot_of (c, entry_slot (e))->evicting) {
+      pthread_cond_wait (&c->evict_cond, &c->lock);
+      i = b - 1;                /* look again from the start */
+    }
+  }
 }
 
 /* Whole blocks into the layer file: the disk modes, and ram+disk when
@@ -252,6 +277,7 @@ write_file (struct cache *c, const char *data, uint64_t b, uint64_t n)
   pthread_mutex_lock (&c->lock);
   if (table_prepare (c, b, n) == -1)
     goto fail;
+  wait_eviction (c, b, n);
   for (i = b; i < b + n; i++)
     fresh += !entry_counted (table_get (c, i));
   if (reserve (c, fresh) == -1)
@@ -295,6 +321,7 @@ ram_try (struct cache *c, const char *data, uint64_t b, uint64_t n)
 
   if (table_prepare (c, b, n) == -1)
     return -1;
+  wait_eviction (c, b, n);
   for (i = b; i < b + n; i++) {
     uint32_t e = table_get (c, i);
     need += !entry_in_ram (e);

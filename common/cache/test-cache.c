@@ -174,6 +174,56 @@ test_ram_disk (void **state)
   run_mode (DF_CACHE_RAM_DISK, "ramdisk.layer", 16 * BS);
 }
 
+/* RAM of a closed cache is recycled without being cleared: a later
+ * cache, of another device, must read nothing of it, whatever it writes
+ * (whole blocks, parts of blocks, the short last block) and after
+ * spilling it to its file.
+ */
+static void
+test_recycled_ram (void **state)
+{
+  char *ref = calloc (1, SIZE), *buf = malloc (SIZE);
+  struct df_bdev *lower, *c;
+  static const enum df_cache_mode modes[] = { DF_CACHE_RAM, DF_CACHE_RAM_DISK };
+  size_t m;
+
+  (void) state;
+  for (m = 0; m < 2; m++) {
+    /* Every slot of a 2 MiB arena (a recycled unit) full of a pattern. */
+    lower = df_mem_bdev_new (SIZE);
+    assert_non_null (lower);
+    c = open_cache (lower, DF_CACHE_RAM, NULL, 0, 0, NULL);
+    assert_non_null (c);
+    memset (buf, 0xa5, SIZE);
+    assert_int_equal (df_bdev_pwrite (c, buf, SIZE, 0, 0), 0);
+    df_bdev_close (c);
+    df_bdev_close (lower);
+
+    lower = df_mem_bdev_new (SIZE);     /* zeros */
+    assert_non_null (lower);
+    c = open_cache (lower, modes[m], m ? "recycled.layer" : NULL, 0,
+                    SIZE, NULL);
+    assert_non_null (c);
+    memset (ref, 0, SIZE);
+    memset (buf, 0x3c, 3 * BS);
+    assert_int_equal (df_bdev_pwrite (c, buf, BS, 5 * BS, 0), 0);
+    assert_int_equal (df_bdev_pwrite (c, buf, 100, 9 * BS + 7, 0), 0);
+    assert_int_equal (df_bdev_pwrite (c, buf, 300, SIZE - 400, 0), 0);
+    memset (ref + 5 * BS, 0x3c, BS);
+    memset (ref + 9 * BS + 7, 0x3c, 100);
+    memset (ref + SIZE - 400, 0x3c, 300);
+    check_same (c, ref);
+    if (modes[m] == DF_CACHE_RAM_DISK) {
+      assert_int_equal (df_cache_spill (c), 0);
+      check_same (c, ref);
+    }
+    df_bdev_close (c);
+    df_bdev_close (lower);
+  }
+  free (ref);
+  free (buf);
+}
+
 static void
 test_resume (void **state)
 {
@@ -812,6 +862,91 @@ test_accounting_races (void **state)
 }
 
 /* A write larger than all of RAM goes to the file; nothing waits. */
+struct spill_arg {
+  struct df_bdev *c;
+  const char *buf;
+  int r;
+  bool done;
+};
+
+static void *
+spill_thread (void *opaque)
+{
+  struct spill_arg *a = opaque;
+
+  a->r = df_cache_spill (a->c);
+  __atomic_store_n (&a->done, true, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+static void *
+write_thread (void *opaque)
+{
+  struct spill_arg *a = opaque;
+
+  a->r = df_bdev_pwrite (a->c, a->buf, BS, 12 * BS, 0);
+  __atomic_store_n (&a->done, true, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* Blocks are written out straight from their RAM slots, without the
+ * lock: a writer of one of them waits until that write is done, and
+ * what it wrote is what reads see, in RAM and once spilled.
+ */
+static void
+test_write_while_evicting (void **state)
+{
+  char *ref = malloc (SIZE), *buf = malloc (8 * BS);
+  uint64_t seed = 41;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct spill_arg sp = { 0 }, wr = { 0 };
+  pthread_t ts, tw;
+  int i;
+
+  (void) state;
+  c = open_cache (lower, DF_CACHE_RAM_DISK, "evicting.layer", 0, 64 * BS, NULL);
+  assert_non_null (c);
+  test_fill (buf, 8 * BS, &seed);
+  memcpy (ref + 10 * BS, buf, 8 * BS);
+  /* Until the spiller has mapped RAM, writes go to the file. */
+  for (i = 0; i < 500; i++) {
+    struct df_cache_stats st;
+    assert_int_equal (df_bdev_pwrite (c, buf, 8 * BS, 10 * BS, 0), 0);
+    df_cache_stats (c, &st);
+    if (st.ram_blocks == 8)
+      break;
+    nanosleep (&(struct timespec) { 0, 10 * 1000 * 1000 }, NULL);
+  }
+  assert_true (i < 500);
+
+  /* The spill's write of the 8 blocks is held at the gate. */
+  fault_gate_close ();
+  sp.c = c;
+  assert_int_equal (pthread_create (&ts, NULL, spill_thread, &sp), 0);
+  fault_gate_wait (1);
+  test_fill (buf, BS, &seed);
+  memcpy (ref + 12 * BS, buf, BS);
+  wr.c = c;
+  wr.buf = buf;
+  assert_int_equal (pthread_create (&tw, NULL, write_thread, &wr), 0);
+  /* A writer that did not wait would be done in microseconds. */
+  for (i = 0; i < 20 && !__atomic_load_n (&wr.done, __ATOMIC_ACQUIRE); i++)
+    nanosleep (&(struct timespec) { 0, 10 * 1000 * 1000 }, NULL);
+  assert_false (__atomic_load_n (&wr.done, __ATOMIC_ACQUIRE));
+  fault_gate_open ();
+  pthread_join (ts, NULL);
+  pthread_join (tw, NULL);
+  assert_int_equal (sp.r, 0);
+  assert_int_equal (wr.r, 0);
+  check_same (c, ref);
+  assert_int_equal (df_cache_spill (c), 0);
+  check_same (c, ref);
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (ref);
+  free (buf);
+}
+
 static void
 test_bypass (void **state)
 {
@@ -943,6 +1078,7 @@ main (void)
     T (test_ram),
     T (test_disk),
     T (test_ram_disk),
+    T (test_recycled_ram),
     T (test_resume),
     T (test_limits),
     T (test_threads),
@@ -957,6 +1093,7 @@ main (void)
     T (test_fast_zero),
     T (test_accounting_races),
     T (test_bypass),
+    T (test_write_while_evicting),
     T (test_pread_many),
   };
 

@@ -141,9 +141,60 @@ __wrap_pread64 (int fd, void *buf, size_t n, off_t off)
   return fault_now (&fault_pread) ? -1 : __real_pread64 (fd, buf, n, off);
 }
 
+/* A gate that holds every pwrite of other threads while it is closed:
+ * fault_gate_close (); ... fault_gate_wait (1) (one is held) ...
+ * fault_gate_open ().
+ */
+static pthread_cond_t fault_gate_cond = PTHREAD_COND_INITIALIZER;
+static bool fault_gate_closed;
+static pthread_t fault_gate_owner;
+static unsigned fault_gate_held;
+
+static inline void
+fault_gate_close (void)
+{
+  pthread_mutex_lock (&fault_lock);
+  fault_gate_closed = true;
+  fault_gate_owner = pthread_self ();
+  pthread_mutex_unlock (&fault_lock);
+}
+
+static inline void
+fault_gate_wait (unsigned held)
+{
+  pthread_mutex_lock (&fault_lock);
+  while (fault_gate_held < held)
+    pthread_cond_wait (&fault_gate_cond, &fault_lock);
+  pthread_mutex_unlock (&fault_lock);
+}
+
+static inline void
+fault_gate_open (void)
+{
+  pthread_mutex_lock (&fault_lock);
+  fault_gate_closed = false;
+  pthread_cond_broadcast (&fault_gate_cond);
+  pthread_mutex_unlock (&fault_lock);
+}
+
+static inline void
+fault_gate_pass (void)
+{
+  pthread_mutex_lock (&fault_lock);
+  if (fault_gate_closed && !pthread_equal (fault_gate_owner, pthread_self ())) {
+    fault_gate_held++;
+    pthread_cond_broadcast (&fault_gate_cond);
+    while (fault_gate_closed)
+      pthread_cond_wait (&fault_gate_cond, &fault_lock);
+    fault_gate_held--;
+  }
+  pthread_mutex_unlock (&fault_lock);
+}
+
 ssize_t
 __wrap_pwrite64 (int fd, const void *buf, size_t n, off_t off)
 {
+  fault_gate_pass ();
   return fault_now (&fault_pwrite) ? -1 : __real_pwrite64 (fd, buf, n, off);
 }
 
