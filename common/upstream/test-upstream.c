@@ -316,6 +316,58 @@ test_read_write (void **state)
   df_bdev_close (disk);
 }
 
+/* Reads of every size in one batch: payloads split across the reply
+ * buffer, big ones read straight into place, and a refused read (an
+ * error reply has no payload) among them.
+ */
+static void
+test_batch_sizes (void **state)
+{
+  static const uint32_t sizes[] = { 4096, 300000, 1, 65543, 131072, 17 };
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  struct df_bdev_read rd[40];
+  uint8_t *expect = malloc (SIZE), *bufs[40];
+  struct srv a = { 0 };
+  uint64_t seed = 11;
+  size_t i;
+
+  (void) state;
+  assert_non_null (expect);
+  test_fill (expect, SIZE, &seed);
+  assert_int_equal (df_bdev_pwrite (disk, expect, SIZE, 0, 0), 0);
+  srv_start (&a, "sizes.sock", disk, DESC1, false);
+  up = open_up (&a, NULL, 5, 0, 1 << 20);
+  for (i = 0; i < 40; i++) {
+    uint32_t n = sizes[i % 6];
+    bufs[i] = malloc (n);
+    assert_non_null (bufs[i]);
+    rd[i] = (struct df_bdev_read) {
+      .buf = bufs[i], .count = n,
+      .offset = i == 20 ? SIZE : (i * 7919 * 13) % (SIZE - n),
+    };
+  }
+  assert_int_equal (df_bdev_pread_many (up, rd, 40), -1);
+  for (i = 0; i < 40; i++) {
+    if (i == 20) {
+      assert_int_equal (rd[i].error, EINVAL);
+      continue;
+    }
+    assert_int_equal (rd[i].error, 0);
+    if (memcmp (bufs[i], expect + rd[i].offset, rd[i].count) != 0)
+      fail_msg ("read %zu (%u bytes at %ju) is wrong", i, rd[i].count,
+                (uintmax_t) rd[i].offset);
+  }
+  /* The connection still serves after the refusal. */
+  assert_int_equal (df_bdev_pread (up, bufs[1], 300000, 4096), 0);
+  assert_memory_equal (bufs[1], expect + 4096, 300000);
+  for (i = 0; i < 40; i++)
+    free (bufs[i]);
+  df_bdev_close (up);
+  srv_free (&a);
+  df_bdev_close (disk);
+  free (expect);
+}
+
 /* Readers that run while the servers change under them. */
 struct reader {
   struct df_bdev *up;
@@ -560,6 +612,7 @@ main (void)
     cmocka_unit_test (test_identity),
     cmocka_unit_test (test_addr),
     cmocka_unit_test (test_read_write),
+    cmocka_unit_test (test_batch_sizes),
     cmocka_unit_test (test_failover),
     cmocka_unit_test (test_hang_and_shutdown),
     cmocka_unit_test (test_refusals),
