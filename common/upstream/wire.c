@@ -37,7 +37,7 @@ struct wire {
   int iovpos, iovn;
   size_t cur;                   /* a read's payload coming: its index */
   uint32_t cur_got;             /*   and how much of it came (cur < n) */
-  size_t left;                  /* requests sent and not answered */
+  size_t left;                  /* requests sent and not done */
   uint64_t last;                /* monotonic ns of the last progress */
 };
 
@@ -168,8 +168,19 @@ sending (const struct wire *w)
   return w->iovpos < w->iovn || w->next < w->n;
 }
 
+/* Request i is answered (its payload, if any, all in place). */
+static void
+answered (struct wire *w, size_t i)
+{
+  w->r[i].done = true;
+  w->left--;
+  w->last = df_now_mono_ns ();
+  w->cur = w->n;
+}
+
 /* Takes the reply headers and payloads in the buffer.  -1: one says
- * the connection is lost (why).
+ * the connection is lost (why).  A read is done only once its payload
+ * is all in: one cut short is sent again after a failover.
  */
 static int
 parse (struct wire *w, char *why, size_t len)
@@ -178,20 +189,19 @@ parse (struct wire *w, char *why, size_t len)
 
   for (;;) {
     const uint8_t *p = c->rbuf + c->rpos;
-    size_t have = c->rlen - c->rpos, i;
+    size_t have = c->rlen - c->rpos, i, n;
     uint32_t magic, err;
     struct req *r;
 
     if (w->cur < w->n) {        /* a payload under way */
       r = &w->r[w->cur];
-      size_t n = r->count - w->cur_got < have ? r->count - w->cur_got : have;
+      n = r->count - w->cur_got < have ? r->count - w->cur_got : have;
       memcpy ((char *) r->buf + w->cur_got, p, n);
       c->rpos += n;
       w->cur_got += n;
       if (w->cur_got < r->count)
         return 0;
-      w->cur = w->n;
-      w->last = df_now_mono_ns ();
+      answered (w, w->cur);
       continue;
     }
     if (have < NBD_SIMPLE_REPLY_SIZE)
@@ -210,13 +220,12 @@ parse (struct wire *w, char *why, size_t len)
       snprintf (why, len, "the server is shutting down");
       return -1;
     }
-    r->done = true;
-    w->left--;
-    w->last = df_now_mono_ns ();
     if (r->type == R_READ && !err && r->count) {
       w->cur = i;
       w->cur_got = 0;
     }
+    else
+      answered (w, i);
   }
 }
 
@@ -231,7 +240,7 @@ pull (struct wire *w, char *why, size_t len)
 
     if (parse (w, why, len) == -1)
       return -1;
-    if (w->left == 0 && w->cur == w->n)
+    if (w->left == 0)
       return 0;
     if (c->rpos == c->rlen)
       c->rpos = c->rlen = 0;
@@ -243,10 +252,8 @@ pull (struct wire *w, char *why, size_t len)
                 MSG_DONTWAIT);
       if (s > 0) {
         w->cur_got += s;
-        if (w->cur_got == r->count) {
-          w->cur = w->n;
-          w->last = df_now_mono_ns ();
-        }
+        if (w->cur_got == r->count)
+          answered (w, w->cur);
         continue;
       }
     }
@@ -294,7 +301,7 @@ uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
 
     if (pull (&w, why, len) == -1)
       goto out;
-    if (w.left == 0 && w.cur == n && !sending (&w)) {
+    if (w.left == 0 && !sending (&w)) {
       rv = 0;
       goto out;
     }
