@@ -3,8 +3,9 @@
 #   1. fio 4 KiB random read, iodepth 32 (nbd engine), of a device whose
 #      writes stay on the client (write cache "device"): directly from
 #      the plugin's nbdkit, through the attach's NBD socket with no read
-#      cache (cold: every read goes to the server), and through it with
-#      a warm read cache (the disk read once before);
+#      cache (cold: every read goes to the server), through it with
+#      a warm read cache (the disk read once before), and with a read
+#      cache empty at the start of the run (what a miss costs);
 #   2. the failover pause: the serving nbdkit SIGKILLed under fio
 #      (servers on unix sockets), and its network cut with --io-timeout 2
 #      (servers in network namespaces), as the attach logs it.
@@ -119,6 +120,15 @@ for round in $(seq "$ROUNDS"); do
   [ -z "${BENCH_BASELINE_GATEWAY:-}" ] ||
     measure base "nbd+unix:///?socket=$TESTDIR/base.sock" "${ATTACH_PID[base]}"
   measure warm "nbd+unix:///?socket=$TESTDIR/warm.sock" "${ATTACH_PID[warm]}"
+  # A read cache empty at the start: the misses' cost (lookup, fill).
+  start_attach empty$round dev/pc1@empty$round --servers "$SERVERS" \
+    --nbd-socket "$TESTDIR/empty.sock" --overlay "$TESTDIR/empty$round.layer" \
+    --read-cache "$TESTDIR/rcache-empty$round" \
+    --read-cache-size $((MIB * 2))M
+  measure empty "nbd+unix:///?socket=$TESTDIR/empty.sock" \
+    "${ATTACH_PID[empty$round]}"
+  stop_attach empty$round
+  rm -rf "$TESTDIR/rcache-empty$round"
 done
 [ -z "${BENCH_BASELINE_GATEWAY:-}" ] || stop_attach base
 stop_attach cold
@@ -184,9 +194,11 @@ row "4K randread qd32: through the attach, cold" cold \
     "$(pratio base direct)" "(vs direct)"
 row "4K randread qd32: through the attach, warm read cache" warm \
   "$(pratio warm direct)" ">=1.5 (vs direct)"
+row "4K randread qd32: the attach, read cache empty at start" empty \
+  "$(pratio empty direct)" "(vs direct)"
 printf '(us/req: CPU time per request of fio, the attach and the servers together;\n'
 printf ' each:'
-for k in direct cold ${BENCH_BASELINE_GATEWAY:+base} warm; do
+for k in direct cold ${BENCH_BASELINE_GATEWAY:+base} warm empty; do
   printf ' %s %s+%s+%s' "$k" "$(median ${k}_fio)" "$(median ${k}_att)" \
     "$(median ${k}_srv)"
 done
