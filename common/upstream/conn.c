@@ -1,5 +1,5 @@
-/* diskfarm — NBD upstream: one libnbd connection, and running requests
- * on it in the calling thread.
+/* diskfarm — NBD upstream: one connection, made by libnbd (its
+ * requests run in wire.c).
  */
 #include <config.h>
 
@@ -74,7 +74,8 @@ check_same (struct upstream *up, struct nbd_handle *h,
   if (!was->has_identity && now->has_identity)
     return df_error (ESTALE, "it serves a sealed version, the device had "
                      "an unsealed one");
-  if (nbd_can_fua (h) != up->can_fua || nbd_can_trim (h) != up->can_trim ||
+  if (nbd_can_fua (h) != up->can_fua || nbd_can_flush (h) != up->can_flush ||
+      nbd_can_trim (h) != up->can_trim ||
       nbd_can_zero (h) != up->can_zero)
     return df_error (ESTALE, "the export offers other features here");
   return 0;
@@ -102,6 +103,7 @@ check_export (struct upstream *up, struct nbd_handle *h, bool first)
   up->bdev.size = nbd_get_size (h);
   up->bdev.flags = now.readonly ? DF_BDEV_RDONLY : 0;
   up->can_fua = nbd_can_fua (h) == 1;
+  up->can_flush = nbd_can_flush (h) == 1;
   up->can_trim = nbd_can_trim (h) == 1;
   up->can_zero = nbd_can_zero (h) == 1;
   up->can_fast_zero = nbd_can_fast_zero (h) == 1;
@@ -132,6 +134,8 @@ uconn_open (struct upstream *up, size_t k, bool first)
   nbd_set_export_name (h, up->p.export_name);
   nbd_set_full_info (h, true);
   nbd_set_pread_initialize (h, false);
+  /* wire.c speaks the transmission phase: simple replies only. */
+  nbd_set_request_structured_replies (h, false);
   snprintf (port, sizeof port, "%u", a.port);
   r = a.path[0] ? nbd_aio_connect_unix (h, a.path)
                 : nbd_aio_connect_tcp (h, a.host, port);
@@ -142,7 +146,8 @@ uconn_open (struct upstream *up, size_t k, bool first)
       check_export (up, h, first) == -1)
     goto err;
   c = calloc (1, sizeof *c);
-  if (c == NULL) {
+  if (c == NULL || (c->rbuf = malloc (UP_RBUF)) == NULL) {
+    free (c);
     df_error_errno ("upstream connection");
     goto err;
   }
@@ -167,135 +172,6 @@ uconn_close (struct upstream *up, struct uconn *c, bool drain)
   nbd_close (c->h);             /* the socket lives on in fd */
   if (fd >= 0)
     up_drain_add (up, fd);
+  free (c->rbuf);
   free (c);
-}
-
-static int64_t
-issue (struct uconn *c, struct req *r)
-{
-  uint32_t f = (r->flags & DF_FUA) ? LIBNBD_CMD_FLAG_FUA : 0;
-
-  switch (r->type) {
-  case R_READ:
-    return nbd_aio_pread (c->h, r->buf, r->count, r->offset,
-                          NBD_NULL_COMPLETION, 0);
-  case R_WRITE:
-    return nbd_aio_pwrite (c->h, r->buf, r->count, r->offset,
-                           NBD_NULL_COMPLETION, f);
-  case R_FLUSH:
-    return nbd_aio_flush (c->h, NBD_NULL_COMPLETION, 0);
-  case R_TRIM:
-    return nbd_aio_trim (c->h, r->count, r->offset, NBD_NULL_COMPLETION, f);
-  case R_ZERO:
-    if (!(r->flags & DF_MAY_TRIM))
-      f |= LIBNBD_CMD_FLAG_NO_HOLE;
-    if (r->flags & DF_FAST_ZERO)
-      f |= LIBNBD_CMD_FLAG_FAST_ZERO;
-    return nbd_aio_zero (c->h, r->count, r->offset, NBD_NULL_COMPLETION, f);
-  }
-  abort ();
-}
-
-static bool
-dead (struct uconn *c)
-{
-  return nbd_aio_is_dead (c->h) || nbd_aio_is_closed (c->h);
-}
-
-static int
-lost (char *why, size_t len, const char *what)
-{
-  snprintf (why, len, "%s", what && *what ? what : "the connection died");
-  return -1;
-}
-
-/* Collects the answers that came.  -1: an answer says the connection
- * is lost.
- */
-static int
-collect (struct uconn *c, struct req *r, size_t n, size_t *left,
-         uint64_t *last, char *why, size_t len)
-{
-  size_t i;
-
-  for (i = 0; i < n; i++) {
-    int rc;
-    if (r[i].done)
-      continue;
-    rc = nbd_aio_command_completed (c->h, r[i].cookie);
-    if (rc == 0)
-      continue;
-    r[i].error = 0;
-    if (rc == -1) {
-      int err = nbd_get_errno () ? nbd_get_errno () : EIO;
-      if (err == ESHUTDOWN)
-        return lost (why, len, "the server is shutting down");
-      if (err == ENOTCONN || dead (c))
-        return lost (why, len, nbd_get_error ());
-      r[i].error = err;
-    }
-    r[i].done = true;
-    (*left)--;
-    *last = df_now_mono_ns ();
-  }
-  return 0;
-}
-
-int
-uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
-           char *why, size_t len)
-{
-  uint64_t limit = (uint64_t) up->p.io_timeout * 1000000000;
-  uint64_t last = df_now_mono_ns ();
-  size_t i, left = 0;
-
-  for (i = 0; i < n; i++) {
-    if (r[i].done)
-      continue;
-    r[i].cookie = issue (c, &r[i]);
-    if (r[i].cookie == -1) {
-      if (dead (c))
-        return lost (why, len, nbd_get_error ());
-      r[i].error = nbd_get_errno () ? nbd_get_errno () : EIO;
-      r[i].done = true;
-      continue;
-    }
-    left++;
-  }
-  for (;;) {
-    struct pollfd pfd[2] = {
-      { .fd = c->fd, .events = POLLIN },
-      { .fd = up->lost_fd, .events = POLLIN },
-    };
-    uint64_t now;
-    int timeout = -1, pr;
-
-    if (collect (c, r, n, &left, &last, why, len) == -1)
-      return -1;
-    if (left == 0)
-      return 0;
-    if (dead (c))
-      return lost (why, len, nbd_get_error ());
-    now = df_now_mono_ns ();
-    if (limit) {
-      if (now - last >= limit) {
-        snprintf (why, len, "no reply for %u s", up->p.io_timeout);
-        return -1;
-      }
-      timeout = (last + limit - now) / 1000000 + 1;
-    }
-    if (nbd_aio_get_direction (c->h) & LIBNBD_AIO_DIRECTION_WRITE)
-      pfd[0].events |= POLLOUT;
-    pr = poll (pfd, 2, timeout);
-    if (pr == -1 && errno != EINTR)
-      return lost (why, len, strerror (errno));
-    if (pr <= 0)
-      continue;
-    if (pfd[1].revents && __atomic_load_n (&c->lost, __ATOMIC_ACQUIRE))
-      return lost (why, len, "another connection to the server was lost");
-    if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
-      nbd_aio_notify_read (c->h);
-    else if (pfd[0].revents & POLLOUT)
-      nbd_aio_notify_write (c->h);
-  }
 }

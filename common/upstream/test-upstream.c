@@ -5,8 +5,11 @@
 #include <config.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "test-helpers.h"
 #include "bdev/bdev.h"
@@ -14,6 +17,7 @@
 #include "upstream/upstream.h"
 
 #define SIZE (1024 * 1024)
+#define NBD_REPLY_HEADER 16
 #define HASH1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define HASH2 "2222222222222222222222222222222222222222222222222222222222222222"
 #define DESC1 "device pc1 session s: vdisk base version 3, write cache disk " \
@@ -316,6 +320,58 @@ test_read_write (void **state)
   df_bdev_close (disk);
 }
 
+/* Reads of every size in one batch: payloads split across the reply
+ * buffer, big ones read straight into place, and a refused read (an
+ * error reply has no payload) among them.
+ */
+static void
+test_batch_sizes (void **state)
+{
+  static const uint32_t sizes[] = { 4096, 300000, 1, 65543, 131072, 17 };
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  struct df_bdev_read rd[40];
+  uint8_t *expect = malloc (SIZE), *bufs[40];
+  struct srv a = { 0 };
+  uint64_t seed = 11;
+  size_t i;
+
+  (void) state;
+  assert_non_null (expect);
+  test_fill (expect, SIZE, &seed);
+  assert_int_equal (df_bdev_pwrite (disk, expect, SIZE, 0, 0), 0);
+  srv_start (&a, "sizes.sock", disk, DESC1, false);
+  up = open_up (&a, NULL, 5, 0, 1 << 20);
+  for (i = 0; i < 40; i++) {
+    uint32_t n = sizes[i % 6];
+    bufs[i] = malloc (n);
+    assert_non_null (bufs[i]);
+    rd[i] = (struct df_bdev_read) {
+      .buf = bufs[i], .count = n,
+      .offset = i == 20 ? SIZE : (i * 7919 * 13) % (SIZE - n),
+    };
+  }
+  assert_int_equal (df_bdev_pread_many (up, rd, 40), -1);
+  for (i = 0; i < 40; i++) {
+    if (i == 20) {
+      assert_int_equal (rd[i].error, EINVAL);
+      continue;
+    }
+    assert_int_equal (rd[i].error, 0);
+    if (memcmp (bufs[i], expect + rd[i].offset, rd[i].count) != 0)
+      fail_msg ("read %zu (%u bytes at %ju) is wrong", i, rd[i].count,
+                (uintmax_t) rd[i].offset);
+  }
+  /* The connection still serves after the refusal. */
+  assert_int_equal (df_bdev_pread (up, bufs[1], 300000, 4096), 0);
+  assert_memory_equal (bufs[1], expect + 4096, 300000);
+  for (i = 0; i < 40; i++)
+    free (bufs[i]);
+  df_bdev_close (up);
+  srv_free (&a);
+  df_bdev_close (disk);
+  free (expect);
+}
+
 /* Readers that run while the servers change under them. */
 struct reader {
   struct df_bdev *up;
@@ -374,6 +430,186 @@ wait_failovers (unsigned n)
     usleep (10000);
   }
   fail_msg ("no failover within 10 s: %s", last_log);
+}
+
+/* A proxy in front of a server that cuts the first connection to send
+ * a request (the request magic) after `cut` bytes of the server's
+ * answers: a reply cut short in its payload.
+ */
+struct proxy {
+  struct srv front;             /* path and spec only */
+  const char *target;
+  size_t cut;
+  int lfd;
+  atomic_bool cut_done;
+  pthread_t acceptor, conns[8];
+  atomic_uint nconns;
+};
+
+static int
+connect_unix (const char *path)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  snprintf (sa.sun_path, sizeof sa.sun_path, "%s", path);
+  if (fd >= 0 && connect (fd, (struct sockaddr *) &sa, sizeof sa) == -1) {
+    close (fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+static bool
+put_all (int fd, const char *p, size_t n)
+{
+  while (n > 0) {
+    ssize_t w = write (fd, p, n);
+    if (w <= 0)
+      return false;
+    p += w;
+    n -= w;
+  }
+  return true;
+}
+
+struct pconn {
+  struct proxy *px;
+  int c, s;
+};
+
+static void *
+pconn_main (void *arg)
+{
+  struct pconn *pc = arg;
+  static const char magic[] = { 0x25, 0x60, (char) 0x95, 0x13 };
+  bool started = false, cutting = false;
+  size_t after = 0;
+  char buf[65536];
+
+  for (;;) {
+    struct pollfd pfd[2] = { { pc->c, POLLIN, 0 }, { pc->s, POLLIN, 0 } };
+    ssize_t n;
+
+    if (poll (pfd, 2, -1) <= 0)
+      break;
+    if (pfd[0].revents) {
+      if ((n = read (pc->c, buf, sizeof buf)) <= 0)
+        break;
+      if (!started && memmem (buf, n, magic, 4)) {
+        started = true;
+        cutting = !atomic_exchange (&pc->px->cut_done, true);
+      }
+      if (!put_all (pc->s, buf, n))
+        break;
+    }
+    if (pfd[1].revents) {
+      if ((n = read (pc->s, buf, sizeof buf)) <= 0)
+        break;
+      if (cutting && after + n >= pc->px->cut) {
+        put_all (pc->c, buf, pc->px->cut - after);
+        break;
+      }
+      if (cutting)
+        after += n;
+      if (!put_all (pc->c, buf, n))
+        break;
+    }
+  }
+  close (pc->c);
+  close (pc->s);
+  free (pc);
+  return NULL;
+}
+
+static void *
+proxy_main (void *arg)
+{
+  struct proxy *px = arg;
+  int fd;
+
+  while ((fd = accept4 (px->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+    struct pconn *pc = malloc (sizeof *pc);
+    unsigned k = px->nconns;
+    assert_non_null (pc);
+    *pc = (struct pconn) { .px = px, .c = fd, .s = connect_unix (px->target) };
+    if (pc->s == -1 || k == 8 ||
+        pthread_create (&px->conns[k], NULL, pconn_main, pc) != 0) {
+      close (fd);
+      if (pc->s >= 0)
+        close (pc->s);
+      free (pc);
+      continue;
+    }
+    px->nconns = k + 1;
+  }
+  return NULL;
+}
+
+static void
+proxy_start (struct proxy *px, const char *name, const struct srv *to,
+             size_t cut)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+  px->front.path = test_path (tmpdir, name);
+  assert_int_not_equal (asprintf (&px->front.spec, "unix:%s",
+                                  px->front.path), -1);
+  px->target = to->path;
+  px->cut = cut;
+  px->lfd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true (px->lfd >= 0);
+  snprintf (sa.sun_path, sizeof sa.sun_path, "%s", px->front.path);
+  assert_int_equal (bind (px->lfd, (struct sockaddr *) &sa, sizeof sa), 0);
+  assert_int_equal (listen (px->lfd, 8), 0);
+  assert_int_equal (pthread_create (&px->acceptor, NULL, proxy_main, px), 0);
+}
+
+/* After the upstream is closed: its connections are gone. */
+static void
+proxy_stop (struct proxy *px)
+{
+  shutdown (px->lfd, SHUT_RDWR);
+  pthread_join (px->acceptor, NULL);
+  close (px->lfd);
+  for (unsigned i = 0; i < px->nconns; i++)
+    pthread_join (px->conns[i], NULL);
+  srv_free (&px->front);
+}
+
+/* A read whose reply is cut in its payload is read again from the next
+ * server, not taken half filled.
+ */
+static void
+test_cut_payload (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  struct srv a = { 0 }, b = { 0 };
+  struct proxy px = { 0 };
+  struct df_upstream_stats st;
+  const uint8_t *expect;
+  char buf[8192];
+
+  (void) state;
+  expect = fill_disk (disk);
+  srv_start (&a, "cut-a.sock", disk, DESC1, false);
+  srv_start (&b, "cut-b.sock", disk, DESC1, false);
+  proxy_start (&px, "cut-px.sock", &a, NBD_REPLY_HEADER + 1000);
+  up = open_up (&px.front, &b, 5, 0, 1 << 20);
+  df_upstream_allow_failover (up, true);
+  failovers_logged = 0;
+  memset (buf, 0, sizeof buf);
+  assert_int_equal (df_bdev_pread (up, buf, sizeof buf, 65536), 0);
+  assert_memory_equal (buf, expect + 65536, sizeof buf);
+  assert_true (atomic_load (&px.cut_done));
+  df_upstream_stats (up, &st);
+  assert_int_equal (st.failovers, 1);
+  df_bdev_close (up);
+  proxy_stop (&px);
+  srv_free (&a);
+  srv_free (&b);
+  df_bdev_close (disk);
+  free ((void *) expect);
 }
 
 static void
@@ -560,7 +796,9 @@ main (void)
     cmocka_unit_test (test_identity),
     cmocka_unit_test (test_addr),
     cmocka_unit_test (test_read_write),
+    cmocka_unit_test (test_batch_sizes),
     cmocka_unit_test (test_failover),
+    cmocka_unit_test (test_cut_payload),
     cmocka_unit_test (test_hang_and_shutdown),
     cmocka_unit_test (test_refusals),
     cmocka_unit_test (test_replay),

@@ -41,7 +41,13 @@ struct uconn {
   struct uconn *next_free;
   bool busy;                    /* checked out */
   uint64_t busy_since;          /* monotonic ns, when checked out */
+  /* The thread that checked it out (wire.c): */
+  uint64_t cookie_base;         /* requests' cookies start here */
+  uint8_t *rbuf;                /* replies read ahead */
+  size_t rpos, rlen;
 };
+
+#define UP_RBUF (256 * 1024)
 
 /* A write kept until a FLUSH covers it (replay.c). */
 struct logged {
@@ -67,7 +73,7 @@ struct upstream {
   struct df_bdev bdev;
   struct df_upstream_params p;  /* servers and strings are copies */
   struct df_upstream_info info;
-  bool can_fua, can_trim, can_zero, can_fast_zero;
+  bool can_fua, can_flush, can_trim, can_zero, can_fast_zero;
 
   /* Lock order: this lock before libnbd's handle locks; no nbd_* call
    * is made with it held.
@@ -117,6 +123,7 @@ struct uconn *uconn_open (struct upstream *up, size_t k, bool first);
  * socket goes to the drainer instead of being closed.
  */
 void uconn_close (struct upstream *up, struct uconn *c, bool drain);
+/* ---- wire.c ---- */
 /* Runs the requests of r[0..n-1] not done yet on c (sent together, so
  * they must not overlap) and waits for their answers, no longer than
  * io_timeout without one.  0: every request answered (done, its error

@@ -310,7 +310,11 @@ df_upstream_open (const struct df_upstream_params *p)
   if (up_supervisor_start (up) == 0 && up_drainer_start (up) == 0)
     return &up->bdev;
  err:
-  up_close (&up->bdev);
+  {
+    int err = errno;            /* the message stays current */
+    up_close (&up->bdev);
+    errno = err;
+  }
   return NULL;
 }
 

@@ -3,14 +3,19 @@
 #   1. fio 4 KiB random read, iodepth 32 (nbd engine), of a device whose
 #      writes stay on the client (write cache "device"): directly from
 #      the plugin's nbdkit, through the attach's NBD socket with no read
-#      cache (cold: every read goes to the server), and through it with
-#      a warm read cache (the disk read once before);
+#      cache (cold: every read goes to the server), through it with
+#      a warm read cache (the disk read once before), and with a read
+#      cache empty at the start of the run (what a miss costs);
 #   2. the failover pause: the serving nbdkit SIGKILLed under fio
 #      (servers on unix sockets), and its network cut with --io-timeout 2
 #      (servers in network namespaces), as the attach logs it.
 #   meson test -C build --suite bench -v bench-gateway-attach.sh
 # Environment: BENCH_MIB (image size), BENCH_FIO_SECS, BENCH_ROUNDS,
-# BENCH_FAILOVERS.
+# BENCH_FAILOVERS; BENCH_BASELINE_GATEWAY=PATH: the diskfarm-gateway of
+# another build, measured cold in the same rounds (before/after).
+# Beside IOPS, the CPU time per request of fio and of the serving
+# processes together: on 2 shared cores, what decides the ratio on a
+# quiet machine, and less at the mercy of the machine's load.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/bench/bench-lib.sh"
 . "$DISKFARM_SRCDIR/tests/lib/attach.sh"
@@ -32,17 +37,54 @@ start_server srv1 session-linger=0
 start_server srv2 session-linger=0
 SERVERS=unix:$TESTDIR/srv1.sock,unix:$TESTDIR/srv2.sock
 
-fio_iops () {   # fio_iops URI
-  fio --name=b --ioengine=nbd --uri="$1" --rw=randread --bs=4k --iodepth=32 \
+declare -A vals
+TICK=$(getconf CLK_TCK)
+cpu_ticks () {  # cpu_ticks PID...: user + system ticks of the processes
+  local p t=0 f
+  for p in "$@"; do
+    read -ra f <"/proc/$p/stat"
+    t=$((t + f[13] + f[14]))
+  done
+  echo $t
+}
+# measure KEY URI [ATTACH_PID]: fio's IOPS into vals[KEY], the CPU time
+# per request (us) of fio, the attach and the servers together into
+# vals[KEY_cpu], and of each into vals[KEY_fio], [KEY_att], [KEY_srv].
+measure () {
+  local key=$1 uri=$2 a0=0 a1=0 s0 s1 w0 w1 iops fio att srv
+  s0=$(cpu_ticks "${SRV[@]}")
+  [ -z "${3:-}" ] || a0=$(cpu_ticks "$3")
+  w0=$EPOCHREALTIME
+  fio --name=b --ioengine=nbd --uri="$uri" --rw=randread --bs=4k --iodepth=32 \
       --size="${MIB}M" --time_based --runtime="$FIO_SECS" --ramp_time=2 \
       --norandommap --randrepeat=0 --output-format=json \
-      --output="$TESTDIR/fio.json" >/dev/null 2>&1 || { echo 0; return; }
-  /usr/bin/python3 -c '
+      --output="$TESTDIR/fio.json" >/dev/null 2>&1 || {
+    vals[$key]+=" 0"
+    return
+  }
+  w1=$EPOCHREALTIME
+  s1=$(cpu_ticks "${SRV[@]}")
+  [ -z "${3:-}" ] || a1=$(cpu_ticks "$3")
+  # The attach and the servers: their CPU over ramp and run, per request
+  # at the measured rate over the same time.
+  read -r iops fio att srv < <(/usr/bin/python3 -c '
 import json, sys
-print(int(json.load(open(sys.argv[1]))["jobs"][0]["read"]["iops"]))' \
-    "$TESTDIR/fio.json"
+j = json.load(open(sys.argv[1]))["jobs"][0]
+iops = j["read"]["iops"]
+fio = (j["usr_cpu"] + j["sys_cpu"]) / 100 * j["job_runtime"] / 1000
+n = max(iops * (float(sys.argv[5]) - float(sys.argv[4])), 1)
+tick = int(sys.argv[6])
+print(int(iops), "%.1f" % (fio / max(j["read"]["total_ios"], 1) * 1e6),
+      "%.1f" % (int(sys.argv[2]) / tick / n * 1e6),
+      "%.1f" % (int(sys.argv[3]) / tick / n * 1e6))' "$TESTDIR/fio.json" \
+    $((a1 - a0)) $((s1 - s0)) "$w0" "$w1" "$TICK")
+  vals[$key]+=" $iops"
+  vals[${key}_fio]+=" $fio"
+  vals[${key}_att]+=" $att"
+  vals[${key}_srv]+=" $srv"
+  vals[${key}_cpu]+=" $(awk -v a="$fio" -v b="$att" -v c="$srv" \
+                        'BEGIN { printf "%.1f", a + b + c }')"
 }
-declare -A vals
 median () {    # median KEY
   tr ' ' '\n' <<<"${vals[$1]}" | grep . | sort -n |
     awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
@@ -65,12 +107,30 @@ start_attach warm dev/pc1@warm --servers "$SERVERS" \
 nbdcopy "nbd+unix:///?socket=$TESTDIR/warm.sock" null:
 start_attach cold dev/pc1@cold --servers "$SERVERS" \
   --nbd-socket "$TESTDIR/cold.sock" --overlay "$TESTDIR/cold.layer"
+if [ -n "${BENCH_BASELINE_GATEWAY:-}" ]; then
+  GATEWAY=$BENCH_BASELINE_GATEWAY start_attach base dev/pc1@base \
+    --servers "$SERVERS" --nbd-socket "$TESTDIR/base.sock" \
+    --overlay "$TESTDIR/base.layer"
+fi
+SRV=("${SERVER_PID[srv1]}" "${SERVER_PID[srv2]}")
 # Rounds alternate the three, so that the machine's drift hits each.
 for round in $(seq "$ROUNDS"); do
-  vals[direct]+=" $(fio_iops "nbd+unix:///dev/pc1@direct?socket=$TESTDIR/srv1.sock")"
-  vals[cold]+=" $(fio_iops "nbd+unix:///?socket=$TESTDIR/cold.sock")"
-  vals[warm]+=" $(fio_iops "nbd+unix:///?socket=$TESTDIR/warm.sock")"
+  measure direct "nbd+unix:///dev/pc1@direct?socket=$TESTDIR/srv1.sock"
+  measure cold "nbd+unix:///?socket=$TESTDIR/cold.sock" "${ATTACH_PID[cold]}"
+  [ -z "${BENCH_BASELINE_GATEWAY:-}" ] ||
+    measure base "nbd+unix:///?socket=$TESTDIR/base.sock" "${ATTACH_PID[base]}"
+  measure warm "nbd+unix:///?socket=$TESTDIR/warm.sock" "${ATTACH_PID[warm]}"
+  # A read cache empty at the start: the misses' cost (lookup, fill).
+  start_attach empty$round dev/pc1@empty$round --servers "$SERVERS" \
+    --nbd-socket "$TESTDIR/empty.sock" --overlay "$TESTDIR/empty$round.layer" \
+    --read-cache "$TESTDIR/rcache-empty$round" \
+    --read-cache-size $((MIB * 2))M
+  measure empty "nbd+unix:///?socket=$TESTDIR/empty.sock" \
+    "${ATTACH_PID[empty$round]}"
+  stop_attach empty$round
+  rm -rf "$TESTDIR/rcache-empty$round"
 done
+[ -z "${BENCH_BASELINE_GATEWAY:-}" ] || stop_attach base
 stop_attach cold
 stop_attach warm
 
@@ -121,15 +181,28 @@ stop_attach cut
 
 # ---- the table ----
 printf '\n%s MiB random image; device with write cache "device" (overlay on the client)\n' "$MIB"
-printf '%-56s %12s %8s %s\n' measurement value ratio goal
+printf '%-50s %12s %6s %7s %s\n' measurement value us/req ratio goal
 row () {       # row LABEL KEY [RATIO GOAL]
-  printf '%-56s %7s IOPS %7s %s\n' "$1" "$(median "$2")" "${3:+${3}x}" "${4:-}"
+  printf '%-50s %7s IOPS %6s %7s %s\n' "$1" "$(median "$2")" \
+    "$(median "${2}_cpu")" "${3:+${3}x}" "${4:-}"
 }
 row "4K randread qd32: nbdkit (plugin), directly" direct
 row "4K randread qd32: through the attach, cold" cold \
   "$(pratio cold direct)" ">=0.8 (vs direct)"
+[ -z "${BENCH_BASELINE_GATEWAY:-}" ] ||
+  row "4K randread qd32: the baseline build's attach, cold" base \
+    "$(pratio base direct)" "(vs direct)"
 row "4K randread qd32: through the attach, warm read cache" warm \
   "$(pratio warm direct)" ">=1.5 (vs direct)"
+row "4K randread qd32: the attach, read cache empty at start" empty \
+  "$(pratio empty direct)" "(vs direct)"
+printf '(us/req: CPU time per request of fio, the attach and the servers together;\n'
+printf ' each:'
+for k in direct cold ${BENCH_BASELINE_GATEWAY:+base} warm empty; do
+  printf ' %s %s+%s+%s' "$k" "$(median ${k}_fio)" "$(median ${k}_att)" \
+    "$(median ${k}_srv)"
+done
+printf ')\n'
 printf '(IOPS: median of %s rounds; ratios: median of the ratios within a round)\n' "$ROUNDS"
 printf '%-56s %7s s (max %s s) %s\n' "failover pause, server SIGKILLed" \
   "$(median kill)" "$(maxof kill)" "goal <1 s"
