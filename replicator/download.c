@@ -85,6 +85,7 @@ piece_flush (struct piece *p, bool last)
     return 0;
   if (write_pages (p->t, p->buf, n, p->pos) == -1)
     return -1;
+  repl_relay_note (p->t, p->pos, p->pos + n);
   memmove (p->buf, p->buf + n, p->fill - n);
   p->fill -= n;
   p->pos += n;
@@ -193,7 +194,7 @@ fetch (struct repl_task *t, uint64_t start, uint64_t end)
   const struct repl_gw *gw = repl_run_gw (t->run, repl_task_server (t));
   static const struct repl_xfer_ops ops = { piece_data, piece_header,
                                             piece_done };
-  CLEANUP_FREE char *url = repl_run_url (t->run, "files", t->f->path);
+  CLEANUP_FREE char *url = repl_relay_url (t);
   char errbuf[CURL_ERROR_SIZE], range[64], ifrange[80], hex[2 * DF_HASH_LEN + 1];
   struct curl_slist *headers;
   struct piece *p;
@@ -344,6 +345,7 @@ maybe_delta (struct repl_task *t)
   if (!new_base || !old_base || present < REPL_DELTA_MIN_DATA ||
       old_present < REPL_DELTA_MIN_DATA)
     return 0;
+  repl_relay_stop (t);
   close (t->fd);                /* the partial download stays for later */
   t->fd = -1;
   free (t->spath);
@@ -475,6 +477,7 @@ repl_download_begin (struct repl_task *t)
   t->delta = false;
   if (open_staged (t) == -1)
     return -1;
+  repl_relay_open (t);
   if (t->f->kind != REPL_KIND_LAYER || t->f->size < DF_LAYER_HEADER_SIZE)
     return pass (t) == -1 ? -1 : 0;
   t->step = DL_HEAD;

@@ -5,6 +5,7 @@
 #define DISKFARM_REPL_TASK_INT_H
 
 #include "delta.h"
+#include "relay.h"
 #include "task.h"
 
 struct repl_range {
@@ -34,6 +35,7 @@ struct repl_task {
   int step;                     /* DL_HEAD, DL_MAP, DL_DATA */
   uint64_t head_end;            /* bytes of header and map fetched */
   uint64_t since_writeback;
+  int got_fd;                   /* relay.h: the arrival log, or -1 */
   /* delta */
   int basis_fd;
   uint64_t basis_size;

@@ -113,12 +113,16 @@ repl_task_etag_matches (const struct repl_task *t, const char *line, size_t n)
 void
 repl_task_finish (struct repl_task *t, int r)
 {
-  if (r == 0 && !t->committed &&
-      repl_commit (t->run->st, t->fd, t->spath, t->f) == -1) {
-    repl_task_fail (t, "%s", df_error_get ());
-    t->discard = true;          /* it arrived whole, and it is wrong */
-    r = -1;
+  if (r == 0 && !t->committed) {
+    repl_relay_done (t);        /* peers still reading finish from it */
+    if (repl_commit (t->run->st, t->fd, t->spath, t->f) == -1) {
+      repl_relay_undone (t);
+      repl_task_fail (t, "%s", df_error_get ());
+      t->discard = true;        /* it arrived whole, and it is wrong */
+      r = -1;
+    }
   }
+  repl_relay_stop (t);
   if (t->fd >= 0) {
     close (t->fd);
     t->fd = -1;
@@ -154,7 +158,7 @@ repl_task_start (struct repl_run *run, const struct repl_action *a,
   t->f = a->file;
   t->done = done;
   t->opaque = opaque;
-  t->fd = t->basis_fd = -1;
+  t->fd = t->basis_fd = t->got_fd = -1;
   if (a->nsources == 0) {
     free (t);
     df_error (ENOENT, "%s: no server to take it from", a->path);
@@ -181,6 +185,12 @@ repl_task_was_delta (const struct repl_task *t)
   return t->delta;
 }
 
+bool
+repl_task_was_relayed (const struct repl_task *t)
+{
+  return !t->delta && repl_relay_now (t);
+}
+
 const char *
 repl_task_from (const struct repl_task *t)
 {
@@ -202,6 +212,7 @@ repl_task_free (struct repl_task *t)
     close (t->fd);
   if (t->basis_fd >= 0)
     close (t->basis_fd);
+  repl_relay_stop (t);
   repl_patch_free (t->patch);
   free (t->sig);
   free (t->spath);

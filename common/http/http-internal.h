@@ -2,7 +2,7 @@
  *   server.c    the libmicrohttpd daemon, TLS, running in a df_loop, stats
  *   dispatch.c  requests: routing, guard, bodies, suspension, access log
  *   conn.c      connections: the request deadline (slow clients)
- *   response.c, file.c, range.c   answers
+ *   response.c, file.c, range.c, stream.c   answers
  */
 #ifndef DISKFARM_HTTP_INTERNAL_H
 #define DISKFARM_HTTP_INTERNAL_H
@@ -73,6 +73,7 @@ struct df_http_request {
   size_t nheaders;
   bool leave_cache;             /* df_http_request_leave_cache */
   struct df_cache_snap *cache_snap;     /* released when the request ends */
+  struct df_http_rate *rate;    /* df_http_request_throttle, or NULL */
 };
 
 /* Queues resp with the pending headers and accounts for it; destroys
@@ -80,6 +81,11 @@ struct df_http_request {
  */
 int http_queue (struct df_http_request *req, unsigned status,
                 struct MHD_Response *resp, uint64_t size);
+
+/* stream.c: a range of fd (taken) as a streamed, paced body. */
+int http_respond_fd_paced (struct df_http_request *req, unsigned status,
+                           int fd, const char *content_type, uint64_t start,
+                           uint64_t len);
 
 /* dispatch.c: the callbacks given to libmicrohttpd. */
 enum MHD_Result http_on_request (void *cls, struct MHD_Connection *conn,

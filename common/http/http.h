@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -164,6 +165,37 @@ int df_http_respond_file (struct df_http_request *req, int fd,
  * devices read).  Call before df_http_respond_file.
  */
 void df_http_request_leave_cache (struct df_http_request *req);
+
+/* A body produced as it is sent: read fills buf with up to max bytes
+ * at body offset pos and returns how many (> 0), or -1 to cut the
+ * connection off (the client sees a short body).  read may block (it
+ * runs on the connection's thread).  len is the whole body's length;
+ * free_fn (opaque) runs once the response is gone (also on failure).
+ */
+typedef ssize_t (*df_http_reader) (void *opaque, uint64_t pos, char *buf,
+                                   size_t max);
+int df_http_respond_stream (struct df_http_request *req, unsigned status,
+                            const char *content_type, uint64_t len,
+                            df_http_reader read, void (*free_fn) (void *),
+                            void *opaque);
+
+/* ---- the egress cap ---- */
+
+/* A token bucket: bytes a second, shared by every response throttled
+ * with it, on any thread (a burst of 100 ms of the rate).
+ */
+struct df_http_rate;
+struct df_http_rate *df_http_rate_new (uint64_t bytes_per_s);
+void df_http_rate_free (struct df_http_rate *r);      /* NULL is fine */
+uint64_t df_http_rate_bytes_per_s (const struct df_http_rate *r);
+/* Takes n bytes from the bucket, sleeping until they are due. */
+void df_http_rate_take (struct df_http_rate *r, size_t n);
+/* The body of req's response (file or stream, sent after this call)
+ * goes out at most as fast as rate allows: file responses are then
+ * read and copied instead of sent with sendfile.
+ */
+void df_http_request_throttle (struct df_http_request *req,
+                               struct df_http_rate *rate);
 
 /* ---- helpers, exposed for tests ---- */
 

@@ -258,6 +258,7 @@ answer (struct df_http_request *req, void *opaque)
     close (fd);
     return -1;
   }
+  gw_throttle (d->gw, req);
   return df_http_respond_file (req, fd, "application/octet-stream", etag);
 }
 

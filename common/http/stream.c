@@ -1,0 +1,188 @@
+/* diskfarm — streamed responses and the egress cap (see http.h). */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "http-internal.h"
+#include "util.h"
+
+/* libmicrohttpd asks a streamed body for at most this much at once. */
+#define STREAM_BLOCK (256 * 1024)
+/* The bucket holds at most this long of the rate: a burst. */
+#define BURST_NS (100 * 1000000ULL)
+
+struct df_http_rate {
+  pthread_mutex_t lock;         /* a leaf lock, never held while sleeping */
+  uint64_t bytes_per_s;
+  double tokens;                /* may go negative: debt sleeps it off */
+  uint64_t last_ns;
+};
+
+struct df_http_rate *
+df_http_rate_new (uint64_t bytes_per_s)
+{
+  struct df_http_rate *r = calloc (1, sizeof *r);
+
+  if (r == NULL) {
+    df_error_errno ("rate");
+    return NULL;
+  }
+  pthread_mutex_init (&r->lock, NULL);
+  r->bytes_per_s = bytes_per_s ? bytes_per_s : 1;
+  r->last_ns = df_now_mono_ns ();
+  return r;
+}
+
+void
+df_http_rate_free (struct df_http_rate *r)
+{
+  if (r == NULL)
+    return;
+  pthread_mutex_destroy (&r->lock);
+  free (r);
+}
+
+uint64_t
+df_http_rate_bytes_per_s (const struct df_http_rate *r)
+{
+  return r->bytes_per_s;
+}
+
+void
+df_http_rate_take (struct df_http_rate *r, size_t n)
+{
+  double burst = (double) r->bytes_per_s * BURST_NS / 1e9;
+  uint64_t now, wait_ns = 0;
+  struct timespec ts;
+
+  pthread_mutex_lock (&r->lock);
+  now = df_now_mono_ns ();
+  r->tokens += (double) (now - r->last_ns) * r->bytes_per_s / 1e9;
+  if (r->tokens > burst)
+    r->tokens = burst;
+  r->last_ns = now;
+  r->tokens -= n;
+  if (r->tokens < 0)
+    wait_ns = -r->tokens * 1e9 / r->bytes_per_s;
+  pthread_mutex_unlock (&r->lock);
+  if (wait_ns == 0)
+    return;
+  ts.tv_sec = wait_ns / 1000000000;
+  ts.tv_nsec = wait_ns % 1000000000;
+  while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
+    ;
+}
+
+void
+df_http_request_throttle (struct df_http_request *req,
+                          struct df_http_rate *rate)
+{
+  req->rate = rate;
+}
+
+struct stream {
+  df_http_reader read;
+  void (*free_fn) (void *);
+  void *opaque;
+  struct df_http_rate *rate;
+};
+
+static ssize_t
+stream_read (void *cls, uint64_t pos, char *buf, size_t max)
+{
+  struct stream *s = cls;
+  ssize_t n = s->read (s->opaque, pos, buf, max);
+
+  if (n <= 0)
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  if (s->rate)
+    df_http_rate_take (s->rate, n);
+  return n;
+}
+
+static void
+stream_free (void *cls)
+{
+  struct stream *s = cls;
+
+  if (s->free_fn)
+    s->free_fn (s->opaque);
+  free (s);
+}
+
+int
+df_http_respond_stream (struct df_http_request *req, unsigned status,
+                        const char *content_type, uint64_t len,
+                        df_http_reader read, void (*free_fn) (void *),
+                        void *opaque)
+{
+  struct stream *s = calloc (1, sizeof *s);
+  struct MHD_Response *resp;
+
+  if (s == NULL) {
+    if (free_fn)
+      free_fn (opaque);
+    return df_error_errno ("stream response");
+  }
+  *s = (struct stream) { read, free_fn, opaque, req->rate };
+  if (len == 0) {
+    stream_free (s);
+    return df_http_respond (req, status, content_type, "", 0);
+  }
+  resp = MHD_create_response_from_callback (len, STREAM_BLOCK, stream_read, s,
+                                            stream_free);
+  if (resp == NULL) {
+    stream_free (s);
+    return df_error (ENOMEM, "cannot create a streamed response");
+  }
+  MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                           content_type ? content_type
+                           : "application/octet-stream");
+  return http_queue (req, status, resp, len);
+}
+
+/* ---- a file range, paced (file.c uses it for throttled requests) ---- */
+
+struct fd_range {
+  int fd;
+  uint64_t start;
+};
+
+static ssize_t
+fd_range_read (void *opaque, uint64_t pos, char *buf, size_t max)
+{
+  struct fd_range *f = opaque;
+  ssize_t n = pread (f->fd, buf, max, f->start + pos);
+
+  return n > 0 ? n : -1;        /* the file shrank or failed: cut off */
+}
+
+static void
+fd_range_free (void *opaque)
+{
+  struct fd_range *f = opaque;
+
+  close (f->fd);
+  free (f);
+}
+
+int
+http_respond_fd_paced (struct df_http_request *req, unsigned status, int fd,
+                       const char *content_type, uint64_t start, uint64_t len)
+{
+  struct fd_range *f = malloc (sizeof *f);
+
+  if (f == NULL) {
+    close (fd);
+    return df_error_errno ("file response");
+  }
+  f->fd = fd;
+  f->start = start;
+  return df_http_respond_stream (req, status, content_type, len,
+                                 fd_range_read, fd_range_free, f);
+}
