@@ -429,10 +429,15 @@ step_done (struct repl_task *t)
       repl_task_finish (t, -1);
       return;
     }
-    /* The next source; what arrived stays. */
+    /* The next source; what arrived stays, and the operator hears
+     * why the first one failed.
+     */
     t->src++;
     t->pass_failed = false;
-    free (t->error);
+    if (t->note == NULL)
+      t->note = t->error;
+    else
+      free (t->error);
     t->error = NULL;
     if (repl_download_begin (t) == -1)
       repl_task_finish (t, -1);

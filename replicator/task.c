@@ -116,8 +116,8 @@ repl_task_finish (struct repl_task *t, int r)
   if (r == 0 && !t->committed) {
     repl_relay_done (t);        /* peers still reading finish from it */
     if (repl_commit (t->run->st, t->fd, t->spath, t->f) == -1) {
-      repl_relay_undone (t);
       repl_task_fail (t, "%s", df_error_get ());
+      repl_relay_undone (t);
       t->discard = true;        /* it arrived whole, and it is wrong */
       r = -1;
     }
