@@ -142,7 +142,8 @@ assign_sources (const struct repl_plan_input *in, const struct repl_file *f,
   qsort (needers, nn, sizeof *needers, cmp_names);
   for (p = 0; strcmp (needers[p], in->self) != 0; p++)
     ;
-  if (in->relay && f->size >= in->fanout_min && p >= nh) {
+  if (in->relay && a->act == REPL_DOWNLOAD && f->size >= in->fanout_min &&
+      p >= nh) {
     /* Its relay's staged copy, then the same server once it holds it. */
     a->sources[0] = a->sources[1] = needers[p - nh];
     a->nrelay = 1;
