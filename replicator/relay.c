@@ -23,6 +23,25 @@ sibling (const struct repl_task *t, const char *suffix)
   return repl_stage_file_path (t->run->st, t->f, suffix);
 }
 
+/* A resumed copy: what an earlier run wrote (its data regions) has
+ * arrived too.  Its holes are fetched again, and logged as they come.
+ */
+static void
+note_resumed (struct repl_task *t)
+{
+  off_t off = 0, end;
+
+  if (t->got_fd < 0 || t->fd < 0 || !t->run->resume_ok)
+    return;
+  while ((off = lseek (t->fd, off, SEEK_DATA)) != -1) {
+    end = lseek (t->fd, off, SEEK_HOLE);
+    if (end == -1 || end <= off)
+      break;
+    repl_relay_note (t, off, end);
+    off = end;
+  }
+}
+
 void
 repl_relay_open (struct repl_task *t)
 {
@@ -39,6 +58,7 @@ repl_relay_open (struct repl_task *t)
   unlink (log);
   t->got_fd = open (log, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC |
                     O_NOFOLLOW, 0600);
+  note_resumed (t);
 }
 
 void
