@@ -48,6 +48,9 @@ struct df_http_server {
   bool sweeper_running, stopping;
   bool closing;                 /* df_http_server_free has begun */
   pthread_cond_t stop_cond;     /* with conns_lock */
+  pthread_t waker;              /* http_conn_wait's, once started */
+  bool waker_running;
+  size_t nwaiting;              /* under conns_lock */
 };
 
 struct df_http_request {
@@ -112,6 +115,12 @@ void http_conn_deadline (struct df_http_server *srv,
 void http_conn_suspend (struct df_http_server *srv,
                         struct MHD_Connection *conn, bool suspend);
 void http_conns_resume_all (struct df_http_server *srv);
+/* stream.c: suspends conn (from its content reader) until the waker
+ * resumes it, within HTTP_WAKE_NS.  False if it cannot (the server
+ * stops, or the connection is untracked).
+ */
+#define HTTP_WAKE_NS (10 * 1000000L)
+bool http_conn_wait (struct df_http_server *srv, struct MHD_Connection *conn);
 /* A response that leaves the page cache as it found it is done (takes
  * s): the pages of its file that were not cached are dropped now, and
  * again once the client has surely read them all (at the connection's

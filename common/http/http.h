@@ -167,9 +167,11 @@ int df_http_respond_file (struct df_http_request *req, int fd,
 void df_http_request_leave_cache (struct df_http_request *req);
 
 /* A body produced as it is sent: read fills buf with up to max bytes
- * at body offset pos and returns how many (> 0), or -1 to cut the
- * connection off (the client sees a short body).  read may block (it
- * runs on the connection's thread).  len is the whole body's length;
+ * at body offset pos and returns how many (> 0); 0 if none are there
+ * yet (the connection then sleeps, without holding the thread that
+ * serves it and others, and read is asked again some 10 ms later); or
+ * -1 to cut the connection off (the client sees a short body).  read
+ * runs on the connection's thread: it must not block for long.  len is the whole body's length;
  * free_fn (opaque) runs once the response is gone (also on failure).
  */
 typedef ssize_t (*df_http_reader) (void *opaque, uint64_t pos, char *buf,

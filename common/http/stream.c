@@ -90,6 +90,8 @@ struct stream {
   void (*free_fn) (void *);
   void *opaque;
   struct df_http_rate *rate;
+  struct df_http_server *srv;
+  struct MHD_Connection *conn;
 };
 
 static ssize_t
@@ -98,7 +100,19 @@ stream_read (void *cls, uint64_t pos, char *buf, size_t max)
   struct stream *s = cls;
   ssize_t n = s->read (s->opaque, pos, buf, max);
 
-  if (n <= 0)
+  if (n == 0) {
+    /* Nothing yet: the connection sleeps without holding its thread
+     * (the others it serves go on), and read is asked again.
+     */
+    if (__atomic_load_n (&s->srv->closing, __ATOMIC_RELAXED))
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (!http_conn_wait (s->srv, s->conn)) {
+      struct timespec ts = { 0, HTTP_WAKE_NS };
+      nanosleep (&ts, NULL);
+    }
+    return 0;
+  }
+  if (n < 0)
     return MHD_CONTENT_READER_END_WITH_ERROR;
   if (s->rate)
     df_http_rate_take (s->rate, n);
@@ -129,7 +143,8 @@ df_http_respond_stream (struct df_http_request *req, unsigned status,
       free_fn (opaque);
     return df_error_errno ("stream response");
   }
-  *s = (struct stream) { read, free_fn, opaque, req->rate };
+  *s = (struct stream) { read, free_fn, opaque, req->rate, req->srv,
+                         req->conn };
   if (len == 0) {
     stream_free (s);
     return df_http_respond (req, status, content_type, "", 0);

@@ -44,6 +44,7 @@ struct staged {
   struct span spans[MAX_SPANS]; /* arrived, sorted, merged */
   size_t nspans;
   uint64_t wait_ns;             /* --relay-wait */
+  uint64_t news_ns;             /* when the log last said something */
 };
 
 static void
@@ -133,33 +134,32 @@ abandoned (int fd)
   return fstat (fd, &st) == -1 || st.st_nlink == 0;
 }
 
+/* Bytes from s->start + pos as they arrive: 0 while there are none
+ * yet (the HTTP layer asks again soon), -1 once none will come.
+ */
 static ssize_t
 staged_read (void *opaque, uint64_t pos, char *buf, size_t max)
 {
   struct staged *s = opaque;
-  uint64_t off = s->start + pos, have, quiet = 0;
-  struct timespec ts = { 0, POLL_NS };
+  uint64_t off = s->start + pos, have = 0, now;
+  ssize_t n;
 
-  while (s->got >= 0 && (have = arrived_from (s, off)) == 0) {
+  if (s->got >= 0 && (have = arrived_from (s, off)) == 0) {
+    now = df_now_mono_ns ();
     if (read_log (s))
-      quiet = 0;
-    else if (abandoned (s->got)) {
-      /* The last records may have come with the unlink. */
-      read_log (s);
-      if (arrived_from (s, off) == 0)
-        return -1;
-    }
-    else if ((quiet += POLL_NS) >= s->wait_ns)
-      return -1;                /* stalled: the client goes elsewhere */
-    else
-      nanosleep (&ts, NULL);
+      s->news_ns = now;
+    else if (abandoned (s->got))
+      read_log (s);             /* the last records came with the unlink */
+    have = arrived_from (s, off);
+    if (have == 0 && (abandoned (s->got) || now - s->news_ns >= s->wait_ns))
+      return -1;                /* stopped or stalled: go elsewhere */
+    if (have == 0)
+      return 0;
   }
   if (s->got >= 0 && have < max)
     max = have;
-  {
-    ssize_t n = pread (s->part, buf, max, off);
-    return n > 0 ? n : -1;
-  }
+  n = pread (s->part, buf, max, off);
+  return n > 0 ? n : -1;
 }
 
 /* Answers with s (taken). */
@@ -229,6 +229,7 @@ respond (struct gw *gw, struct df_http_request *req, struct staged *s,
     r = (struct df_http_range) { 0, st.st_size };
   s->start = r.start;
   s->wait_ns = gw->cfg.relay_wait_s * 1000000000ULL;
+  s->news_ns = df_now_mono_ns ();
   snprintf (etag, sizeof etag, "\"%s\"", hex);
   snprintf (cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
             r.start, r.start + r.len - 1, (uint64_t) st.st_size);
