@@ -84,19 +84,19 @@ fan_bytes=$((FAN_MIB << 20))
 fan_rows () {   # fan_rows PREFIX LABEL
   local p=$1
   printf '%-46s %10s %10s %8s %8s\n' "fan-out ${FAN_MIB} MiB$2: 1 -> 1 server" \
-    "${T[${p}one]}" "$(rate "$fan_bytes" "${T[${p}one]}")" "" "${C[${p}one]}"
-  printf '%-46s %10s %10s %8s %8s\n' "  1 -> 8, fan-out rounds" "${T[${p}rounds]}" "" \
-    "$(ratio "${T[${p}rounds]}" "${T[${p}one]}")" "${C[${p}rounds]}"
-  printf '%-46s %10s %10s %8s %8s\n' "  1 -> 8, relayed as it arrives" "${T[${p}relay]}" "" \
-    "$(ratio "${T[${p}relay]}" "${T[${p}one]}")" "${C[${p}relay]}"
-  printf '%-46s %10s %10s %8s %8s\n' "  1 -> 8, all from the source" "${T[${p}all]}" "" \
-    "$(ratio "${T[${p}all]}" "${T[${p}one]}")" "${C[${p}all]}"
-  echo "    the layer came (rounds): ${FROM[${p}rounds]}; (relayed): ${FROM[${p}relay]} (${HOW[${p}relay]})"
+    "${T[${p}one]:--}" "$(rate "$fan_bytes" "${T[${p}one]:--}")" "" "${C[${p}one]:--}"
+  printf '%-46s %10s %10s %8s %8s\n' "  1 -> 8, fan-out rounds" "${T[${p}rounds]:--}" "" \
+    "$(ratio "${T[${p}rounds]:--}" "${T[${p}one]:--}")" "${C[${p}rounds]:--}"
+  printf '%-46s %10s %10s %8s %8s\n' "  1 -> 8, relayed as it arrives" "${T[${p}relay]:--}" "" \
+    "$(ratio "${T[${p}relay]:--}" "${T[${p}one]:--}")" "${C[${p}relay]:--}"
+  printf '%-46s %10s %10s %8s %8s\n' "  1 -> 8, all from the source" "${T[${p}all]:--}" "" \
+    "$(ratio "${T[${p}all]:--}" "${T[${p}one]:--}")" "${C[${p}all]:--}"
+  echo "    the layer came (rounds): ${FROM[${p}rounds]:--}; (relayed): ${FROM[${p}relay]:--} (${HOW[${p}relay]:--})"
   # Eight receivers need at least eight times one's CPU, on nproc cores.
   printf '    CPU floor of 1 -> 8: 8 x %s CPU s / %s cores = %s s (%s x 1 -> 1)\n' \
-    "${C[${p}one]}" "$(nproc)" \
-    "$(awk -v c="${C[${p}one]}" -v n="$(nproc)" 'BEGIN { printf "%.1f", 8 * c / n }')" \
-    "$(awk -v c="${C[${p}one]}" -v n="$(nproc)" -v t="${T[${p}one]}" 'BEGIN { printf "%.2f", 8 * c / n / t }')"
+    "${C[${p}one]:--}" "$(nproc)" \
+    "$(awk -v c="${C[${p}one]:--}" -v n="$(nproc)" 'BEGIN { printf "%.1f", 8 * c / n }')" \
+    "$(awk -v c="${C[${p}one]:--}" -v n="$(nproc)" -v t="${T[${p}one]:--}" 'BEGIN { printf "%.2f", 8 * c / n / t }')"
 }
 fan_table () {
   echo
