@@ -96,6 +96,7 @@ piece_flush (struct piece *p, bool last)
     return -1;
   if (p->t->hasher)
     df_layer_hasher_data (p->t->hasher, p->pos, p->buf, n);
+  repl_relay_note (p->t, p->pos, p->pos + n);
   memmove (p->buf, p->buf + n, p->fill - n);
   p->fill -= n;
   p->pos += n;
@@ -204,7 +205,7 @@ fetch (struct repl_task *t, uint64_t start, uint64_t end)
   const struct repl_gw *gw = repl_run_gw (t->run, repl_task_server (t));
   static const struct repl_xfer_ops ops = { piece_data, piece_header,
                                             piece_done };
-  CLEANUP_FREE char *url = repl_run_url (t->run, "files", t->f->path);
+  CLEANUP_FREE char *url = repl_relay_url (t);
   char errbuf[CURL_ERROR_SIZE], range[64], ifrange[80], hex[2 * DF_HASH_LEN + 1];
   struct curl_slist *headers;
   struct piece *p;
@@ -378,6 +379,7 @@ maybe_delta (struct repl_task *t)
   if (!new_base || !old_base || present < REPL_DELTA_MIN_DATA ||
       old_present < REPL_DELTA_MIN_DATA)
     return 0;
+  repl_relay_stop (t);
   close (t->fd);                /* the partial download stays for later */
   t->fd = -1;
   df_layer_hasher_free (t->hasher);
@@ -463,10 +465,15 @@ step_done (struct repl_task *t)
       repl_task_finish (t, -1);
       return;
     }
-    /* The next source; what arrived stays. */
+    /* The next source; what arrived stays, and the operator hears
+     * why the first one failed.
+     */
     t->src++;
     t->pass_failed = false;
-    free (t->error);
+    if (t->note == NULL)
+      t->note = t->error;
+    else
+      free (t->error);
     t->error = NULL;
     if (repl_download_begin (t) == -1)
       repl_task_finish (t, -1);
@@ -516,6 +523,7 @@ repl_download_begin (struct repl_task *t)
   t->delta = false;
   if (open_staged (t) == -1)
     return -1;
+  repl_relay_open (t);
   if (t->f->kind != REPL_KIND_LAYER || t->f->size < DF_LAYER_HEADER_SIZE)
     return pass (t) == -1 ? -1 : 0;
   /* Hashed as it arrives; kept when another source takes over, since

@@ -79,7 +79,9 @@ task_done (void *opaque, struct repl_task *t, int r)
   s->x->state[s->i] = r == 0 ? ST_OK : ST_FAILED;
   if (r == 0)
     moved (s->x, &s->x->plan->actions[s->i],
-           repl_task_was_delta (t) ? "delta" : "download", repl_task_from (t));
+           repl_task_was_delta (t) ? "delta"
+           : repl_task_was_relayed (t) ? "relay" : "download",
+           repl_task_from (t));
   if (repl_task_note (t))
     report (s->x, true, repl_task_note (t));
   if (r == -1)

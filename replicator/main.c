@@ -45,6 +45,11 @@ static const char usage_text[] =
   "                        trust inode, size, mtime and ctime)\n"
   "      --json            a JSON report on standard output\n"
   "      --delta-min SIZE  smaller files always move whole (default 1M)\n"
+  "      --fanout relay|rounds\n"
+  "                        how big files spread over the servers: relayed\n"
+  "                        from peer to peer as they arrive (default), or\n"
+  "                        in rounds, each server waiting for a peer that\n"
+  "                        holds it whole\n"
   "      --fanout-min SIZE\n"
   "                        smaller files never wait for a peer (default 64M)\n"
   "      --fanout-wait SECONDS\n"
@@ -65,7 +70,7 @@ static const char usage_text[] =
 
 enum {
   OPT_HELP = 0x100, OPT_FARM, OPT_SERVER, OPT_STORE, OPT_FROM, OPT_BWLIMIT,
-  OPT_JOBS, OPT_DRY_RUN, OPT_VERIFY, OPT_JSON, OPT_DELTA_MIN, OPT_FANOUT_MIN,
+  OPT_JOBS, OPT_DRY_RUN, OPT_VERIFY, OPT_JSON, OPT_DELTA_MIN, OPT_FANOUT, OPT_FANOUT_MIN,
   OPT_FANOUT_WAIT,
   OPT_ALLOW_EMPTY, OPT_INTERVAL,
 };
@@ -81,6 +86,7 @@ static const struct option long_opts[] = {
   { "verify", no_argument, NULL, OPT_VERIFY },
   { "json", no_argument, NULL, OPT_JSON },
   { "delta-min", required_argument, NULL, OPT_DELTA_MIN },
+  { "fanout", required_argument, NULL, OPT_FANOUT },
   { "fanout-min", required_argument, NULL, OPT_FANOUT_MIN },
   { "fanout-wait", required_argument, NULL, OPT_FANOUT_WAIT },
   { "allow-empty-source", no_argument, NULL, OPT_ALLOW_EMPTY },
@@ -161,6 +167,11 @@ parse (struct repl_opts *o, unsigned *interval, int argc, char **argv)
     case OPT_VERIFY: o->verify = true; break;
     case OPT_JSON: o->json = true; break;
     case OPT_DELTA_MIN: o->delta_min = size_arg ("--delta-min", optarg, 0); break;
+    case OPT_FANOUT:
+      if (strcmp (optarg, "relay") != 0 && strcmp (optarg, "rounds") != 0)
+        die ("--fanout is relay or rounds, not \"%s\"", optarg);
+      o->fanout_rounds = strcmp (optarg, "rounds") == 0;
+      break;
     case OPT_FANOUT_MIN:
       o->fanout_min = size_arg ("--fanout-min", optarg, 0);
       break;

@@ -142,9 +142,17 @@ assign_sources (const struct repl_plan_input *in, const struct repl_file *f,
   qsort (needers, nn, sizeof *needers, cmp_names);
   for (p = 0; strcmp (needers[p], in->self) != 0; p++)
     ;
-  for (i = 0; i < nh && i < REPL_SOURCES_MAX; i++)
-    a->sources[i] = holders[(p + i) % nh];
-  a->nsources = i;
+  if (in->relay && a->act == REPL_DOWNLOAD && f->size >= in->fanout_min &&
+      p >= nh) {
+    /* Its relay's staged copy, then the same server once it holds it. */
+    a->sources[0] = a->sources[1] = needers[p - nh];
+    a->nrelay = 1;
+    a->nsources = 2;
+  }
+  for (i = 0; i < nh && a->nsources < REPL_SOURCES_MAX; i++)
+    a->sources[a->nsources++] = holders[(p + i) % nh];
+  if (in->relay)
+    return true;
   return p < nh || f->size < in->fanout_min ||
     in_sorted (in->go_now, in->ngo_now, f->path);
 }

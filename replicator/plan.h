@@ -36,6 +36,15 @@
  * sends each file about that many times instead of N.  Files under
  * fanout_min, and those listed in go_now (a wait that lasted too long),
  * never wait.
+ *
+ * With relay (pipelined fan-out, relay.h), nothing waits: in the same
+ * order, the first as many servers as there are holders take one
+ * holder each, and each next one takes the file from the server
+ * holders-count places before it, as that server's copy arrives (a
+ * chain per holder: sources = that relay, then the same server's
+ * files endpoint, then the holders).  The source sends a file about
+ * once, each server about once, and they all run at once.  Files
+ * under fanout_min come from the holders directly.
  */
 #ifndef DISKFARM_REPL_PLAN_H
 #define DISKFARM_REPL_PLAN_H
@@ -76,6 +85,7 @@ struct repl_plan_input {
   const char *const *go_now;            /* sorted paths that must not wait */
   size_t ngo_now;
   bool allow_empty;                     /* an empty source may empty us */
+  bool relay;                           /* pipelined fan-out (see above) */
 };
 
 enum repl_act {
@@ -98,6 +108,8 @@ struct repl_action {
                                    DOWNLOAD of a layer: a basis hint */
   const char *sources[REPL_SOURCES_MAX];   /* holders, preferred first */
   size_t nsources;
+  size_t nrelay;                /* sources[0..nrelay) are relays: their
+                                   staged copy, still arriving */
 };
 
 struct repl_plan {

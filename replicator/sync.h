@@ -24,6 +24,7 @@ struct repl_opts {
   uint64_t bwlimit;             /* bytes/s, 0: none */
   unsigned jobs;                /* concurrent transfers */
   unsigned fanout_wait;         /* seconds */
+  bool fanout_rounds;           /* --fanout rounds: no relays */
   uint64_t delta_min, fanout_min;
   bool dry_run, json, verbose, verify, allow_empty, quiet, progress;
 };

@@ -6,6 +6,7 @@
 
 #include "delta.h"
 #include "layer/layer.h"
+#include "relay.h"
 #include "task.h"
 
 struct repl_range {
@@ -40,6 +41,7 @@ struct repl_task {
   int step;                     /* DL_HEAD, DL_MAP, DL_DATA */
   uint64_t head_end;            /* bytes of header and map fetched */
   uint64_t since_writeback;
+  int got_fd;                   /* relay.h: the arrival log, or -1 */
   /* delta */
   int basis_fd;
   uint64_t basis_size;

@@ -116,12 +116,16 @@ repl_task_finish (struct repl_task *t, int r)
 {
   df_cache_release (t->basis_snap);     /* the basis is read no more */
   t->basis_snap = NULL;
-  if (r == 0 && !t->committed &&
-      repl_commit (t->run->st, t->fd, t->spath, t->f, t->hasher) == -1) {
-    repl_task_fail (t, "%s", df_error_get ());
-    t->discard = true;          /* it arrived whole, and it is wrong */
-    r = -1;
+  if (r == 0 && !t->committed) {
+    repl_relay_done (t);        /* peers still reading finish from it */
+    if (repl_commit (t->run->st, t->fd, t->spath, t->f, t->hasher) == -1) {
+      repl_task_fail (t, "%s", df_error_get ());
+      repl_relay_undone (t);
+      t->discard = true;        /* it arrived whole, and it is wrong */
+      r = -1;
+    }
   }
+  repl_relay_stop (t);
   if (t->fd >= 0) {
     close (t->fd);
     t->fd = -1;
@@ -157,7 +161,7 @@ repl_task_start (struct repl_run *run, const struct repl_action *a,
   t->f = a->file;
   t->done = done;
   t->opaque = opaque;
-  t->fd = t->basis_fd = -1;
+  t->fd = t->basis_fd = t->got_fd = -1;
   if (a->nsources == 0) {
     free (t);
     df_error (ENOENT, "%s: no server to take it from", a->path);
@@ -184,6 +188,12 @@ repl_task_was_delta (const struct repl_task *t)
   return t->delta;
 }
 
+bool
+repl_task_was_relayed (const struct repl_task *t)
+{
+  return !t->delta && repl_relay_now (t);
+}
+
 const char *
 repl_task_from (const struct repl_task *t)
 {
@@ -206,6 +216,7 @@ repl_task_free (struct repl_task *t)
   df_cache_release (t->basis_snap);
   if (t->basis_fd >= 0)
     close (t->basis_fd);
+  repl_relay_stop (t);
   repl_patch_free (t->patch);
   df_layer_hasher_free (t->hasher);
   free (t->sig);

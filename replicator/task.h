@@ -67,6 +67,8 @@ const char *repl_task_error (const struct repl_task *t);
  */
 bool repl_task_was_delta (const struct repl_task *t);
 const char *repl_task_from (const struct repl_task *t);
+/* Did its last pass come from a relay (a peer's copy still arriving)? */
+bool repl_task_was_relayed (const struct repl_task *t);
 /* A warning worth showing even when the task succeeded, or NULL. */
 const char *repl_task_note (const struct repl_task *t);
 void repl_task_free (struct repl_task *t);

@@ -30,6 +30,7 @@ struct row {
   uint64_t fanout_min;                  /* default: no fan-out waits */
   const char *go_now[4];
   bool farm, allow_empty;
+  bool relay;                           /* pipelined fan-out */
   const char *want[MAXF + 4];
   const char *error;                    /* the plan fails with this */
 };
@@ -214,6 +215,48 @@ static const struct row rows[] = {
     .peers = { { "a", false, { "vdisks/v/0001.layer 134217728 100 9" } } },
     .fanout_min = 64 * MiB,
     .want = { "wait vdisks/v/0001.layer basis=vdisks/v/0001.layer <- srv1" } },
+  /* Relays: "x*" is x's staged copy, still arriving. */
+  { .name = "relay: the first needer takes the source",
+    .self = "a", .relay = true,
+    .src = { "vdisks/v/0001.layer 134217728 100 1" },
+    .peers = { { "b", false, { NULL } }, { "c", false, { NULL } },
+               { "d", false, { NULL } } },
+    .fanout_min = 64 * MiB,
+    .want = { "download vdisks/v/0001.layer <- srv1" } },
+  { .name = "relay: the second takes the first's copy now, not later",
+    .self = "b", .relay = true,
+    .src = { "vdisks/v/0001.layer 134217728 100 1" },
+    .peers = { { "a", false, { NULL } }, { "c", false, { NULL } },
+               { "d", false, { NULL } } },
+    .fanout_min = 64 * MiB,
+    .want = { "download vdisks/v/0001.layer <- a*,a,srv1" } },
+  { .name = "relay: a chain, each from the one before",
+    .self = "d", .relay = true,
+    .src = { "vdisks/v/0001.layer 134217728 100 1" },
+    .peers = { { "a", false, { NULL } }, { "b", false, { NULL } },
+               { "c", false, { NULL } } },
+    .fanout_min = 64 * MiB,
+    .want = { "download vdisks/v/0001.layer <- c*,c,srv1" } },
+  { .name = "relay: two holders, two chains",
+    .self = "d", .relay = true,
+    .src = { "vdisks/v/0001.layer 134217728 100 1" },
+    .peers = { { "a", false, { "vdisks/v/0001.layer 134217728 100 1" } },
+               { "b", false, { NULL } }, { "c", false, { NULL } } },
+    .fanout_min = 64 * MiB,
+    .want = { "download vdisks/v/0001.layer <- b*,b,srv1,a" } },
+  { .name = "relay: small files come from the holders",
+    .self = "d", .relay = true,
+    .src = { "vdisks/v/vdisk.conf 800 100 1" },
+    .peers = { { "a", false, { NULL } }, { "b", false, { NULL } } },
+    .fanout_min = 64 * MiB,
+    .want = { "download vdisks/v/vdisk.conf <- srv1" } },
+  { .name = "relay: deltas neither relay nor wait",
+    .self = "b", .relay = true,
+    .src = { "vdisks/v/0001.layer 134217728 100 1" },
+    .local = { "vdisks/v/0001.layer 134217728 100 9 134217728" },
+    .peers = { { "a", false, { "vdisks/v/0001.layer 134217728 100 9" } } },
+    .fanout_min = 64 * MiB,
+    .want = { "delta vdisks/v/0001.layer basis=vdisks/v/0001.layer <- srv1" } },
 };
 
 /* Backing store for one row's manifests and local files. */
@@ -301,7 +344,8 @@ describe (const struct repl_action *a, char *buf, size_t len)
   if (a->basis)
     o += snprintf (buf + o, len - o, " basis=%s", a->basis);
   for (i = 0; i < a->nsources; i++)
-    o += snprintf (buf + o, len - o, "%s%s", i ? "," : " <- ", a->sources[i]);
+    o += snprintf (buf + o, len - o, "%s%s%s", i ? "," : " <- ", a->sources[i],
+                   i < a->nrelay ? "*" : "");
 }
 
 static void
@@ -323,6 +367,7 @@ run_row (const struct row *r)
     .peers = b.peers, .npeers = b.npeers, .local = b.local, .nlocal = nlocal,
     .delta_min = MiB, .fanout_min = r->fanout_min ? r->fanout_min : UINT64_MAX,
     .go_now = r->go_now, .ngo_now = ngo, .allow_empty = r->allow_empty,
+    .relay = r->relay,
   };
   if (repl_plan_make (&in, &plan) == -1) {
     if (r->error == NULL)

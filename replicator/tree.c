@@ -16,6 +16,7 @@
 #include "gwclient.h"
 #include "local.h"
 #include "report.h"
+#include "relay.h"
 #include "tree.h"
 #include "util.h"
 
@@ -334,6 +335,7 @@ round_once (struct tree *t, struct repl_run *run, struct repl_exec_result *res)
     .local = scan.files, .nlocal = scan.nfiles,
     .delta_min = t->o->delta_min, .fanout_min = t->o->fanout_min,
     .go_now = go, .ngo_now = ngo, .allow_empty = t->o->allow_empty,
+    .relay = !t->o->fanout_rounds && t->store != NULL,
   };
   if (repl_plan_make (&in, &plan) == -1)
     goto out;
@@ -415,6 +417,7 @@ repl_tree_sync (const struct repl_tree_spec *spec, const char *root)
   run.resume_ok = repl_holes_work (run.st);
   repl_engine_set_progress (run.e, repl_report_progress, t->report);
   ok = sync_rounds (t, &run);
+  repl_relay_tidy (run.st);
   if (repl_stage_save (run.st) == -1)
     repl_report_error (t->report, true, df_error_get ());
  out:

@@ -16,6 +16,21 @@
 #define DF_TOKEN_MIN 16
 #define DF_TOKEN_MAX 256
 
+/* Relays (docs/replication.md): a replicator's copy of a file still on
+ * its way, which the gateway of its server serves to peers
+ * (GET /v1/stores/STORE/staged/PATH?hash=H).  In the store:
+ *   DF_STAGING_DIR/H.part   the copy, at its final size from the start
+ *   DF_STAGING_DIR/H.got    what of it has arrived: records of two
+ *                           little-endian uint64 [start, end), appended
+ *                           once those bytes are written to H.part;
+ *                           unlinked when the download stops (done,
+ *                           failed or abandoned)
+ *   DF_STAGING_DIR/H.done   a hard link to the file committed from
+ *                           H.part, until the sync that made it ends
+ */
+#define DF_STAGING_DIR ".replicator/staging"
+#define DF_STAGED_RECORD 16
+
 struct df_gw_settings {
   unsigned port;                /* [gateway] port, default DF_GATEWAY_PORT */
   char *token_file;             /* absolute, or NULL if none is set */

@@ -34,6 +34,7 @@ struct http_conn {
   struct MHD_Connection *mhd;
   int fd;
   bool suspended;               /* under conns_lock */
+  bool waiting;                 /* http_conn_wait; under conns_lock */
   uint64_t deadline_ns;         /* atomic; 0: none */
   struct df_cache_snap *sent;   /* http_conn_sent; only the connection's
                                    own thread touches it */
@@ -223,7 +224,6 @@ sweeper_thread (void *opaque)
 int
 http_sweeper_start (struct df_http_server *srv, struct df_loop *loop)
 {
-  pthread_condattr_t ca;
   int e;
 
   if (loop) {
@@ -233,10 +233,6 @@ http_sweeper_start (struct df_http_server *srv, struct df_loop *loop)
     df_timer_arm (srv->sweep_timer, SWEEP_NS);
     return 0;
   }
-  pthread_condattr_init (&ca);
-  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
-  pthread_cond_init (&srv->stop_cond, &ca);
-  pthread_condattr_destroy (&ca);
   e = pthread_create (&srv->sweeper, NULL, sweeper_thread, srv);
   if (e)
     return df_error (e, "cannot start the HTTP sweeper thread: %m");
@@ -249,13 +245,86 @@ http_sweeper_stop (struct df_http_server *srv)
 {
   df_timer_free (srv->sweep_timer);
   srv->sweep_timer = NULL;
-  if (!srv->sweeper_running)
-    return;
   pthread_mutex_lock (&srv->conns_lock);
   srv->stopping = true;
-  pthread_cond_signal (&srv->stop_cond);
+  pthread_cond_broadcast (&srv->stop_cond);
   pthread_mutex_unlock (&srv->conns_lock);
+  if (srv->waker_running) {
+    pthread_join (srv->waker, NULL);
+    srv->waker_running = false;
+  }
+  if (!srv->sweeper_running)
+    return;
   pthread_join (srv->sweeper, NULL);
-  pthread_cond_destroy (&srv->stop_cond);
   srv->sweeper_running = false;
+}
+
+/* ---- streamed bodies that wait for data (stream.c) ---- */
+
+/* Resumes every waiting connection each WAKE_NS while some wait: their
+ * readers look again.  Started with the first wait, stopped with the
+ * server.
+ */
+static void *
+waker_thread (void *opaque)
+{
+  struct df_http_server *srv = opaque;
+  struct MHD_Connection **todo = NULL, **nt;
+  struct timespec ts;
+  struct http_conn *c;
+  size_t n, i;
+
+  pthread_mutex_lock (&srv->conns_lock);
+  while (!srv->stopping) {
+    if (srv->nwaiting == 0) {
+      pthread_cond_wait (&srv->stop_cond, &srv->conns_lock);
+      continue;
+    }
+    pthread_mutex_unlock (&srv->conns_lock);
+    ts = (struct timespec) { 0, HTTP_WAKE_NS };
+    nanosleep (&ts, NULL);
+    pthread_mutex_lock (&srv->conns_lock);
+    n = 0;
+    for (c = srv->conns; c; c = c->next)
+      if (c->waiting && (nt = realloc (todo, (n + 1) * sizeof *todo))) {
+        todo = nt;
+        todo[n++] = c->mhd;
+        c->waiting = c->suspended = false;
+        srv->nwaiting--;
+      }
+    pthread_mutex_unlock (&srv->conns_lock);
+    for (i = 0; i < n; i++)
+      MHD_resume_connection (todo[i]);
+    pthread_mutex_lock (&srv->conns_lock);
+  }
+  pthread_mutex_unlock (&srv->conns_lock);
+  free (todo);
+  return NULL;
+}
+
+bool
+http_conn_wait (struct df_http_server *srv, struct MHD_Connection *conn)
+{
+  struct http_conn *c = conn_of (conn);
+  bool ok = false;
+
+  if (c == NULL)
+    return false;               /* untracked: the caller blocks instead */
+  pthread_mutex_lock (&srv->conns_lock);
+  if (!srv->stopping && !srv->closing &&
+      (srv->waker_running ||
+       pthread_create (&srv->waker, NULL, waker_thread, srv) == 0)) {
+    srv->waker_running = ok = true;
+    /* Marked before it is suspended: the waker takes the lock after
+     * its sleep, and resuming a connection whose suspension is still
+     * on its way in is what libmicrohttpd allows from other threads.
+     */
+    c->waiting = c->suspended = true;
+    srv->nwaiting++;
+    pthread_cond_broadcast (&srv->stop_cond);
+  }
+  pthread_mutex_unlock (&srv->conns_lock);
+  if (ok)
+    MHD_suspend_connection (conn);
+  return ok;
 }

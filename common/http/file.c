@@ -79,6 +79,8 @@ respond_fd (struct df_http_request *req, unsigned status, int fd,
   }
   if (req->leave_cache)
     snapshot (req, fd, start, start + len, size);
+  if (req->rate)
+    return http_respond_fd_paced (req, status, fd, content_type, start, len);
   resp = MHD_create_response_from_fd_at_offset64 (len, fd, start);
   if (resp == NULL) {
     close (fd);
@@ -102,6 +104,7 @@ struct segment {
 
 struct multipart {
   int fd;
+  struct df_http_rate *rate;
   size_t nsegs;
   struct segment segs[2 * DF_HTTP_MAX_RANGES + 1];
 };
@@ -133,9 +136,13 @@ multipart_read (void *opaque, uint64_t pos, char *buf, size_t max)
 
     if (s->text)
       memcpy (buf + done, s->text + skip, n);
-    else if (df_pread_full (m->fd, buf + done, n, s->file_offset + skip) !=
-             (ssize_t) n)
-      return MHD_CONTENT_READER_END_WITH_ERROR;   /* the file shrank */
+    else {
+      if (m->rate)
+        df_http_rate_take (m->rate, n);
+      if (df_pread_full (m->fd, buf + done, n, s->file_offset + skip) !=
+          (ssize_t) n)
+        return MHD_CONTENT_READER_END_WITH_ERROR;   /* the file shrank */
+    }
     done += n;
   }
   return done ? (ssize_t) done : MHD_CONTENT_READER_END_OF_STREAM;
@@ -173,6 +180,7 @@ respond_multipart (struct df_http_request *req, int fd, const char *ctype,
     return df_error (ENOMEM, "multipart response");
   }
   m->fd = fd;
+  m->rate = req->rate;
   df_random_bytes (rnd, sizeof rnd);
   df_hex (rnd, sizeof rnd, boundary);
   for (i = 0; i < n; i++) {

@@ -2,7 +2,7 @@
  *   server.c    the libmicrohttpd daemon, TLS, running in a df_loop, stats
  *   dispatch.c  requests: routing, guard, bodies, suspension, access log
  *   conn.c      connections: the request deadline (slow clients)
- *   response.c, file.c, range.c   answers
+ *   response.c, file.c, range.c, stream.c   answers
  */
 #ifndef DISKFARM_HTTP_INTERNAL_H
 #define DISKFARM_HTTP_INTERNAL_H
@@ -48,6 +48,9 @@ struct df_http_server {
   bool sweeper_running, stopping;
   bool closing;                 /* df_http_server_free has begun */
   pthread_cond_t stop_cond;     /* with conns_lock */
+  pthread_t waker;              /* http_conn_wait's, once started */
+  bool waker_running;
+  size_t nwaiting;              /* under conns_lock */
 };
 
 struct df_http_request {
@@ -73,6 +76,7 @@ struct df_http_request {
   size_t nheaders;
   bool leave_cache;             /* df_http_request_leave_cache */
   struct df_cache_snap *cache_snap;     /* released when the request ends */
+  struct df_http_rate *rate;    /* df_http_request_throttle, or NULL */
 };
 
 /* Queues resp with the pending headers and accounts for it; destroys
@@ -80,6 +84,11 @@ struct df_http_request {
  */
 int http_queue (struct df_http_request *req, unsigned status,
                 struct MHD_Response *resp, uint64_t size);
+
+/* stream.c: a range of fd (taken) as a streamed, paced body. */
+int http_respond_fd_paced (struct df_http_request *req, unsigned status,
+                           int fd, const char *content_type, uint64_t start,
+                           uint64_t len);
 
 /* dispatch.c: the callbacks given to libmicrohttpd. */
 enum MHD_Result http_on_request (void *cls, struct MHD_Connection *conn,
@@ -106,6 +115,12 @@ void http_conn_deadline (struct df_http_server *srv,
 void http_conn_suspend (struct df_http_server *srv,
                         struct MHD_Connection *conn, bool suspend);
 void http_conns_resume_all (struct df_http_server *srv);
+/* stream.c: suspends conn (from its content reader) until the waker
+ * resumes it, within HTTP_WAKE_NS.  False if it cannot (the server
+ * stops, or the connection is untracked).
+ */
+#define HTTP_WAKE_NS (10 * 1000000L)
+bool http_conn_wait (struct df_http_server *srv, struct MHD_Connection *conn);
 /* A response that leaves the page cache as it found it is done (takes
  * s): the pages of its file that were not cached are dropped now, and
  * again once the client has surely read them all (at the connection's

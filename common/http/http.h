@@ -159,23 +159,26 @@ int df_http_respond_error (struct df_http_request *req, unsigned status,
  */
 int df_http_respond_file (struct df_http_request *req, int fd,
                           const char *content_type, const char *etag);
-/* A body made while it is sent, its length unknown (chunked): read
- * (opaque, s, pos, buf, max) runs on the server's thread whenever the
- * client can take more, and returns the bytes it put in buf from body
- * offset pos (1..max), or
- *   0 after df_http_stream_wait (s): none yet; the connection sleeps
- *     until some thread calls df_http_stream_wake (s), once, and read
- *     runs again.  The caller's own lock orders the two: the wake must
- *     not come before the wait;
- *   DF_HTTP_STREAM_END: the body is complete;
+/* A body made while it is sent: len bytes, or DF_HTTP_LEN_UNKNOWN
+ * (sent chunked).  read (opaque, s, pos, buf, max) runs on the server's
+ * thread whenever the client can take more; it must not block for long.
+ * It returns the bytes it put in buf from body offset pos (1..max), or
+ *   0: none yet.  After df_http_stream_wait (s), the connection sleeps
+ *     until some thread calls df_http_stream_wake (s), once (the
+ *     caller's own lock orders the two: the wake must not come before
+ *     the wait); without it, the connection sleeps without holding its
+ *     thread and read is asked again some 10 ms later;
+ *   DF_HTTP_STREAM_END: the body is complete (a body of unknown length);
  *   DF_HTTP_STREAM_ERROR: the body cannot be completed; the connection
- *     is closed without the last chunk, so the client sees a failed
- *     transfer, never a short body that looks whole.
+ *     is closed short of len or without the last chunk, so the client
+ *     sees a failed transfer, never a short body that looks whole.
  * free_fn (opaque) runs once the response is done with (also when this
- * fails).  A sleeping connection is never closed: s stays valid until
- * it is woken.
+ * fails).  A connection asleep after df_http_stream_wait is never
+ * closed: s stays valid until it is woken.  The body of a throttled
+ * request (df_http_request_throttle) goes at the rate's pace.
  */
 struct df_http_stream;
+#define DF_HTTP_LEN_UNKNOWN UINT64_MAX
 #define DF_HTTP_STREAM_END (-1)
 #define DF_HTTP_STREAM_ERROR (-2)
 typedef ssize_t (*df_http_stream_read_fn) (void *opaque,
@@ -184,7 +187,7 @@ typedef ssize_t (*df_http_stream_read_fn) (void *opaque,
                                            size_t max);
 typedef void (*df_http_stream_free_fn) (void *opaque);
 int df_http_respond_stream (struct df_http_request *req, unsigned status,
-                            const char *content_type,
+                            const char *content_type, uint64_t len,
                             df_http_stream_read_fn read,
                             df_http_stream_free_fn free_fn, void *opaque);
 void df_http_stream_wait (struct df_http_stream *s);
@@ -196,6 +199,24 @@ void df_http_stream_wake (struct df_http_stream *s);
  * devices read).  Call before df_http_respond_file.
  */
 void df_http_request_leave_cache (struct df_http_request *req);
+
+/* ---- the egress cap ---- */
+
+/* A token bucket: bytes a second, shared by every response throttled
+ * with it, on any thread (a burst of 100 ms of the rate).
+ */
+struct df_http_rate;
+struct df_http_rate *df_http_rate_new (uint64_t bytes_per_s);
+void df_http_rate_free (struct df_http_rate *r);      /* NULL is fine */
+uint64_t df_http_rate_bytes_per_s (const struct df_http_rate *r);
+/* Takes n bytes from the bucket, sleeping until they are due. */
+void df_http_rate_take (struct df_http_rate *r, size_t n);
+/* The body of req's response (file or stream, sent after this call)
+ * goes out at most as fast as rate allows: file responses are then
+ * read and copied instead of sent with sendfile.
+ */
+void df_http_request_throttle (struct df_http_request *req,
+                               struct df_http_rate *rate);
 
 /* ---- helpers, exposed for tests ---- */
 

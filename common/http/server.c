@@ -199,6 +199,20 @@ free_pem (struct df_http_server *srv)
   srv->tls_key = srv->tls_cert = NULL;
 }
 
+/* The background threads' (conn.c) condition: timed on the monotonic
+ * clock.
+ */
+static void
+init_stop_cond (struct df_http_server *srv)
+{
+  pthread_condattr_t ca;
+
+  pthread_condattr_init (&ca);
+  pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
+  pthread_cond_init (&srv->stop_cond, &ca);
+  pthread_condattr_destroy (&ca);
+}
+
 struct df_http_server *
 df_http_server_new (const struct df_http_config *cfg)
 {
@@ -212,6 +226,7 @@ df_http_server_new (const struct df_http_config *cfg)
   }
   signal (SIGPIPE, SIG_IGN);
   pthread_mutex_init (&srv->conns_lock, NULL);
+  init_stop_cond (srv);
   srv->routes = cfg->routes;
   srv->max_body = cfg->max_body ? cfg->max_body : 1024 * 1024;
   srv->access_log = cfg->access_log;
@@ -263,6 +278,7 @@ df_http_server_free (struct df_http_server *srv)
     MHD_stop_daemon (srv->mhd);
   }
   free_pem (srv);
+  pthread_cond_destroy (&srv->stop_cond);
   pthread_mutex_destroy (&srv->conns_lock);
   free (srv);
 }

@@ -384,7 +384,8 @@ answer_stream (struct df_http_request *req, struct job *j, const char *etag)
     return -1;
   }
   return df_http_respond_stream (req, 200, "application/octet-stream",
-                                 stream_read, stream_free, st);
+                                 DF_HTTP_LEN_UNKNOWN, stream_read,
+                                 stream_free, st);
 }
 
 /* ---- requests ---- */
@@ -422,6 +423,7 @@ answer (struct df_http_request *req, void *opaque)
       pthread_mutex_unlock (&d->lock);
       return -1;
     }
+    gw_throttle (d->gw, req);
     return answer_stream (req, j, etag);
   }
   if (state == JOB_FAILED)
@@ -436,6 +438,7 @@ answer (struct df_http_request *req, void *opaque)
     close (fd);
     return -1;
   }
+  gw_throttle (d->gw, req);
   return df_http_respond_file (req, fd, "application/octet-stream", etag);
 }
 

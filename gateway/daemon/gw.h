@@ -12,6 +12,7 @@
  *   hashes.c    SHA-256 of files and verified layer hashes, cached
  *   delta.c     POST /v1/stores/STORE/delta: jobs, joined and cached
  *   delta-compute.c  one librsync delta
+ *   staged.c    /v1/stores/STORE/staged: a copy still arriving (relays)
  *   status.c    /v1/status, /v1/vdisks, /v1/devices
  *   sessions.c  /v1/sessions and the load figure, from nbdkit's figures
  *   metrics.c   /metrics
@@ -49,6 +50,8 @@ struct gw_config {
   unsigned max_connections, max_per_ip;
   unsigned timeout_s;                   /* a whole request must arrive */
   unsigned poll_ms;                     /* farm change checks */
+  uint64_t upload_rate;                 /* bytes/s of file bodies (0: any) */
+  unsigned relay_wait_s;                /* staged: wait for bytes this long */
 };
 
 /* One store this server carries. */
@@ -97,6 +100,7 @@ struct gw {
   struct gw_delta *delta;
   uint64_t start_mono_ns;
   struct gw_counters counters;          /* atomically */
+  struct df_http_rate *upload;          /* --upload-rate, or NULL */
 };
 
 static inline void
@@ -250,5 +254,11 @@ int gw_h_devices (struct df_http_request *req, void *gw);
 int gw_h_device (struct df_http_request *req, void *gw);
 int gw_h_sessions (struct df_http_request *req, void *gw);
 int gw_h_metrics (struct df_http_request *req, void *gw);
+
+/* staged.c: GET /v1/stores/STORE/staged/PATH?hash=H from store dir. */
+int gw_serve_staged (struct gw *gw, struct df_http_request *req,
+                     const char *dir, const char *path);
+/* The body of req's response goes out within --upload-rate. */
+void gw_throttle (struct gw *gw, struct df_http_request *req);
 
 #endif

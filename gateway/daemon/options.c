@@ -34,6 +34,10 @@ static const char usage_text[] =
   "      --delta-cache SIZE  bytes of recent deltas kept (default 1G)\n"
   "      --delta-jobs N      deltas computed at once (default 1)\n"
   "      --threads N         HTTP threads (default 4)\n"
+  "      --upload-rate RATE  cap on the bytes/s of file and delta bodies,\n"
+  "                          all clients together (e.g. 40M; default: none)\n"
+  "      --relay-wait SECS   staged files: wait this long for bytes still\n"
+  "                          on their way (default 10)\n"
   "      --max-connections N connections at once (default 1024)\n"
   "      --max-per-ip N      connections from one address (default 256)\n"
   "      --request-timeout SECS  a request must arrive whole within this\n"
@@ -46,7 +50,7 @@ static const char usage_text[] =
 enum {
   OPT_HELP = 0x100, OPT_TLS_CERT, OPT_TLS_KEY, OPT_STATS_DIR, OPT_CACHE_DIR,
   OPT_DELTA_CACHE, OPT_DELTA_JOBS, OPT_THREADS, OPT_MAX_CONN, OPT_MAX_PER_IP,
-  OPT_TIMEOUT, OPT_POLL_MS,
+  OPT_TIMEOUT, OPT_POLL_MS, OPT_UPLOAD_RATE, OPT_RELAY_WAIT,
 };
 
 static const struct option long_opts[] = {
@@ -63,6 +67,8 @@ static const struct option long_opts[] = {
   { "max-connections", required_argument, NULL, OPT_MAX_CONN },
   { "max-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
   { "request-timeout", required_argument, NULL, OPT_TIMEOUT },
+  { "upload-rate", required_argument, NULL, OPT_UPLOAD_RATE },
+  { "relay-wait", required_argument, NULL, OPT_RELAY_WAIT },
   /* Undocumented: how often the farm is checked (tests). */
   { "poll-ms", required_argument, NULL, OPT_POLL_MS },
   { "verbose", no_argument, NULL, 'v' },
@@ -115,6 +121,7 @@ set_defaults (struct gw_config *cfg)
   cfg->max_per_ip = 256;
   cfg->timeout_s = 30;
   cfg->poll_ms = 2000;
+  cfg->relay_wait_s = 10;
 }
 
 static int
@@ -146,6 +153,14 @@ one (struct gw_config *cfg, int c)
     return number ("--max-per-ip", optarg, 1, 65536, &cfg->max_per_ip);
   case OPT_TIMEOUT:
     return number ("--request-timeout", optarg, 1, 3600, &cfg->timeout_s);
+  case OPT_UPLOAD_RATE:
+    if (df_parse_size (optarg, &cfg->upload_rate) == -1 ||
+        cfg->upload_rate == 0)
+      return bad ("--upload-rate \"%s\" is not a rate (bytes a second, "
+                  "e.g. 40M)", optarg);
+    return 0;
+  case OPT_RELAY_WAIT:
+    return number ("--relay-wait", optarg, 1, 3600, &cfg->relay_wait_s);
   case OPT_POLL_MS:
     return number ("--poll-ms", optarg, 10, 3600000, &cfg->poll_ms);
   case 'v': df_log_debug_enable ("all"); return 0;

@@ -115,6 +115,9 @@ start (struct gw *gw, struct main_state *m)
   gw->hashes = gw_hashes_new ();
   if (gw->hashes == NULL)
     return -1;
+  if (gw->cfg.upload_rate &&
+      (gw->upload = df_http_rate_new (gw->cfg.upload_rate)) == NULL)
+    return -1;
   gw->delta = gw_delta_new (gw);
   if (gw->delta == NULL || gw_http_start (gw) == -1)
     return -1;
@@ -136,6 +139,7 @@ stop (struct gw *gw, struct main_state *m)
   gw_http_stop (gw);
   gw_delta_free (gw->delta);
   gw_hashes_free (gw->hashes);
+  df_http_rate_free (gw->upload);
   if (gw->farm)
     gw_farm_stop (gw);
   df_timer_free (m->poll);

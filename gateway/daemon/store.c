@@ -324,7 +324,7 @@ serve_manifest (struct df_http_request *req, const char *store,
 
 /* Sends fd (taken) with the ETag of hash. */
 static int
-send_fd (struct df_http_request *req, int fd, const struct stat *st,
+send_fd (struct gw *gw, struct df_http_request *req, int fd, const struct stat *st,
          const uint8_t hash[DF_HASH_LEN])
 {
   char etag[DF_HASH_LEN * 2 + 3], hex[DF_HASH_LEN * 2 + 1], mt[32];
@@ -337,6 +337,7 @@ send_fd (struct df_http_request *req, int fd, const struct stat *st,
   }
   /* Replication reads: the server's devices keep their page cache. */
   df_http_request_leave_cache (req);
+  gw_throttle (gw, req);
   return df_http_respond_file (req, fd, "application/octet-stream", etag);
 }
 
@@ -417,7 +418,7 @@ serve_layer (struct gw *gw, struct df_http_request *req, const char *store,
   struct stat st;
   int fd = gw_open_layer (gw, req, store, ref, rel, &st, hash);
 
-  return fd == -1 ? -1 : send_fd (req, fd, &st, hash);
+  return fd == -1 ? -1 : send_fd (gw, req, fd, &st, hash);
 }
 
 static int
@@ -436,7 +437,7 @@ serve_boot (struct gw *gw, struct df_http_request *req, const char *store,
     return df_http_respond_error (req, 404, "not-found", "%s is not a file",
                                   rel);
   }
-  return send_fd (req, fd, &st, hash);
+  return send_fd (gw, req, fd, &st, hash);
 }
 
 int
@@ -471,7 +472,8 @@ gw_h_store_file (struct df_http_request *req, void *opaque)
     return df_http_respond_error (req, 405, "method-not-allowed", "POST a "
                                   "librsync signature to the delta endpoint");
   }
-  if (op == GW_OP_FILES && gw_store_path_parse (path, &ref) == -1)
+  if ((op == GW_OP_FILES || op == GW_OP_STAGED) &&
+      gw_store_path_parse (path, &ref) == -1)
     return gw_refuse (req, 403, "forbidden", "%s", df_error_get ());
   f = gw_farm_get (gw);
   dir = gw_farm_store (f, store);
@@ -484,6 +486,8 @@ gw_h_store_file (struct df_http_request *req, void *opaque)
           "{s:s, s:s, s:o}", "store", store, "server", f->server,
           "files", files)) : -1;
   }
+  else if (op == GW_OP_STAGED)
+    r = gw_serve_staged (gw, req, dir, path);
   else if (ref.kind == GW_FILE_MANIFEST)
     r = serve_manifest (req, dir, path);
   else if (ref.kind == GW_FILE_LAYER)

@@ -104,8 +104,8 @@ gw_store_route_parse (const char *sub, char store[DF_NAME_MAX + 1],
 
   *path = NULL;
   if (strchr (sub, '/') == NULL)
-    return df_error (ENOENT, "use STORE/manifest, STORE/files/PATH or "
-                     "STORE/delta/PATH");
+    return df_error (ENOENT, "use STORE/manifest, STORE/files/PATH, "
+                     "STORE/staged/PATH or STORE/delta/PATH");
   if (component (&p, store, false) == -1)
     return -1;
   if (strcmp (p, "manifest") == 0) {
@@ -113,15 +113,17 @@ gw_store_route_parse (const char *sub, char store[DF_NAME_MAX + 1],
     return 0;
   }
   if (strchr (p, '/') == NULL || component (&p, verb, false) == -1)
-    return df_error (ENOENT, "use STORE/manifest, STORE/files/PATH or "
-                     "STORE/delta/PATH");
+    return df_error (ENOENT, "use STORE/manifest, STORE/files/PATH, "
+                     "STORE/staged/PATH or STORE/delta/PATH");
   if (strcmp (verb, "files") == 0)
     *op = GW_OP_FILES;
   else if (strcmp (verb, "delta") == 0)
     *op = GW_OP_DELTA;
+  else if (strcmp (verb, "staged") == 0)
+    *op = GW_OP_STAGED;
   else
-    return df_error (ENOENT, "use STORE/manifest, STORE/files/PATH or "
-                     "STORE/delta/PATH");
+    return df_error (ENOENT, "use STORE/manifest, STORE/files/PATH, "
+                     "STORE/staged/PATH or STORE/delta/PATH");
   *path = p;
   return 0;
 }

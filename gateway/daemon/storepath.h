@@ -23,9 +23,9 @@ struct gw_file_ref {
  */
 int gw_store_path_parse (const char *path, struct gw_file_ref *out);
 
-enum gw_store_op { GW_OP_MANIFEST, GW_OP_FILES, GW_OP_DELTA };
-/* What follows /v1/stores/: "STORE/manifest", "STORE/files/PATH" or
- * "STORE/delta/PATH" (*path points into sub).  -1 with ENOENT or EINVAL.
+enum gw_store_op { GW_OP_MANIFEST, GW_OP_FILES, GW_OP_DELTA, GW_OP_STAGED };
+/* What follows /v1/stores/: "STORE/manifest", "STORE/files/PATH",
+ * "STORE/staged/PATH" or "STORE/delta/PATH" (*path points into sub).  -1 with ENOENT or EINVAL.
  */
 int gw_store_route_parse (const char *sub, char store[DF_NAME_MAX + 1],
                           enum gw_store_op *op, const char **path);

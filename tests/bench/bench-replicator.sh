@@ -9,16 +9,22 @@
 #            bytes on the wire vs rsync --no-whole-file from a local
 #            rsync daemon (the replicator fsyncs what it writes, rdiff
 #            does not: shown with a sync too)
-#   fan-out  one source, 8 servers syncing at once (fan-out rounds, and
-#            every server from the source) vs one server alone
+#   fan-out  one source, 8 servers syncing at once (fan-out rounds,
+#            relayed as it arrives, and every server from the source)
+#            vs one server alone: on loopback, and again with every
+#            gateway's --upload-rate at BENCH_CAP (40M)
 #
 #   meson test -C build --suite bench -v bench-replicator.sh
 # BENCH_MIB (default 2048) sizes the layer, BENCH_FAN_MIB (512) the
 # fan-out's; BENCH_CASES (default "whole delta fanout") picks the cases
 # (delta needs whole).  BENCH_REPLICATOR_BEFORE=PATH: another build's
 # diskfarm-replicator, timed in the same rounds of the whole case (before
-# and after a change, in one run).  Every figure is the best of 3 rounds
-# that alternate the tools.  On loopback nothing limits the network: CPU and disk do.
+# and after a change, in one run).  Every figure is the best of
+# BENCH_ROUNDS (3) rounds that alternate the tools (the capped fan-out:
+# BENCH_CAP_ROUNDS, 1).  On loopback nothing limits the network: CPU and
+# disk do, and 8 receivers share the cores and the disk of one machine;
+# with the uplinks capped (BENCH_CAP, each gateway's --upload-rate), the
+# network is the cost, as between real servers (docs/performance.md).
 . "$DISKFARM_SRCDIR/tests/functions.sh"
 . "$DISKFARM_SRCDIR/tests/bench/bench-lib.sh"
 . "$DISKFARM_SRCDIR/tests/lib/replicator.sh"
@@ -32,6 +38,8 @@ FAN_MIB=${BENCH_FAN_MIB:-512}
 ROUNDS=${BENCH_ROUNDS:-3}
 CASES=" ${BENCH_CASES:-whole delta fanout} "
 want () { case "$CASES" in *" $1 "*) return 0 ;; esac; return 1; }
+CAP=${BENCH_CAP:-40M}                   # each gateway's --upload-rate
+CAP_ROUNDS=${BENCH_CAP_ROUNDS:-1}
 keep () { awk -v a="$1" -v t="$2" 'BEGIN { print (t < a) ? t : a }'; }
 
 repl_farm 9
@@ -77,37 +85,127 @@ empty_stores () {
   sync
 }
 
+fan_bytes=$((FAN_MIB << 20))
+fan_rows () {   # fan_rows PREFIX LABEL
+  local p=$1
+  printf '%-46s %10s %10s %8s %8s\n' "fan-out ${FAN_MIB} MiB$2: 1 -> 1 server" \
+    "${T[${p}one]:--}" "$(rate "$fan_bytes" "${T[${p}one]:--}")" "" "${C[${p}one]:--}"
+  printf '%-46s %10s %10s %8s %8s\n' "  1 -> 8, fan-out rounds" "${T[${p}rounds]:--}" "" \
+    "$(ratio "${T[${p}rounds]:--}" "${T[${p}one]:--}")" "${C[${p}rounds]:--}"
+  printf '%-46s %10s %10s %8s %8s\n' "  1 -> 8, relayed as it arrives" "${T[${p}relay]:--}" "" \
+    "$(ratio "${T[${p}relay]:--}" "${T[${p}one]:--}")" "${C[${p}relay]:--}"
+  printf '%-46s %10s %10s %8s %8s\n' "  1 -> 8, all from the source" "${T[${p}all]:--}" "" \
+    "$(ratio "${T[${p}all]:--}" "${T[${p}one]:--}")" "${C[${p}all]:--}"
+  echo "    the layer came (rounds): ${FROM[${p}rounds]:--}; (relayed): ${FROM[${p}relay]:--} (${HOW[${p}relay]:--})"
+  # Eight receivers need at least eight times one's CPU, on nproc cores.
+  printf '    CPU floor of 1 -> 8: 8 x %s CPU s / %s cores = %s s (%s x 1 -> 1)\n' \
+    "${C[${p}one]:--}" "$(nproc)" \
+    "$(awk -v c="${C[${p}one]:--}" -v n="$(nproc)" 'BEGIN { printf "%.1f", 8 * c / n }')" \
+    "$(awk -v c="${C[${p}one]:--}" -v n="$(nproc)" -v t="${T[${p}one]:--}" 'BEGIN { printf "%.2f", 8 * c / n / t }')"
+}
+fan_table () {
+  echo
+  echo "fan-out (CPU: seconds of all replicators and gateways together)"
+  printf '%-46s %10s %10s %8s %8s\n' "case" "seconds" "MiB/s" "ratio" "CPU s"
+  fan_rows "" ", loopback"
+  fan_rows cap_ ", uplinks capped at $CAP/s"
+}
+
 # ---- fan-out ----
-t_one=- t_fan=- t_all=- fan_from=-
 if want fanout; then
+# Four ways, alternated in each round: one server alone; eight at once
+# in fan-out rounds (store and forward: a peer serves the file once it
+# holds it whole); eight at once relayed (each takes it from a peer
+# whose copy is still arriving); eight at once all from the source.
+# Wall time, and the CPU seconds all the replicators and gateways used.
 random_image "$TESTDIR/fan.raw" "$FAN_MIB"
 df --server srv1 vdisk import fan "$TESTDIR/fan.raw" >/dev/null
 fan_layer=vdisks/fan/0001.layer
-t_one=999 t_fan=999 t_all=999
 eight=(srv2 srv3 srv4 srv5 srv6 srv7 srv8 srv9)
+all_servers=(srv1 "${eight[@]}")
 jsons=()
 for s in "${eight[@]}"; do jsons+=("$TESTDIR/$s.json"); done
-parallel_sync () {      # all eight at once; their reports in $TESTDIR/srvK.json
-  local s pids=()
-  for s in "${eight[@]}"; do
-    "$REPLICATOR" sync --farm "$TESTDIR/farm" --server $s --store store \
-      --json "$@" >"$TESTDIR/$s.json" 2>/dev/null &
+TICK=$(getconf CLK_TCK)
+gw_ticks () {   # CPU ticks the gateways have used so far
+  local s t=0
+  for s in "${all_servers[@]}"; do
+    t=$((t + $(awk '{ print $14 + $15 }' "/proc/${REPL_GW_PID[$s]}/stat")))
+  done
+  echo "$t"
+}
+# run_syncs SERVERS... -- ARGS...: at once; each report in
+# $TESTDIR/srvK.json, each replicator's CPU seconds in srvK.cpu.
+run_syncs () {
+  local s pids=() servers=()
+  while [ "$1" != -- ]; do servers+=("$1"); shift; done
+  shift
+  for s in "${servers[@]}"; do
+    /usr/bin/time -f "%U %S" -o "$TESTDIR/$s.cpu" \
+      "$REPLICATOR" sync --farm "$TESTDIR/farm" --server $s --store store \
+      --json "$@" >"$TESTDIR/$s.json" 2>"$TESTDIR/$s.err" &
     pids+=($!)
   done
   for s in "${pids[@]}"; do wait "$s" || return 1; done
 }
-for _ in $(seq "$ROUNDS"); do
+# fan_case NAME SERVERS... -- ARGS...: one timed run from empty stores;
+# keeps the best wall time in T_NAME, its CPU seconds in C_NAME.
+fan_case () {
+  local name=$1 t g0 g1 rcpu servers=() s
+  shift
+  for s in "$@"; do [ "$s" = -- ] && break; servers+=("$s"); done
   empty_stores "${eight[@]}"
-  t_one=$(keep "$t_one" "$(sync_secs srv2)")
-  empty_stores "${eight[@]}"
-  t=$(secs parallel_sync) || fail "fan-out sync failed"
-  t_fan=$(keep "$t_fan" "$t")
-  fan_from=$(froms "$fan_layer" "${jsons[@]}")
-  empty_stores "${eight[@]}"
-  t=$(secs parallel_sync --fanout-min 1T) || fail "parallel sync failed"
-  t_all=$(keep "$t_all" "$t")
+  g0=$(gw_ticks)
+  t=$(secs run_syncs "$@") || { cat "$TESTDIR"/srv*.err >&2; fail "fan-out case $name failed"; }
+  g1=$(gw_ticks)
+  rcpu=$(for s in "${servers[@]}"; do cat "$TESTDIR/$s.cpu"; done |
+    awk '{ c += $1 + $2 } END { printf "%.1f", c }')
+  local cpu
+  cpu=$(awk -v r="$rcpu" -v g=$((g1 - g0)) -v k="$TICK" 'BEGIN { printf "%.1f", r + g / k }')
+  if [ -z "${T[$name]:-}" ] || awk -v a="$t" -v b="${T[$name]}" 'BEGIN { exit !(a < b) }'; then
+    T[$name]=$t
+    C[$name]=$cpu
+  fi
+  if [ "${#servers[@]}" -gt 1 ]; then
+    FROM[$name]=$(froms "$fan_layer" "${jsons[@]}")
+    HOW[$name]=$(hows "$fan_layer" "${jsons[@]}")
+  fi
+  repl_identical srv1 "${servers[@]}"
+}
+hows () {       # hows PATH FILES...: how each report moved PATH
+  /usr/bin/python3 -c "
+import json, sys
+n = {}
+for f in sys.argv[2:]:
+    t = [x for x in json.load(open(f))['trees'] if x['tree'] == 'store'][0]
+    for m in t['moved']:
+        if m['path'] == sys.argv[1]:
+            n[m['how']] = n.get(m['how'], 0) + 1
+print(' '.join('%s:%d' % kv for kv in sorted(n.items())))" "$@"
+}
+# fan_all PREFIX ROUNDS: the four cases, alternated, ROUNDS times.
+fan_all () {
+  local p=$1 r
+  for r in $(seq "$2"); do
+    fan_case "${p}one" srv2 --
+    fan_case "${p}rounds" "${eight[@]}" -- --fanout rounds
+    fan_case "${p}relay" "${eight[@]}" --
+    fan_case "${p}all" "${eight[@]}" -- --fanout-min 1T
+  done
+}
+declare -A T C FROM HOW
+fan_all "" "$ROUNDS"
+# The same with every gateway's uplink capped: the network is then the
+# scarce resource, as between real servers, not the 2 cores that the 8
+# receivers share on loopback.
+for s in "${all_servers[@]}"; do
+  repl_stop_gateway "$s"
+  repl_start_gateway "$s" --upload-rate "$CAP"
 done
-repl_identical srv1 "${eight[@]}"
+fan_all cap_ "$CAP_ROUNDS"
+for s in "${all_servers[@]}"; do
+  repl_stop_gateway "$s"
+  repl_start_gateway "$s"
+done
 fi
 for k in 3 4 5 6 7 8 9; do repl_stop_gateway srv$k; done
 
@@ -242,7 +340,6 @@ sig_len=$(stat -c %s "$TESTDIR/sig")
 delta_len=$(stat -c %s "$TESTDIR/delta")
 fi
 
-fan_bytes=$((FAN_MIB << 20))
 echo
 echo "diskfarm-replicator benchmark (best of $ROUNDS; loopback; indicative)"
 printf '%-46s %10s %10s %8s\n' "case" "seconds" "MiB/s" "ratio"
@@ -257,10 +354,6 @@ printf '%-46s %10s %10s %8s\n' "  rdiff ... + sync" "$t_rdiff_sync" "" "$(ratio 
 printf '%-46s %10s\n' "  bytes on the wire: diskfarm-replicator" "$our_wire"
 printf '%-46s %10s %10s %8s\n' "  bytes on the wire: rsync --no-whole-file" "$rs_wire" "" "$(ratio "$our_wire" "$rs_wire")"
 printf '%-46s %10s\n' "  rdiff: signature + delta bytes" "$((sig_len + delta_len))"
-printf '%-46s %10s %10s\n' "fan-out ${FAN_MIB} MiB: 1 -> 1 server" "$t_one" "$(rate "$fan_bytes" "$t_one")"
-printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, fan-out rounds" "$t_fan" "" "$(ratio "$t_fan" "$t_one")"
-printf '%-46s %10s %10s %8s\n' "  1 -> 8 servers, all from the source" "$t_all" "" "$(ratio "$t_all" "$t_one")"
-echo "  the layer came from (fan-out rounds): $fan_from"
 if want delta; then
   echo "delta stages, replicator: $(cat "$TESTDIR/repl.time")"
   echo "  $stages_repl"
@@ -271,6 +364,7 @@ if want delta; then
   echo "CPU s in all: replicator + gateway $cpu_ours ($cpu_repl + $cpu_gw)," \
     "rdiff $cpu_rdiff, ratio $(ratio "$cpu_ours" "$cpu_rdiff")"
 fi
+want fanout && fan_table
 echo
 echo "ratios: curl/replicator (goal >= 0.9), replicator/rdiff (goal <= 1),"
 echo "wire replicator/rsync (goal <= 1.1), 8 servers/1 server (goal <= 2)"
