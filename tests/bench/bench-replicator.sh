@@ -68,15 +68,17 @@ import json
 t = [x for x in json.load(open('$1'))['trees'] if x['tree'] == 'store'][0]
 print(t['bytes']['wire_in'] + t['bytes']['wire_out'])"
 }
-froms () {      # froms PATH FILES...: where each report got PATH from
+# moved_by FIELD PATH FILES...: a count of each value of FIELD ("from":
+# where from, "how": how) over the reports' moves of PATH.
+moved_by () {
   /usr/bin/python3 -c "
 import json, sys
 n = {}
-for f in sys.argv[2:]:
+for f in sys.argv[3:]:
     t = [x for x in json.load(open(f))['trees'] if x['tree'] == 'store'][0]
     for m in t['moved']:
-        if m['path'] == sys.argv[1]:
-            n[m['from']] = n.get(m['from'], 0) + 1
+        if m['path'] == sys.argv[2]:
+            n[m[sys.argv[1]]] = n.get(m[sys.argv[1]], 0) + 1
 print(' '.join('%s:%d' % kv for kv in sorted(n.items())))" "$@"
 }
 empty_stores () {
@@ -166,21 +168,10 @@ fan_case () {
     C[$name]=$cpu
   fi
   if [ "${#servers[@]}" -gt 1 ]; then
-    FROM[$name]=$(froms "$fan_layer" "${jsons[@]}")
-    HOW[$name]=$(hows "$fan_layer" "${jsons[@]}")
+    FROM[$name]=$(moved_by from "$fan_layer" "${jsons[@]}")
+    HOW[$name]=$(moved_by how "$fan_layer" "${jsons[@]}")
   fi
   repl_identical srv1 "${servers[@]}"
-}
-hows () {       # hows PATH FILES...: how each report moved PATH
-  /usr/bin/python3 -c "
-import json, sys
-n = {}
-for f in sys.argv[2:]:
-    t = [x for x in json.load(open(f))['trees'] if x['tree'] == 'store'][0]
-    for m in t['moved']:
-        if m['path'] == sys.argv[1]:
-            n[m['how']] = n.get(m['how'], 0) + 1
-print(' '.join('%s:%d' % kv for kv in sorted(n.items())))" "$@"
 }
 # fan_all PREFIX ROUNDS: the four cases, alternated, ROUNDS times.
 fan_all () {
