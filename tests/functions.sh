@@ -26,6 +26,25 @@ requires () {
   "$@" >/dev/null 2>&1 || skip "requires: $*"
 }
 
+# free_tcp_port: a TCP port on which no socket of this host is, in any
+# state, taken below the kernel's ephemeral range: a port from inside it
+# may meanwhile become the local end of someone's outgoing connection
+# (busy test runs hold thousands of those in TIME-WAIT), and then the
+# server that wanted it fails to bind.
+free_tcp_port () {
+  local low high p span
+  read -r low high </proc/sys/net/ipv4/ip_local_port_range
+  span=$((low - 11000))
+  while :; do
+    if ((span >= 1000)); then
+      p=$((11000 + (RANDOM * 32768 + RANDOM) % span))
+    else
+      p=$((11000 + (RANDOM * 32768 + RANDOM) % 50000))
+    fi
+    [ -n "$(ss -Htan "( sport = :$p )")" ] || { echo "$p"; return; }
+  done
+}
+
 requires_root () {
   [ "$(id -u)" -eq 0 ] || skip "needs root"
 }

@@ -64,7 +64,7 @@ if part http; then
   # nginx serving the store, sendfile on, one worker per core (its
   # workers run as another user: the store must be readable).
   chmod -R a+rX "$TESTDIR"
-  nport=$((20000 + RANDOM % 20000))
+  nport=$(free_tcp_port)
   mkdir -p "$TESTDIR/nginx"
   cat >"$TESTDIR/nginx/nginx.conf" <<CONF
   daemon off;

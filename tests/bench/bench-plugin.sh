@@ -68,7 +68,7 @@ cleanup_fn "kill $! 2>/dev/null"
 cat > "$TESTDIR/nbd-server.conf" <<CONF
 [generic]
 unixsock = $TESTDIR/nbdsrv.sock
-port = $((20000 + RANDOM % 20000))
+port = $(free_tcp_port)
 listenaddr = 127.0.0.1
 user = root
 group = root

@@ -256,7 +256,7 @@ use chroot = no
 uid = root
 gid = root
 EOF
-rport=$(repl_free_port)
+rport=$(free_tcp_port)
 rsync --daemon --no-detach --port "$rport" --address 127.0.0.1 \
   --config "$TESTDIR/rsyncd.conf" --log-file "$TESTDIR/rsyncd.log" &
 rpid=$!

@@ -9,17 +9,11 @@ requires nbdkit --version
 requires /usr/bin/python3 --version
 ATTACH="$DISKFARM_BUILD/attach/diskfarm-attach"
 
-# A free TCP port on loopback.
-free_port () {
-  /usr/bin/python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # serve NAME [NBDKIT-ARGS...]: nbdkit on a free port, in $PORT_NAME.
 serve () {
   local name=$1 port pidfile=$TESTDIR/$1.pid
   shift
-  port=$(free_port)
+  port=$(free_tcp_port)
   nbdkit -P "$pidfile" -i 127.0.0.1 -p "$port" "$@"
   for _ in $(seq 100); do [ -s "$pidfile" ] && break; sleep 0.05; done
   [ -s "$pidfile" ] || fail "nbdkit $name did not start"
@@ -33,7 +27,7 @@ serve ro -r --filter=blocksize-policy memory 1G blocksize-minimum=4096 \
   blocksize-preferred=65536
 serve multi memory 1M
 serve single --filter=multi-conn memory 1M multi-conn-mode=disable
-closed=$(free_port)
+closed=$(free_tcp_port)
 
 # A server that accepts and never says a word, one that is no NBD
 # server, and one that greets and hangs up.

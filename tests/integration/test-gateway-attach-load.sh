@@ -12,14 +12,10 @@ need curl --version
 need jq --version
 need /usr/bin/nbdsh --version
 
-free_port () {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 make_vdisk_farm device 64M
 add_servers srv2
 for s in srv1 srv2; do
-  port=$(free_port)
+  port=$(free_tcp_port)
   df server set $s --address "127.0.0.1:$port"
   env $(sanitizer_preload "$PLUGIN") \
     nbdkit -f -i 127.0.0.1 -p "$port" "$PLUGIN" farm="$TESTDIR/farm" server=$s \
@@ -33,7 +29,7 @@ done
 # Only srv2's gateway answers (srv1's is on a port nobody listens on).
 start_gateway g2 --server srv2 --stats-dir "$TESTDIR/stats-srv2"
 df server set srv2 --gateway "127.0.0.1:$GW_PORT"
-df server set srv1 --gateway "127.0.0.1:$(free_port)"
+df server set srv1 --gateway "127.0.0.1:$(free_tcp_port)"
 start_attach a dev/pc1@load1 --farm "$TESTDIR/farm" \
   --nbd-socket "$TESTDIR/a.sock" --overlay "$TESTDIR/a.layer"
 attach_log a | grep -q "from 127.0.0.1:$port_srv2" ||

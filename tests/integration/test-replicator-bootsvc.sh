@@ -21,7 +21,7 @@ repl_start_gateways
 
 # The boot service on a free port (another, if one takes it meanwhile).
 for _ in 1 2 3 4 5; do
-  port=$(repl_free_port)
+  port=$(free_tcp_port)
   "$BOOTSVC" --farm "$TESTDIR/farm" --server srv1 --dhcp-mode off --tftp-port 0 \
     --http-port "$port" --listen 127.0.0.1 -D boot >"$TESTDIR/bootsvc.log" 2>&1 &
   BPID=$!
@@ -77,7 +77,7 @@ lists 127.0.0.1:10809,127.0.0.2:10809
 # service follows the farm to ask it there.
 repl_stop_gateway srv2
 lists 127.0.0.1:10809
-REPL_PORT[srv2]=$(repl_free_port)
+REPL_PORT[srv2]=$(free_tcp_port)
 df server set srv2 --gateway "127.0.0.1:${REPL_PORT[srv2]}" >/dev/null
 repl_start_gateway srv2
 lists 127.0.0.1:10809,127.0.0.2:10809

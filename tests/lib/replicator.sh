@@ -26,15 +26,6 @@ requires_replicator () {
   requires curl --version
 }
 
-# A free TCP port on loopback.
-repl_free_port () {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
-
 # The [gateway] section (token file) and [farm] config-server of a farm
 # directory: repl_gateway_settings DIR
 repl_gateway_settings () {
@@ -51,7 +42,7 @@ repl_farm () {
   REPL_N=$n
   df init --server-name srv1 --address 127.0.0.1 >/dev/null
   for ((k = 1; k <= n; k++)); do
-    REPL_PORT[srv$k]=$(repl_free_port)
+    REPL_PORT[srv$k]=$(free_tcp_port)
     mkdir -p "$TESTDIR/srv$k"
     [ $k -eq 1 ] || df server add "srv$k" --address "127.0.0.$k" >/dev/null
     df server set "srv$k" --store-paths "store:$TESTDIR/srv$k" \
@@ -90,7 +81,7 @@ repl_start_gateway () {
     done
     # Another program took the port meanwhile: another one.
     grep -q "Address already in use" "$TESTDIR/gw-$s.log" || break
-    REPL_PORT[$s]=$(repl_free_port)
+    REPL_PORT[$s]=$(free_tcp_port)
     for f in "$TESTDIR/farm" "${REPL_FARM_OF[@]}"; do
       "$DISKFARM" --farm "$f" server set "$s" \
         --gateway "127.0.0.1:${REPL_PORT[$s]}" >/dev/null
