@@ -119,10 +119,11 @@ int df_layer_flush (struct df_layer *l);
 
 /* Writes the map entries changed since the last flush into the file,
  * without waiting for the disk: the file then holds every block written
- * so far for any later open (a restarted process), while durability
- * across a crash of the host stays as of the last df_layer_flush.  For
- * a server stop, which must not wait for the writeback of everything
- * written since.
+ * so far for any later open (a restarted process).  For a server stop,
+ * which must not wait for the writeback of everything written since.
+ * Only df_layer_flush orders data before map on the disk: a crash of the
+ * host before the kernel's writeback may leave blocks written since the
+ * last flush reading as zeros.
  */
 int df_layer_save (struct df_layer *l);
 
