@@ -23,11 +23,18 @@ df device add pm --mac 52:54:00:00:00:02 --vdisk base --cache ram
 # the background, the rest is in RAM at the stop.
 start_nbdkit ram-limit=4M
 
-# Syscalls that wait for the disk, from now until nbdkit exits.
-spawn STRACE_PID strace -f -y -qq -e trace=fsync,fdatasync,sync_file_range,syncfs,sync \
-  -o "$TESTDIR/strace.out" -p "$NBD_PID"
-attached () { grep -q . "/proc/$NBD_PID/status" && [ "$(awk '/^TracerPid/ { print $2 }' "/proc/$NBD_PID/status")" = "$STRACE_PID" ]; }
-wait_for 30 "strace to attach" attached
+# Syscalls that wait for the disk, from now until nbdkit exits.  Not
+# under a sanitizer, whose leak check at exit traces the threads itself.
+TRACE=
+[ -n "$(sanitizer_preload "$PLUGIN")" ] || TRACE=1
+attached () {
+  [ "$(awk '/^TracerPid/ { print $2 }' "/proc/$NBD_PID/status")" = "$STRACE_PID" ]
+}
+if [ -n "$TRACE" ]; then
+  spawn STRACE_PID strace -f -y -qq -e trace=fsync,fdatasync,sync_file_range,syncfs,sync \
+    -o "$TESTDIR/strace.out" -p "$NBD_PID"
+  wait_for 30 "strace to attach" attached
+fi
 
 # 3000 4 KiB blocks at random places of 256 MiB, each holding its own
 # number, written without FLUSH; then the client goes away.
@@ -49,12 +56,15 @@ for b in blocks:
 write_blocks dev/pr@s1 7
 write_blocks dev/pm@s1 8
 
-kill -TERM "$NBD_PID"
-wait_gone "$NBD_PID" 30 || fail "nbdkit still runs 30 s after SIGTERM"
-wait_gone "$STRACE_PID" 10 || fail "strace did not end with nbdkit"
-sanitizer_check
-if grep '\.layer>' "$TESTDIR/strace.out" >&2; then
-  fail "closing or stopping waited for the disk (above)"
+if [ -n "$TRACE" ]; then
+  kill -TERM "$NBD_PID"
+  wait_gone "$NBD_PID" 30 || fail "nbdkit still runs 30 s after SIGTERM"
+  wait_gone "$STRACE_PID" 10 || fail "strace did not end with nbdkit"
+  if grep '\.layer>' "$TESTDIR/strace.out" >&2; then
+    fail "closing or stopping waited for the disk (above)"
+  fi
+else
+  stop_nbdkit
 fi
 
 # The restarted server resumes s1 of pr from its cache file alone.
