@@ -226,10 +226,10 @@ spiller_stop (struct cache *c)
     pthread_join (c->spiller, NULL);
 }
 
-int
-df_cache_spill (struct df_bdev *bdev)
+/* Every RAM block to the file, in rounds of neighbours sorted by block. */
+static int
+spill_all (struct cache *c)
 {
-  struct cache *c = (struct cache *) bdev;
   int r = 0;
 
   if (c->layer == NULL)
@@ -244,7 +244,25 @@ df_cache_spill (struct df_bdev *bdev)
   if (r == 0)
     c->bg_err = 0;              /* whatever failed before is written now */
   pthread_mutex_unlock (&c->lock);
-  if (r == -1)
+  return r;
+}
+
+int
+df_cache_spill (struct df_bdev *bdev)
+{
+  struct cache *c = (struct cache *) bdev;
+
+  if (spill_all (c) == -1)
     return -1;
   return df_layer_flush (c->layer);
+}
+
+int
+df_cache_save (struct df_bdev *bdev)
+{
+  struct cache *c = (struct cache *) bdev;
+
+  if (spill_all (c) == -1)
+    return -1;
+  return df_layer_save (c->layer);
 }

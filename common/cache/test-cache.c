@@ -265,6 +265,36 @@ test_resume (void **state)
   free (ref);
 }
 
+/* A server stop saves a ram+disk cache to its file without waiting for
+ * the disk (every fsync fails here, unseen): a reopen finds it all.
+ */
+static void
+test_save (void **state)
+{
+  char *ref = malloc (SIZE);
+  uint64_t seed = 6;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct df_cache_stats st;
+
+  (void) state;
+  c = open_cache (lower, DF_CACHE_RAM_DISK, "save.layer", 0, 64 * BS, NULL);
+  assert_non_null (c);
+  random_ops (c, ref, &seed, 200);
+  df_cache_stats (c, &st);
+  assert_true (st.ram_blocks > 0);
+  fault_arm (&fault_sync, 0, -1, EIO, false);
+  assert_int_equal (df_cache_save (c), 0);
+  df_bdev_close (c);
+  fault_disarm_all ();
+
+  c = open_cache (lower, DF_CACHE_DISK, "save.layer", 0, 0, NULL);
+  assert_non_null (c);
+  check_same (c, ref);
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (ref);
+}
+
 static void
 test_limits (void **state)
 {
@@ -1080,6 +1110,7 @@ main (void)
     T (test_ram_disk),
     T (test_recycled_ram),
     T (test_resume),
+    T (test_save),
     T (test_limits),
     T (test_threads),
     T (test_fail_alloc_ram),

@@ -616,6 +616,15 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
 }
 
 int
+df_layer_save (struct df_layer *l)
+{
+  if (!l->writable)
+    return 0;
+  SCOPED_LOCK (&l->map_lock);
+  return l->any_dirty ? write_dirty_map (l) : 0;
+}
+
+int
 df_layer_flush (struct df_layer *l)
 {
   if (!l->writable)

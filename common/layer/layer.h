@@ -117,6 +117,16 @@ int df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
 
 int df_layer_flush (struct df_layer *l);
 
+/* Writes the map entries changed since the last flush into the file,
+ * without waiting for the disk: the file then holds every block written
+ * so far for any later open (a restarted process).  For a server stop,
+ * which must not wait for the writeback of everything written since.
+ * Only df_layer_flush orders data before map on the disk: a crash of the
+ * host before the kernel's writeback may leave blocks written since the
+ * last flush reading as zeros.
+ */
+int df_layer_save (struct df_layer *l);
+
 /* Makes the layer immutable: sets the sealed flag, writes everything,
  * fsyncs, and returns the content hash.  The layer stays open read-only.
  */

@@ -413,13 +413,19 @@ session_setup (struct df_session *s)
   return r;
 }
 
+/* A closed session, or every session at a server's stop.  Its disk
+ * cache goes to its file without waiting for the disk (df_cache_save):
+ * the client's FLUSH is what makes its writes durable, and a stop must
+ * not wait for the writeback of all that the sessions wrote since (at
+ * random places: minutes on a slow disk, while systemd waits to kill).
+ */
 void
 session_park (struct df_session *s)
 {
   struct df_bdev *b;
 
   if (s->cache && session_disk_mode (s->spec.mode)) {
-    if (df_cache_spill (s->cache) == -1)
+    if (df_cache_save (s->cache) == -1)
       session_log (s->set, DF_LOG_ERROR, "session %s@%s: %s; keeping it in "
                    "memory", s->device, s->name, df_error_get ());
     else {

@@ -90,11 +90,10 @@ u_cow="nbd+unix:///?socket=$TESTDIR/cow.sock"
 u_null="nbd+unix:///?socket=$TESTDIR/null.sock"
 u_nbdsrv="nbd+unix:///flat?socket=$TESTDIR/nbdsrv.sock"
 
-# A closed session parks before it ends: its cache is flushed (ram+disk:
-# spilled) and fsync'd, then, with session-linger=0, removed.  Wait for
-# that before each measurement, so that no measurement pays for the
-# writeback of the one before, and before stopping nbdkit, whose unload
-# would otherwise wait for it.
+# A closed session parks before it ends: its cache goes to its file
+# (ram+disk: spilled; not fsync'd), then, with session-linger=0, it is
+# removed.  Wait for that, and for the writeback (sync), before each
+# measurement, so that no measurement pays for the one before.
 no_session_files () {
   ! find "$TESTDIR" -path '*/sessions/*.layer' -print -quit | grep -q .
 }
