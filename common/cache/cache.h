@@ -89,9 +89,9 @@ void df_cache_stats (struct df_bdev *cache, struct df_cache_stats *out);
  */
 int df_cache_spill (struct df_bdev *cache);
 
-/* The same without the flush (df_layer_save): the file holds the cache
- * for a later open as soon as it returns, and the stop of a server does
- * not wait for the disk to write back all that the sessions wrote.
+/* The same without waiting for the disk (df_layer_save), for a server
+ * stop: a later open in the same boot resumes everything; after a crash
+ * of the host, the file holds the cache as of its last flush.
  */
 int df_cache_save (struct df_bdev *cache);
 

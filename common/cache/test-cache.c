@@ -3,9 +3,11 @@
  */
 #include <config.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "test-helpers.h"
 #include "test-faults.h"
@@ -16,6 +18,25 @@
 
 static const uint8_t parent_id[DF_LAYER_ID_LEN] = { 7, 7, 7 };
 static const uint8_t parent_hash[DF_HASH_LEN] = { 8, 8, 8 };
+
+/* The kernel's boot id as the library sees it: a test that simulates a
+ * crash of the host sets another one (the host booted again).
+ */
+static const char *boot_id_override;
+int __real_df_boot_id (char *buf);
+int __wrap_df_boot_id (char *buf);
+
+int
+__wrap_df_boot_id (char *buf)
+{
+  if (boot_id_override == NULL)
+    return __real_df_boot_id (buf);
+  strcpy (buf, boot_id_override);
+  return 0;
+}
+
+/* random_ops without FUA: what it writes stays unflushed. */
+static bool no_fua;
 
 /* A lower device with random content; ref receives a copy. */
 static struct df_bdev *
@@ -93,7 +114,8 @@ random_ops (struct df_bdev *c, char *ref, uint64_t *seed, int n)
     }
     else {
       test_fill (buf, len, seed);
-      assert_int_equal (df_bdev_pwrite (c, buf, len, off, i % 20 ? 0 : DF_FUA), 0);
+      assert_int_equal (df_bdev_pwrite (c, buf, len, off,
+                                       i % 20 || no_fua ? 0 : DF_FUA), 0);
       memcpy (ref + off, buf, len);
     }
   }
@@ -292,6 +314,119 @@ test_save (void **state)
   check_same (c, ref);
   df_bdev_close (c);
   df_bdev_close (lower);
+  free (ref);
+}
+
+/* The data part of a layer file (data_offset from its header), as a
+ * crash test's image of what the disk held at the last flush.
+ */
+static char *
+data_read (const char *file, uint64_t *data_offset)
+{
+  char *path = test_path (tmpdir, file), *data = malloc (SIZE);
+  int fd = open (path, O_RDONLY);
+  uint8_t h[8];
+
+  assert_true (fd >= 0);
+  assert_int_equal (pread (fd, h, 8, 112), 8);
+  *data_offset = le64toh (*(uint64_t *) h);
+  assert_int_equal (pread (fd, data, SIZE, *data_offset), SIZE);
+  close (fd);
+  free (path);
+  return data;
+}
+
+/* A crash of the host, the worst case for a cache: none of the data
+ * written since the last flush reached the disk (the file's data part is
+ * put back as it was then), everything else did (the map in place, the
+ * park record).  Copies file to crashed and does that to the copy.
+ */
+static void
+crash_copy (const char *file, const char *crashed, const char *durable,
+            uint64_t data_offset)
+{
+  char *from = test_path (tmpdir, file), *to = test_path (tmpdir, crashed);
+  char *buf = malloc (1 << 20);
+  int in = open (from, O_RDONLY), out = open (to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ssize_t n;
+  off_t off = 0;
+
+  assert_true (in >= 0 && out >= 0);
+  while ((n = pread (in, buf, 1 << 20, off)) > 0) {
+    assert_int_equal (pwrite (out, buf, n, off), n);
+    off += n;
+  }
+  assert_int_equal (n, 0);
+  assert_int_equal (pwrite (out, durable, SIZE, data_offset), SIZE);
+  close (in);
+  close (out);
+  free (buf);
+  free (from);
+  free (to);
+}
+
+/* A stop parks a disk cache without syncing (no fdatasync at all), and
+ * keeps "a crash brings a cache back as of its last flush": a host crash
+ * right after the stop, with the data written since the flush lost and
+ * the rest on the disk, resumes the cache exactly as of that flush,
+ * never zeros for blocks it did not hold then; a resume in the same boot
+ * (a clean stop and start) has every write.
+ */
+static void
+test_save_crash (void **state)
+{
+  char *ref = malloc (SIZE), *flushed = malloc (SIZE), *durable;
+  uint64_t seed = 16, data_offset;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+
+  (void) state;
+  c = open_cache (lower, DF_CACHE_DISK, "crash.layer", 0, 0, NULL);
+  assert_non_null (c);
+  random_ops (c, ref, &seed, 150);
+  assert_int_equal (df_bdev_flush (c), 0);
+  memcpy (flushed, ref, SIZE);
+  durable = data_read ("crash.layer", &data_offset);
+
+  no_fua = true;
+  random_ops (c, ref, &seed, 300);
+  no_fua = false;
+  assert_true (memcmp (ref, flushed, SIZE) != 0);
+  fault_arm (&fault_sync, 0, -1, EIO, false);
+  assert_int_equal (df_cache_save (c), 0);
+  df_bdev_close (c);
+  assert_int_equal (fault_hits (&fault_sync), 0);
+  fault_disarm_all ();
+
+  /* The host crashed and booted again. */
+  crash_copy ("crash.layer", "crashed.layer", durable, data_offset);
+  boot_id_override = "00000000-0000-4000-8000-000000000000";
+  c = open_cache (lower, DF_CACHE_DISK, "crashed.layer", 0, 0, NULL);
+  assert_non_null (c);
+  check_same (c, flushed);
+  df_bdev_close (c);
+  boot_id_override = NULL;
+
+  /* The same boot: every write is back; a flush then puts the map in
+   * place, and a crash after it keeps them all.
+   */
+  c = open_cache (lower, DF_CACHE_DISK, "crash.layer", 0, 0, NULL);
+  assert_non_null (c);
+  check_same (c, ref);
+  assert_int_equal (df_bdev_flush (c), 0);
+  df_bdev_close (c);
+  free (durable);
+  durable = data_read ("crash.layer", &data_offset);
+  crash_copy ("crash.layer", "crashed.layer", durable, data_offset);
+  boot_id_override = "00000000-0000-4000-8000-000000000000";
+  c = open_cache (lower, DF_CACHE_DISK, "crashed.layer", 0, 0, NULL);
+  assert_non_null (c);
+  check_same (c, ref);
+  df_bdev_close (c);
+  boot_id_override = NULL;
+
+  df_bdev_close (lower);
+  free (durable);
+  free (flushed);
   free (ref);
 }
 
@@ -1111,6 +1246,7 @@ main (void)
     T (test_recycled_ram),
     T (test_resume),
     T (test_save),
+    T (test_save_crash),
     T (test_limits),
     T (test_threads),
     T (test_fail_alloc_ram),

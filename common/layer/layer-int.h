@@ -21,6 +21,8 @@ struct df_layer {
   uint8_t *map;                 /* map_length bytes */
   uint8_t *dirty;               /* 1 bit per 4 KiB page of the map */
   bool any_dirty;
+  bool saved;                   /* the park record holds the map */
+  bool park_present;            /* the file has one (layer-park.c) */
   /* Lock order: punch_lock, then map_lock.  Writers of blocks hold
    * punch_lock shared from their data write to their map update; zeroing
    * and trimming hold it exclusive from their map update to the hole
@@ -68,6 +70,14 @@ int layer_pread_all (int fd, void *buf, size_t len, uint64_t off);
 /* Bytes of blocks [first, first+count) inside the virtual size. */
 size_t layer_blocks_bytes (const struct df_layer *l, uint64_t first,
                            uint64_t count);
+
+/* layer-park.c: the park record of df_layer_save.  write and drop with
+ * map_lock held (or before the layer is shared); load at open, after
+ * the map in place was read.
+ */
+int layer_park_write (struct df_layer *l);
+int layer_park_load (struct df_layer *l, uint64_t file_size);
+int layer_park_drop (struct df_layer *l);
 
 /* Decode and check a header, and a map for it (layer.c).  Messages
  * have no file name; callers prefix it.

@@ -230,7 +230,7 @@ df_layer_close (struct df_layer *l)
   /* Errors cannot be returned here; callers that care flush first.  This
    * may run in a failure path: keep that failure's message.
    */
-  if (l->writable && l->any_dirty) {
+  if (l->writable && l->any_dirty && !l->saved) {
     struct df_error_saved saved;
     df_error_save (&saved);
     df_layer_flush (l);
@@ -444,6 +444,8 @@ df_layer_open (const char *path, bool writable)
     goto fail;
   }
   l->writable = writable;
+  if (!l->info.sealed && layer_park_load (l, st.st_size) == -1)
+    goto fail;
   return l;
 
  fail:
@@ -506,6 +508,7 @@ map_update (struct df_layer *l, uint64_t first, uint64_t count,
 
   for (i = first; i < first + count; i++)
     map_put (l->map, i, s);
+  l->saved = false;
   if (l->bulk)
     return 0;
   for (page = first / 4 / 4096; page <= (first + count - 1) / 4 / 4096; page++)
@@ -615,13 +618,28 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
   return r;
 }
 
+/* The map goes into the park record, never in place: see layer-park.c
+ * for why, and for when an open trusts it.
+ */
 int
 df_layer_save (struct df_layer *l)
 {
+  int r;
+
   if (!l->writable)
     return 0;
-  SCOPED_LOCK (&l->map_lock);
-  return l->any_dirty ? write_dirty_map (l) : 0;
+  {
+    SCOPED_LOCK (&l->map_lock);
+    if (!l->any_dirty || l->saved)
+      return 0;
+    r = layer_park_write (l);
+    if (r == 0)
+      l->saved = true;
+  }
+  /* No boot id to tag it with, or it could not be written: the slow
+   * way, which is safe.
+   */
+  return r == 0 ? 0 : df_layer_flush (l);
 }
 
 int
@@ -641,7 +659,8 @@ df_layer_flush (struct df_layer *l)
   }
   if (fdatasync (l->fd) == -1)
     return df_error_errno ("fdatasync %s", l->path);
-  return 0;
+  SCOPED_LOCK (&l->map_lock);
+  return layer_park_drop (l);
 }
 
 int
@@ -656,6 +675,8 @@ df_layer_seal (struct df_layer *l, uint8_t hash[DF_HASH_LEN])
    */
   if (df_pwrite_full (l->fd, l->map, l->info.map_length, l->info.map_offset) == -1)
     return df_error_errno ("write %s", l->path);
+  if (layer_park_drop (l) == -1)
+    return -1;
   if (fdatasync (l->fd) == -1)
     return df_error_errno ("fdatasync %s", l->path);
   l->info.sealed = true;

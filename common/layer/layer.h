@@ -10,7 +10,8 @@
  * header) is never opened writable again.  Writes put the data in place
  * first and then the map entries, so a process killed at any point leaves
  * each block with its old or its new content.  FLUSH (df_layer_flush)
- * makes everything written so far durable.
+ * makes everything written so far durable; the map is written in place
+ * only there, after the data is durable (df_layer_save keeps it apart).
  *
  * Thread safety: reads and writes of different blocks may run in
  * parallel; map changes are serialised inside.
@@ -117,13 +118,14 @@ int df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
 
 int df_layer_flush (struct df_layer *l);
 
-/* Writes the map entries changed since the last flush into the file,
- * without waiting for the disk: the file then holds every block written
- * so far for any later open (a restarted process).  For a server stop,
- * which must not wait for the writeback of everything written since.
- * Only df_layer_flush orders data before map on the disk: a crash of the
- * host before the kernel's writeback may leave blocks written since the
- * last flush reading as zeros.
+/* For a server stop, which must not wait for the writeback of all that
+ * was written since the last flush: writes the current map into a park
+ * record past the layer's data, tagged with the kernel's boot id, with
+ * no fsync; the map in place stays the one of the last flush.  An open
+ * in the same boot (a restarted process) reads the layer as it was at
+ * the save; after a reboot, as of the last flush, every block old or new
+ * as after any crash (layer-park.c says why that is safe).  Without a
+ * boot id it flushes instead.  A close right after it does not flush.
  */
 int df_layer_save (struct df_layer *l);
 

@@ -334,6 +334,27 @@ df_now_real_ns (void)
 }
 
 int
+df_boot_id (char *buf)
+{
+  static const char path[] = "/proc/sys/kernel/random/boot_id";
+  CLEANUP_CLOSE int fd = open (path, O_RDONLY | O_CLOEXEC);
+  char data[64];
+  ssize_t len;
+
+  /* A /proc file says it is empty: read what it gives. */
+  if (fd == -1 || (len = df_read_full (fd, data, sizeof data)) == -1)
+    return df_error_errno ("%s", path);
+  while (len > 0 && data[len - 1] == '\n')
+    len--;
+  if (len != DF_BOOT_ID_LEN)
+    return df_error (EINVAL, "%s: %zd characters, not %d", path, len,
+                     DF_BOOT_ID_LEN);
+  memcpy (buf, data, len);
+  buf[len] = '\0';
+  return 0;
+}
+
+int
 df_random_bytes (void *buf, size_t len)
 {
   size_t got = 0;

@@ -100,6 +100,14 @@ char *df_path_join (const char *dir, const char *name);
 uint64_t df_now_mono_ns (void);
 uint64_t df_now_real_ns (void);
 
+/* The running kernel's boot id (/proc/sys/kernel/random/boot_id), which
+ * changes at every boot: whatever a process wrote into the page cache
+ * under one boot id is in its files for any process of the same boot,
+ * durable or not.  buf holds DF_BOOT_ID_LEN + 1 bytes.  -1 with a message.
+ */
+#define DF_BOOT_ID_LEN 36
+int df_boot_id (char *buf);
+
 /* 16 random bytes, and their 32-character hex form (buf >= 33). */
 int df_random_bytes (void *buf, size_t len);
 const char *df_hex (const void *data, size_t len, char *buf);
