@@ -23,6 +23,12 @@ struct df_layer {
   bool any_dirty;
   bool saved;                   /* the park record holds the map */
   bool park_present;            /* the file has one (layer-park.c) */
+  uint8_t *disk_map;            /* the map in place, as last written */
+  /* CRC-32C of the data of each block written since the open, for the
+   * park record (layer-park.c); chunks installed atomically, entries
+   * changed under map_lock.
+   */
+  struct park_crcs **crcs;
   /* Lock order: punch_lock, then map_lock.  Writers of blocks hold
    * punch_lock shared from their data write to their map update; zeroing
    * and trimming hold it exclusive from their map update to the hole
@@ -78,6 +84,15 @@ size_t layer_blocks_bytes (const struct df_layer *l, uint64_t first,
 int layer_park_write (struct df_layer *l);
 int layer_park_load (struct df_layer *l, uint64_t file_size);
 int layer_park_drop (struct df_layer *l);
+/* The CRCs of blocks about to be written, computed without locks into
+ * crc (count entries); noted with map_lock held, after their data was
+ * written.  Never fail: a block without one is just not verifiable.
+ */
+void layer_crc_compute (const struct df_layer *l, const void *buf,
+                        uint64_t first, uint64_t count, uint32_t *crc);
+void layer_crc_note (struct df_layer *l, uint64_t first, uint64_t count,
+                     const uint32_t *crc);
+void layer_park_free (struct df_layer *l);
 
 /* Decode and check a header, and a map for it (layer.c).  Messages
  * have no file name; callers prefix it.

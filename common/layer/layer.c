@@ -238,11 +238,13 @@ df_layer_close (struct df_layer *l)
   }
   layer_bulk_hasher_stop (l);
   layer_mem_unmap (l);
+  layer_park_free (l);
   if (l->fd >= 0)
     close (l->fd);
   pthread_mutex_destroy (&l->map_lock);
   pthread_rwlock_destroy (&l->punch_lock);
   free (l->map);
+  free (l->disk_map);
   free (l->dirty);
   free (l->path);
   free (l);
@@ -346,8 +348,9 @@ df_layer_create (const char *path, uint64_t size, uint32_t block_size,
     memcpy (info->parent_hash, parent_hash, DF_HASH_LEN);
   }
   l->map = calloc (1, info->map_length);
+  l->disk_map = calloc (1, info->map_length);
   l->dirty = calloc (1, (info->map_length + 4095) / 4096 / 8 + 1);
-  if (l->map == NULL || l->dirty == NULL) {
+  if (l->map == NULL || l->disk_map == NULL || l->dirty == NULL) {
     df_error_errno ("%s", path);
     goto fail;
   }
@@ -444,8 +447,16 @@ df_layer_open (const char *path, bool writable)
     goto fail;
   }
   l->writable = writable;
-  if (!l->info.sealed && layer_park_load (l, st.st_size) == -1)
-    goto fail;
+  if (!l->info.sealed) {
+    l->disk_map = malloc (l->info.map_length);
+    if (l->disk_map == NULL) {
+      df_error_errno ("%s", path);
+      goto fail;
+    }
+    memcpy (l->disk_map, l->map, l->info.map_length);
+    if (layer_park_load (l, st.st_size) == -1)
+      goto fail;
+  }
   return l;
 
  fail:
@@ -558,6 +569,16 @@ static int
 write_blocks_locked (struct df_layer *l, const void *buf, uint64_t first,
                      uint64_t count, size_t len)
 {
+  uint32_t few[64];
+  CLEANUP_FREE uint32_t *many = NULL;
+  uint32_t *crc = NULL;
+
+  /* The park record's CRCs (not for a bulk writer, never parked). */
+  if (!l->bulk) {
+    crc = count <= 64 ? few : (many = malloc (count * sizeof *many));
+    if (crc)
+      layer_crc_compute (l, buf, first, count, crc);
+  }
   /* Data first: until the map says present, nobody reads it. */
   if (df_pwrite_full (l->fd, buf, len,
                   l->info.data_offset + first * l->info.block_size) == -1)
@@ -572,6 +593,8 @@ write_blocks_locked (struct df_layer *l, const void *buf, uint64_t first,
     layer_bulk_hasher_note (l, first, count);
   }
   SCOPED_LOCK (&l->map_lock);
+  if (crc)
+    layer_crc_note (l, first, count, crc);
   return map_update (l, first, count, DF_BLOCK_PRESENT);
 }
 
@@ -656,6 +679,7 @@ df_layer_flush (struct df_layer *l)
       return 0;
     if (write_dirty_map (l) == -1)
       return -1;
+    memcpy (l->disk_map, l->map, l->info.map_length);
   }
   if (fdatasync (l->fd) == -1)
     return df_error_errno ("fdatasync %s", l->path);
