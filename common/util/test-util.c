@@ -123,6 +123,23 @@ test_misc (void **state)
 
   (void) state;
   assert_int_equal (df_crc32c (0, "123456789", 9), 0xe3069283);
+  {
+    /* RFC 3720's vectors (8 bytes at a time, then 1), and chaining at
+     * odd places.
+     */
+    uint8_t v[32];
+    unsigned i;
+    for (i = 0; i < 32; i++)
+      v[i] = i;
+    assert_int_equal (df_crc32c (0, v, 32), 0x46dd794e);
+    for (i = 0; i < 32; i++)
+      assert_int_equal (df_crc32c (df_crc32c (0, v, i), v + i, 32 - i),
+                        0x46dd794e);
+    memset (v, 0xff, 32);
+    assert_int_equal (df_crc32c (0, v, 32), 0x62a8ab43);
+    memset (v, 0, 32);
+    assert_int_equal (df_crc32c (0, v, 32), 0x8a9136aa);
+  }
   assert_string_equal (df_hex ("\x01\xab", 2, buf), "01ab");
   assert_int_equal (df_unhex ("01ab02ff", bytes, 4), 0);
   assert_int_equal (bytes[3], 0xff);
