@@ -24,9 +24,8 @@ struct df_layer {
   bool saved;                   /* the park record holds the map */
   bool park_present;            /* the file has one (layer-park.c) */
   uint8_t *disk_map;            /* the map in place, as last written */
-  /* CRC-32C of the data of each block written since the open, for the
-   * park record (layer-park.c); chunks installed atomically, entries
-   * changed under map_lock.
+  /* CRC-32C of the data of each block written since the last flush,
+   * for the park record (layer-park.c); under map_lock.
    */
   struct park_crcs **crcs;
   /* Lock order: punch_lock, then map_lock.  Writers of blocks hold
@@ -87,6 +86,7 @@ int layer_park_drop (struct df_layer *l);
 /* The CRCs of blocks about to be written, computed without locks into
  * crc (count entries); noted with map_lock held, after their data was
  * written.  Never fail: a block without one is just not verifiable.
+ * layer_park_free drops them all (map_lock held, or at close).
  */
 void layer_crc_compute (const struct df_layer *l, const void *buf,
                         uint64_t first, uint64_t count, uint32_t *crc);

@@ -90,36 +90,17 @@ layer_crc_compute (const struct df_layer *l, const void *buf, uint64_t first,
     crc[i] = df_crc32c (0, p, layer_blocks_bytes (l, first + i, 1));
 }
 
-/* The chunk of block b, made if needed (any thread): NULL if out of
- * memory.
+/* The chunk of block b, made if needed (map_lock held, or the layer not
+ * shared yet): NULL if out of memory.
  */
 static struct park_crcs *
 chunk_get (struct df_layer *l, uint64_t b)
 {
-  struct park_crcs **v = __atomic_load_n (&l->crcs, __ATOMIC_ACQUIRE), *c;
-
-  if (v == NULL) {
-    struct park_crcs **n = calloc (nchunks (l), sizeof *n);
-    if (n == NULL)
-      return NULL;
-    if (!__atomic_compare_exchange_n (&l->crcs, &v, n, false,
-                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-      free (n);
-    else
-      v = n;
-  }
-  c = __atomic_load_n (&v[b / CRC_SPAN], __ATOMIC_ACQUIRE);
-  if (c == NULL) {
-    struct park_crcs *n = calloc (1, sizeof *n);
-    if (n == NULL)
-      return NULL;
-    if (!__atomic_compare_exchange_n (&v[b / CRC_SPAN], &c, n, false,
-                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-      free (n);
-    else
-      c = n;
-  }
-  return c;
+  if (l->crcs == NULL && (l->crcs = calloc (nchunks (l), sizeof *l->crcs)) == NULL)
+    return NULL;
+  if (l->crcs[b / CRC_SPAN] == NULL)
+    l->crcs[b / CRC_SPAN] = calloc (1, sizeof **l->crcs);
+  return l->crcs[b / CRC_SPAN];
 }
 
 static void

@@ -680,6 +680,10 @@ df_layer_flush (struct df_layer *l)
     if (write_dirty_map (l) == -1)
       return -1;
     memcpy (l->disk_map, l->map, l->info.map_length);
+    /* Every present block is in the map in place now: no record will
+     * list one of them, so their CRCs can go.
+     */
+    layer_park_free (l);
   }
   if (fdatasync (l->fd) == -1)
     return df_error_errno ("fdatasync %s", l->path);
