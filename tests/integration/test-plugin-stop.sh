@@ -5,7 +5,7 @@
 # the stop waited for the writeback of everything the sessions had
 # written since their last FLUSH.  A client's FLUSH is what makes writes
 # durable; closing and stopping only hand the cache file its RAM part and
-# map.  Here: no fdatasync of a cache file from the disconnect to the
+# a park record of the map (common/layer/layer-park.c).  Here: no fdatasync of a cache file from the disconnect to the
 # exit (seen by strace), a bounded exit, and a restarted server resumes
 # the ram+disk session with every block it was given, the ram one gone.
 . "$DISKFARM_SRCDIR/tests/functions.sh"
