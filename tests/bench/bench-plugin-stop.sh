@@ -32,8 +32,8 @@ fio_job () {   # fio_job URI SEED write|verify
   fio --name=s --ioengine=nbd --uri="$1" --bs=4k --iodepth=32 \
       --size="${MIB}M" --io_size="${WRITE_MIB}M" --randseed="$2" \
       --verify=crc32c --verify_fatal=1 "${mode[@]}" \
-      --output="$TESTDIR/fio.out" >/dev/null 2>&1 ||
-    { cat "$TESTDIR/fio.out" >&2; fail "fio $3 of $1"; }
+      --output="$TESTDIR/fio-$2.out" >/dev/null 2>&1 ||
+    { cat "$TESTDIR/fio-$2.out" >&2; fail "fio $3 of $1"; }
 }
 
 stops= syncs=
@@ -63,7 +63,8 @@ median () { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[i
 echo
 echo "Server stop after ${WRITE_MIB} MiB of 4 KiB random writes (no FLUSH) into"
 echo "a disk and a ram+disk session each, ${MIB} MiB vDisk; $ROUNDS rounds"
-printf '%-46s %8s   %s\n' measurement "median s" rounds
-printf '%-46s %8s  %s\n' "SIGTERM to nbdkit's exit" "$(echo $stops | median)" "$stops"
-printf '%-46s %8s  %s\n' "then sync (the writeback a stop used to wait for)" "$(echo $syncs | median)" "$syncs"
+printf '%-50s %8s   %s\n' measurement "median s" rounds
+printf '%-50s %8s  %s\n' "SIGTERM to nbdkit's exit" "$(echo $stops | median)" "$stops"
+printf '%-50s %8s  %s\n' "then sync (the writeback a stop used to wait for)" \
+  "$(echo $syncs | median)" "$syncs"
 echo PASS
