@@ -29,6 +29,8 @@ int __wrap_df_boot_id (char *buf);
 int
 __wrap_df_boot_id (char *buf)
 {
+  if (boot_id_override && *boot_id_override == '\0')
+    return df_error (ENOENT, "no boot id here");
   if (boot_id_override == NULL)
     return __real_df_boot_id (buf);
   strcpy (buf, boot_id_override);
@@ -459,6 +461,42 @@ test_save_crash (void **state)
   df_bdev_close (lower);
   free (durable);
   free (flushed);
+  free (ref);
+}
+
+/* Without a boot id to tag a park record with, a save flushes: the map
+ * in place has everything, for any open.
+ */
+static void
+test_save_no_boot_id (void **state)
+{
+  char *ref = malloc (SIZE), *durable;
+  uint64_t seed = 17, data_offset;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct stat st;
+  char *path = test_path (tmpdir, "noboot.layer");
+
+  (void) state;
+  c = open_cache (lower, DF_CACHE_DISK, "noboot.layer", 0, 0, NULL);
+  assert_non_null (c);
+  no_fua = true;
+  random_ops (c, ref, &seed, 200);
+  no_fua = false;
+  boot_id_override = "";
+  assert_int_equal (df_cache_save (c), 0);
+  df_bdev_close (c);
+  durable = data_read ("noboot.layer", &data_offset);
+  assert_int_equal (stat (path, &st), 0);
+  assert_int_equal (st.st_size, data_offset + SIZE);     /* no record */
+  boot_id_override = "00000000-0000-4000-8000-000000000001";
+  c = open_cache (lower, DF_CACHE_DISK, "noboot.layer", 0, 0, NULL);
+  assert_non_null (c);
+  check_same (c, ref);
+  df_bdev_close (c);
+  boot_id_override = NULL;
+  df_bdev_close (lower);
+  free (durable);
+  free (path);
   free (ref);
 }
 
@@ -1279,6 +1317,7 @@ main (void)
     T (test_resume),
     T (test_save),
     T (test_save_crash),
+    T (test_save_no_boot_id),
     T (test_limits),
     T (test_threads),
     T (test_fail_alloc_ram),

@@ -659,10 +659,13 @@ df_layer_save (struct df_layer *l)
     if (r == 0)
       l->saved = true;
   }
+  if (r == 0)
+    return 0;
   /* No boot id to tag it with, or it could not be written: the slow
-   * way, which is safe.
+   * way, which is safe (and says why if it fails too).
    */
-  return r == 0 ? 0 : df_layer_flush (l);
+  df_error_clear ();
+  return df_layer_flush (l);
 }
 
 int
