@@ -57,8 +57,10 @@ write_blocks dev/pr@s1 7
 write_blocks dev/pm@s1 8
 
 if [ -n "$TRACE" ]; then
+  t0=$(date +%s%N)
   kill -TERM "$NBD_PID"
   wait_gone "$NBD_PID" 30 || fail "nbdkit still runs 30 s after SIGTERM"
+  echo "stop: $(( ($(date +%s%N) - t0) / 1000000 )) ms from SIGTERM to exit"
   wait_gone "$STRACE_PID" 10 || fail "strace did not end with nbdkit"
   if grep '\.layer>' "$TESTDIR/strace.out" >&2; then
     fail "closing or stopping waited for the disk (above)"
