@@ -259,17 +259,24 @@ run_reads (struct conn *c, struct job **jobs, size_t n)
     free (jobs[i]);
 }
 
+/* The reader role is read_lock: its holder reads the requests that
+ * came, all the reads among them at once.  Reads it runs itself and
+ * keeps the role: the next batch is then all that came meanwhile, read
+ * by the same thread, and no other thread wakes for it.  Any other
+ * request (a write, a flush: it may wait on the disk) it hands the role
+ * on for, so that they run side by side.
+ */
 void
 nbd_transmission (struct conn *c)
 {
   struct job *jobs[BATCH];
 
+  pthread_mutex_lock (&c->read_lock);
   for (;;) {
     uint64_t bytes = 0;
     size_t n = 0;
 
     /* A READ takes the READs read ahead behind it along. */
-    pthread_mutex_lock (&c->read_lock);
     while (!c->eof && n < BATCH &&
            (n == 0 || (jobs[0]->req.type == NBD_CMD_READ &&
                        read_next (c, bytes)))) {
@@ -281,12 +288,15 @@ nbd_transmission (struct conn *c)
         bytes += j->req.count;
       }
     }
-    pthread_mutex_unlock (&c->read_lock);
     if (n == 0)
-      return;
-    if (n == 1)
-      job_run (jobs[0]);
-    else
+      break;
+    if (jobs[0]->req.type == NBD_CMD_READ)
       run_reads (c, jobs, n);
+    else {
+      pthread_mutex_unlock (&c->read_lock);
+      job_run (jobs[0]);
+      pthread_mutex_lock (&c->read_lock);
+    }
   }
+  pthread_mutex_unlock (&c->read_lock);
 }

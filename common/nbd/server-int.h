@@ -31,7 +31,11 @@ struct conn {
   pthread_mutex_t send_lock;    /* a reply goes out whole */
   bool send_failed;             /* under send_lock */
   bool plain_write;             /* out is no socket: write(), not send() */
-  pthread_mutex_t read_lock;    /* one thread reads requests at a time */
+  /* The reader role (conn.c): one thread reads requests at a time,
+   * and runs reads holding it.  Lock order: read_lock, then send_lock,
+   * then the block device's locks.
+   */
+  pthread_mutex_t read_lock;
   bool eof;                     /* under read_lock: the client left */
   uint8_t *rbuf;                /* under read_lock: bytes read ahead */
   size_t rpos, rlen;

@@ -263,9 +263,15 @@ pull (struct wire *w, char *why, size_t len)
         c->rlen -= c->rpos;
         c->rpos = 0;
       }
-      s = recv (c->fd, c->rbuf + c->rlen, UP_RBUF - c->rlen, MSG_DONTWAIT);
+      size_t room = UP_RBUF - c->rlen;
+      s = recv (c->fd, c->rbuf + c->rlen, room, MSG_DONTWAIT);
       if (s > 0) {
         c->rlen += s;
+        if ((size_t) s < room) {  /* the socket is empty: poll next */
+          if (parse (w, why, len) == -1)
+            return -1;
+          return 0;
+        }
         continue;
       }
     }
@@ -291,6 +297,9 @@ uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
 
   if (push (up, &w, why, len) == -1)
     goto out;
+  /* Replies read ahead before these were sent are not asked for. */
+  if (c->rpos < c->rlen && pull (&w, why, len) == -1)
+    goto out;
   for (;;) {
     struct pollfd pfd[2] = {
       { .fd = c->fd, .events = POLLIN },
@@ -299,8 +308,6 @@ uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
     uint64_t now;
     int timeout = -1, pr;
 
-    if (pull (&w, why, len) == -1)
-      goto out;
     if (w.left == 0 && !sending (&w)) {
       rv = 0;
       goto out;
@@ -326,6 +333,9 @@ uconn_run (struct upstream *up, struct uconn *c, struct req *r, size_t n,
       snprintf (why, len, "another connection to the server was lost");
       goto out;
     }
+    if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
+        pull (&w, why, len) == -1)
+      goto out;
     if ((pfd[0].revents & (POLLOUT | POLLERR)) && sending (&w) &&
         push (up, &w, why, len) == -1)
       goto out;

@@ -225,6 +225,14 @@ e2e_boot_pxe () {
   esac
 }
 
+# _e2e_lines FILE: the console's lines that have ended (a line still
+# being written could match a pattern with only its start).
+_e2e_lines () {
+  local n
+  n=$(tr -d '\r' <"$1" | wc -l)
+  tr -d '\r' <"$1" | head -n "$n"
+}
+
 # e2e_wait_line NAME REGEX [TIMEOUT]: waits until the guest's console
 # has a line matching the extended REGEX and prints that line.  Fails
 # (with the console's end) if the guest stops or the time runs out.
@@ -233,7 +241,7 @@ e2e_wait_line () {
   console=$TESTDIR/$name.console
   deadline=$(($(date +%s) + timeout))
   while :; do
-    line=$(tr -d '\r' <"$console" | grep -a -E -m1 "$re") && break
+    line=$(_e2e_lines "$console" | grep -a -E -m1 "$re") && break
     if ! kill -0 "${_e2e_qemu_pid[$name]}" 2>/dev/null; then
       line=$(tr -d '\r' <"$console" | grep -a -E -m1 "$re") && break
       _e2e_show_console "$name"
