@@ -22,20 +22,25 @@
 
 /* Full arenas of closed caches, kept for the next caches of the process:
  * fresh RAM costs a page fault and the zeroing of every page (in a
- * virtual machine also the host's backing of it), while recycled RAM
- * costs nothing: it is not even cleared.  No device can see another's
- * data in it, because a slot is only ever read after a write has filled
- * all of its BS bytes (copy_block, under the lock that publishes its
- * table word); clearing 2 MiB per arena cost as much as the kernel's
- * fault of fresh RAM (0.3-0.6 us per 4 KiB here), on every block a
- * ram-mode writer stores.  MADV_FREE lets the kernel take the pages back
- * if it needs them (they then come back zeroed).  pool_lock is taken
- * alone.
+ * virtual machine also the host's backing of it: 1 to 16 us per 4 KiB,
+ * about as much as a whole request), while recycled RAM costs nothing:
+ * it is not even cleared.  No device can see another's data in it,
+ * because a slot is only ever read after a write has filled all of its
+ * BS bytes (copy_block, under the lock that publishes its table word);
+ * clearing 2 MiB per arena cost as much as the kernel's fault of fresh
+ * RAM, on every block a ram-mode writer stores.
+ *
+ * Every arena is kept: the pool never makes the process bigger than its
+ * caches once were at the same time, since a cache takes from it before
+ * mapping more (a new mapping happens only when the pool is empty).
+ * MADV_FREE lets the kernel take the pages back whenever it needs them,
+ * as it takes clean page cache; they then come back zeroed.  A fixed
+ * cap (1 GiB before) sent every block above it through the fault again
+ * on the next session.  pool_lock is taken alone.
  */
-#define POOL_MAX 512            /* 1 GiB */
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint8_t *pool[POOL_MAX];
-static size_t pool_len;
+static uint8_t **pool;
+static size_t pool_len, pool_cap;
 
 static uint8_t *
 pool_take (void)
@@ -49,6 +54,7 @@ pool_take (void)
   return p;
 }
 
+/* False if it cannot be kept (the caller unmaps it). */
 static bool
 pool_put (uint8_t *p)
 {
@@ -57,7 +63,15 @@ pool_put (uint8_t *p)
   if (madvise (p, HUGE_PAGE, MADV_FREE) == -1)
     return false;
   pthread_mutex_lock (&pool_lock);
-  if (pool_len < POOL_MAX) {
+  if (pool_len == pool_cap) {
+    size_t cap = pool_cap ? pool_cap * 2 : 64;
+    uint8_t **n = realloc (pool, cap * sizeof *n);
+    if (n) {
+      pool = n;
+      pool_cap = cap;
+    }
+  }
+  if (pool_len < pool_cap) {
     pool[pool_len++] = p;
     kept = true;
   }
