@@ -48,8 +48,11 @@ start_server srv1
 # A RAM cache dies with its server: no failover, the device waits for
 # its own server (and gives up after --dead-timeout).
 df device set pc1 --cache ram+disk
+# (A generous connect timeout: the restarted srv1 may be slow to answer
+# on a loaded machine, and the attach would then try srv2, which finds
+# the device's session still held by srv1.)
 start_attach b dev/pc1@ram --servers "$SERVERS" --nbd-socket "$SOCK" \
-  --dead-timeout 3
+  --dead-timeout 3 --connect-timeout 30
 attach_log b | grep -q "FAILOVER IS NOT SAFE.*RAM" ||
   fail "no warning for a RAM cache"
 nbdsh_probe () {
