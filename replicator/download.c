@@ -94,7 +94,7 @@ static void
 hash_written (struct piece *p, size_t n)
 {
   struct repl_task *t = p->t;
-  char *nb = t->sink ? malloc (WBUF) : NULL;
+  char *nb = t->sink ? repl_sink_buffer (t->sink) : NULL;
 
   if (nb) {
     memcpy (nb, p->buf + n, p->fill - n);
@@ -564,7 +564,7 @@ repl_download_begin (struct repl_task *t)
     df_error_clear ();          /* the commit hashes the file instead */
   /* Hashed and written back beside the transfers, not in their way. */
   if (t->hasher && t->sink == NULL &&
-      (t->sink = repl_sink_new (t->fd, t->hasher)) == NULL)
+      (t->sink = repl_sink_new (t->fd, t->hasher, WBUF)) == NULL)
     df_error_clear ();          /* then here, as it arrives */
   t->step = DL_HEAD;
   t->head_end = t->f->size < HEAD_FIRST ? t->f->size : HEAD_FIRST;

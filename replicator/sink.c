@@ -27,6 +27,14 @@ struct item {
   size_t n;
 };
 
+/* A hashed buffer, kept for repl_sink_buffer: the same few buffers go
+ * round, instead of a fresh megabyte (and its page faults) each time.
+ */
+struct spare {
+  struct spare *next;
+};
+#define SPARES_MAX 80           /* QUEUE_MAX of 1 MiB buffers, and some */
+
 struct repl_sink {
   int fd;                       /* our own: a dup */
   struct df_layer_hasher *hs;   /* the thread's until drained */
@@ -41,6 +49,9 @@ struct repl_sink {
   size_t queued;                /* bytes in the queue */
   bool busy;                    /* the thread works on an item */
   bool stop;
+  size_t buf_size;              /* of the buffers given to written */
+  struct spare *spares;         /* buffers of buf_size, for reuse */
+  size_t nspares;
 };
 
 static void
@@ -78,7 +89,14 @@ sink_thread (void *opaque)
     s->busy = false;
     s->queued -= it->n;
     pthread_cond_broadcast (&s->room);
-    free (it->buf);
+    if (it->buf && s->nspares < SPARES_MAX) {
+      struct spare *sp = (struct spare *) it->buf;
+      sp->next = s->spares;
+      s->spares = sp;
+      s->nspares++;
+    }
+    else
+      free (it->buf);
     free (it);
   }
   pthread_mutex_unlock (&s->lock);
@@ -86,7 +104,7 @@ sink_thread (void *opaque)
 }
 
 struct repl_sink *
-repl_sink_new (int fd, struct df_layer_hasher *hs)
+repl_sink_new (int fd, struct df_layer_hasher *hs, size_t buf_size)
 {
   struct repl_sink *s = calloc (1, sizeof *s);
   int e;
@@ -102,6 +120,7 @@ repl_sink_new (int fd, struct df_layer_hasher *hs)
     return NULL;
   }
   s->hs = hs;
+  s->buf_size = buf_size;
   pthread_mutex_init (&s->lock, NULL);
   pthread_cond_init (&s->work, NULL);
   pthread_cond_init (&s->room, NULL);
@@ -145,6 +164,21 @@ queue (struct repl_sink *s, uint64_t off, char *buf, size_t n)
   pthread_mutex_unlock (&s->lock);
 }
 
+char *
+repl_sink_buffer (struct repl_sink *s)
+{
+  struct spare *sp;
+
+  pthread_mutex_lock (&s->lock);
+  sp = s->spares;
+  if (sp) {
+    s->spares = sp->next;
+    s->nspares--;
+  }
+  pthread_mutex_unlock (&s->lock);
+  return sp ? (char *) sp : malloc (s->buf_size);
+}
+
 void
 repl_sink_written (struct repl_sink *s, uint64_t off, char *buf, size_t n)
 {
@@ -176,6 +210,11 @@ repl_sink_free (struct repl_sink *s)
   pthread_cond_signal (&s->work);
   pthread_mutex_unlock (&s->lock);
   pthread_join (s->thread, NULL);       /* it empties the queue first */
+  while (s->spares) {
+    struct spare *sp = s->spares;
+    s->spares = sp->next;
+    free (sp);
+  }
   pthread_cond_destroy (&s->room);
   pthread_cond_destroy (&s->work);
   pthread_mutex_destroy (&s->lock);

@@ -23,12 +23,21 @@ struct df_layer_hasher;
 struct repl_sink;
 
 /* A sink for the file fd (duplicated: the caller may close fd) that
- * feeds hs (NULL: no hashing).  NULL with a message if it cannot start.
+ * feeds hs (NULL: no hashing), with buffers of buf_size bytes.  NULL
+ * with a message if it cannot start.
  */
-struct repl_sink *repl_sink_new (int fd, struct df_layer_hasher *hs);
+struct repl_sink *repl_sink_new (int fd, struct df_layer_hasher *hs,
+                                 size_t buf_size);
+
+/* A buffer of buf_size bytes (one that went round already, or a new
+ * one), or NULL if out of memory.  The caller's until given to
+ * repl_sink_written (or freed).
+ */
+char *repl_sink_buffer (struct repl_sink *s);
 
 /* buf[0..n) were written at file offset off: hashes them later.  Takes
- * buf (malloc'd; freed once hashed).  Waits while the queue is full.
+ * buf (malloc'd, of buf_size bytes: reused once hashed).  Waits while
+ * the queue is full.
  */
 void repl_sink_written (struct repl_sink *s, uint64_t off, char *buf,
                         size_t n);
