@@ -72,13 +72,43 @@ write_pages (struct repl_task *t, const char *buf, size_t n, uint64_t pos)
      * and pages under writeback alone): the copy holds a few windows of
      * the page cache, not the whole file, and the commit's drop has
      * little left either.  Nothing reads the staged file back: its
-     * hash is taken as it arrives.
+     * hash is taken as it arrives.  On the sink's thread if there is
+     * one: sync_file_range waits whenever the disk's queue is full.
      */
-    sync_file_range (t->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    df_cache_drop (t->fd);
+    if (t->sink)
+      repl_sink_writeback (t->sink);
+    else {
+      sync_file_range (t->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+      df_cache_drop (t->fd);
+    }
     t->since_writeback = 0;
   }
   return 0;
+}
+
+/* The n bytes at the start of p->buf are written: they go to the
+ * hasher, on the sink's thread with the buffer itself (the rest of it
+ * moves to a new one), or here.
+ */
+static void
+hash_written (struct piece *p, size_t n)
+{
+  struct repl_task *t = p->t;
+  char *nb = t->sink ? repl_sink_buffer (t->sink) : NULL;
+
+  if (nb) {
+    memcpy (nb, p->buf + n, p->fill - n);
+    repl_sink_written (t->sink, p->pos, p->buf, n);
+    p->buf = nb;
+  }
+  else {
+    if (t->sink)
+      repl_sink_drain (t->sink);        /* in order; the hasher is ours */
+    if (t->hasher)
+      df_layer_hasher_data (t->hasher, p->pos, p->buf, n);
+    memmove (p->buf, p->buf + n, p->fill - n);
+  }
+  p->fill -= n;
 }
 
 /* Writes what can go out in whole pages (all of it when last). */
@@ -94,11 +124,8 @@ piece_flush (struct piece *p, bool last)
     return 0;
   if (write_pages (p->t, p->buf, n, p->pos) == -1)
     return -1;
-  if (p->t->hasher)
-    df_layer_hasher_data (p->t->hasher, p->pos, p->buf, n);
   repl_relay_note (p->t, p->pos, p->pos + n);
-  memmove (p->buf, p->buf + n, p->fill - n);
-  p->fill -= n;
+  hash_written (p, n);
   p->pos += n;
   return 0;
 }
@@ -380,6 +407,8 @@ maybe_delta (struct repl_task *t)
       old_present < REPL_DELTA_MIN_DATA)
     return 0;
   repl_relay_stop (t);
+  repl_sink_free (t->sink);
+  t->sink = NULL;
   close (t->fd);                /* the partial download stays for later */
   t->fd = -1;
   df_layer_hasher_free (t->hasher);
@@ -495,6 +524,8 @@ open_staged (struct repl_task *t)
   /* A hasher belongs to the file it saw written (a delta's output that
    * fell back to this download is another file).
    */
+  repl_sink_free (t->sink);
+  t->sink = NULL;
   df_layer_hasher_free (t->hasher);
   t->hasher = NULL;
   free (t->spath);
@@ -531,6 +562,10 @@ repl_download_begin (struct repl_task *t)
    */
   if (t->hasher == NULL && (t->hasher = df_layer_hasher_new ()) == NULL)
     df_error_clear ();          /* the commit hashes the file instead */
+  /* Hashed and written back beside the transfers, not in their way. */
+  if (t->hasher && t->sink == NULL &&
+      (t->sink = repl_sink_new (t->fd, t->hasher, WBUF)) == NULL)
+    df_error_clear ();          /* then here, as it arrives */
   t->step = DL_HEAD;
   t->head_end = t->f->size < HEAD_FIRST ? t->f->size : HEAD_FIRST;
   if (fetch (t, 0, t->head_end) == -1)

@@ -7,6 +7,7 @@
 #include "delta.h"
 #include "layer/layer.h"
 #include "relay.h"
+#include "sink.h"
 #include "task.h"
 
 struct repl_range {
@@ -37,6 +38,10 @@ struct repl_task {
    * file then.
    */
   struct df_layer_hasher *hasher;
+  /* A download's hashing and writeback, off this thread (sink.h); the
+   * hasher is the sink's until it is freed.  NULL: done here.
+   */
+  struct repl_sink *sink;
   /* download */
   int step;                     /* DL_HEAD, DL_MAP, DL_DATA */
   uint64_t head_end;            /* bytes of header and map fetched */

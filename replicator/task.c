@@ -116,6 +116,8 @@ repl_task_finish (struct repl_task *t, int r)
 {
   df_cache_release (t->basis_snap);     /* the basis is read no more */
   t->basis_snap = NULL;
+  repl_sink_free (t->sink);     /* all hashed: the hasher is ours again */
+  t->sink = NULL;
   if (r == 0 && !t->committed) {
     repl_relay_done (t);        /* peers still reading finish from it */
     if (repl_commit (t->run->st, t->fd, t->spath, t->f, t->hasher) == -1) {
@@ -218,6 +220,7 @@ repl_task_free (struct repl_task *t)
     close (t->basis_fd);
   repl_relay_stop (t);
   repl_patch_free (t->patch);
+  repl_sink_free (t->sink);
   df_layer_hasher_free (t->hasher);
   free (t->sig);
   free (t->spath);

@@ -45,11 +45,6 @@ respond_empty (struct df_http_request *req, unsigned status)
   return http_queue (req, status, resp, 0);
 }
 
-void
-df_http_request_leave_cache (struct df_http_request *req)
-{
-  req->leave_cache = true;
-}
 
 /* What of [start, end) and the kernel's readahead beyond it is cached
  * before the response reads it; released when the request ends
@@ -65,6 +60,23 @@ snapshot (struct df_http_request *req, int fd, uint64_t start, uint64_t end,
   req->cache_snap = df_cache_snapshot (fd, start, end - start);
 }
 
+void
+df_http_request_leave_cache (struct df_http_request *req)
+{
+  req->leave_cache = true;
+}
+
+void
+df_http_request_leave_cache_of (struct df_http_request *req, int fd,
+                                uint64_t start, uint64_t len)
+{
+  struct stat st;
+
+  req->leave_cache = true;
+  if (len && fstat (fd, &st) == 0 && (uint64_t) st.st_size >= start + len)
+    snapshot (req, fd, start, start + len, st.st_size);
+}
+
 /* Takes fd: it is closed when the response is gone. */
 static int
 respond_fd (struct df_http_request *req, unsigned status, int fd,
@@ -77,9 +89,16 @@ respond_fd (struct df_http_request *req, unsigned status, int fd,
     close (fd);
     return df_http_respond (req, status, content_type, "", 0);
   }
+  /* A response that leaves the page cache is copied, not sent with
+   * sendfile: pages sendfile hands to the socket stay referenced by its
+   * buffers until the kernel frees them, which on loopback can be
+   * seconds after the client read them (the last few MiB sent), and
+   * then neither the drop at the request's end nor the one at the
+   * connection's end can evict them.  pread leaves no reference behind.
+   */
   if (req->leave_cache)
     snapshot (req, fd, start, start + len, size);
-  if (req->rate)
+  if (req->rate || req->leave_cache)
     return http_respond_fd_paced (req, status, fd, content_type, start, len);
   resp = MHD_create_response_from_fd_at_offset64 (len, fd, start);
   if (resp == NULL) {

@@ -123,9 +123,9 @@ void http_conns_resume_all (struct df_http_server *srv);
 bool http_conn_wait (struct df_http_server *srv, struct MHD_Connection *conn);
 /* A response that leaves the page cache as it found it is done (takes
  * s): the pages of its file that were not cached are dropped now, and
- * again once the client has surely read them all (at the connection's
- * next response, or its end): pages still in the socket's buffers after
- * sendfile cannot be dropped before.  Called by the connection's thread.
+ * again at the connection's next response, or its end: pages the
+ * kernel's readahead was still reading at the first drop cannot be
+ * dropped before.  Called by the connection's thread.
  */
 void http_conn_sent (struct MHD_Connection *conn, struct df_cache_snap *s);
 int http_sweeper_start (struct df_http_server *srv, struct df_loop *loop);

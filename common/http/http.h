@@ -196,9 +196,19 @@ void df_http_stream_wake (struct df_http_stream *s);
 /* The file response of req leaves the page cache as it found it: the
  * pages of the file it sends that were not cached before are dropped
  * once the request ends (replication must not evict what a server's
- * devices read).  Call before df_http_respond_file.
+ * devices read).  Its body is then read and copied, not sent with
+ * sendfile: pages handed to a socket stay referenced by it for a while
+ * after the client read them, and cannot be dropped.  Call before
+ * df_http_respond_file.
  */
 void df_http_request_leave_cache (struct df_http_request *req);
+/* The same for a streamed response that reads [start, start + len) of
+ * fd (the caller's; it may be closed before the request ends): what of
+ * it was not cached now is dropped once the request ends.  Call before
+ * df_http_respond_stream.
+ */
+void df_http_request_leave_cache_of (struct df_http_request *req, int fd,
+                                     uint64_t start, uint64_t len);
 
 /* ---- the egress cap ---- */
 
@@ -213,7 +223,8 @@ uint64_t df_http_rate_bytes_per_s (const struct df_http_rate *r);
 void df_http_rate_take (struct df_http_rate *r, size_t n);
 /* The body of req's response (file or stream, sent after this call)
  * goes out at most as fast as rate allows: file responses are then
- * read and copied instead of sent with sendfile.
+ * read and copied instead of sent with sendfile (so are those that
+ * leave the page cache).
  */
 void df_http_request_throttle (struct df_http_request *req,
                                struct df_http_rate *rate);

@@ -185,11 +185,29 @@ gw_hash_layer (struct gw_hashes *h, const char *path, const struct stat *st,
   return r;
 }
 
+/* What of path is cached now (before its header and map are read): a
+ * background check leaves the server's devices their page cache.
+ */
+static struct df_cache_snap *
+snapshot_path (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  struct df_cache_snap *snap = NULL;
+  struct stat st;
+
+  if (fd >= 0 && fstat (fd, &st) == 0)
+    snap = df_cache_snapshot (fd, 0, st.st_size);
+  if (fd >= 0)
+    close (fd);
+  return snap;
+}
+
 /* Hashes one layer: GW_VERIFY_OK with its hash, or GW_VERIFY_FAILED. */
 static enum gw_verify
 hash_layer (struct gw_hashes *h, const char *path, const struct file_id *want,
             uint8_t hash[DF_HASH_LEN])
 {
+  struct df_cache_snap *snap = snapshot_path (path);
   struct df_layer *l = df_layer_open (path, false);
   enum gw_verify r = GW_VERIFY_FAILED;
   struct file_id id;
@@ -198,29 +216,24 @@ hash_layer (struct gw_hashes *h, const char *path, const struct file_id *want,
 
   if (l == NULL) {
     df_log_warning ("replica check: %s", df_error_get ());
+    df_cache_release (snap);
     return r;
   }
   /* The file was replaced since it was queued: its identity decides. */
   if (stat (path, &st) == 0 && (file_id (&st, &id), memcmp (&id, want,
                                                            sizeof id) == 0)) {
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    /* A background check: the server's devices keep their page cache. */
-    struct df_cache_snap *snap = fd >= 0 ?
-      df_cache_snapshot (fd, 0, st.st_size) : NULL;
-    if (fd >= 0)
-      close (fd);
     if (df_layer_hash_bg (l, hash, 1, &h->stop) == 0)
       r = GW_VERIFY_OK;
     else if (errno == ECANCELED)
       r = GW_VERIFY_PENDING;
     else
       df_log_warning ("replica check: %s", df_error_get ());
-    df_cache_release (snap);
   }
   else
     df_debug ("hash", "%s changed before it was checked",
               df_quote (path, q, sizeof q));
   df_layer_close (l);
+  df_cache_release (snap);
   return r;
 }
 

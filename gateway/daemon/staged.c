@@ -240,6 +240,8 @@ respond (struct gw *gw, struct df_http_request *req, struct staged *s,
     staged_free (s);
     return -1;
   }
+  /* Relayed bytes: the page cache here stays as the copy left it. */
+  df_http_request_leave_cache_of (req, s->part, r.start, r.len);
   gw_throttle (gw, req);
   return df_http_respond_stream (req, n == 1 ? 206 : 200,
                                  "application/octet-stream", r.len,
