@@ -162,6 +162,13 @@ gw_serve_main (int argc, char **argv)
    * up for minutes under load; two arenas keep it flat.
    */
   mallopt (M_ARENA_MAX, 2);
+  /* Streamed answers (copied file ranges, deltas, relayed copies) each
+   * take a 256 KiB buffer.  With glibc's sliding threshold, the first
+   * such buffer freed moves the threshold above it and the next ones
+   * come from the heap, which keeps them: a fixed threshold maps and
+   * unmaps them, and the daemon's memory stays flat under load.
+   */
+  mallopt (M_MMAP_THRESHOLD, 128 * 1024);
   r = gw_parse_options (&gw.cfg, argc, argv);
   if (r != 0)
     return r == 1 ? 0 : 1;
