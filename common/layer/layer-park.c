@@ -11,9 +11,11 @@
  *
  * So a park (df_layer_save) leaves the map in place as of the last flush
  * and writes the current map into a record past the layer's data, with
- * no fsync, tagged with the kernel's boot id and listing the CRC-32C of
- * the data of every block the record has present and the map in place
- * has not.  (Blocks present in both are overwrites in place, which a
+ * no fsync, tagged with the kernel's boot id and the CRC-32C of the map
+ * in place it is based on, and listing the CRC-32C of the data of every
+ * block the record has present and the map in place has not, read back
+ * at the park (the unflushed data is in the page cache: writes pay
+ * nothing for it).  (Blocks present in both are overwrites in place, which a
  * crash may leave old or new like any unflushed write; blocks the record
  * has zero or absent need no data.)
  *
@@ -28,13 +30,20 @@
  * block whose data did not reach the disk keeps its state of the last
  * flush.  After a crash each block thus reads as of the last flush or
  * newer, never as zeros it never held; after a clean stop, on any server
- * that sees the file, as written.  The next flush writes the map in
- * place and drops the record.
+ * that sees the file, as written.
+ *
+ * The next flush drops the record (truncates it) before it writes the
+ * map in place, and its fdatasync commits both: a flush that returned
+ * leaves no record behind, even after a crash.  A record that is left
+ * over all the same (the truncate failed, or another program put it
+ * back) is not based on the map in place once a flush changed it, and
+ * every open ignores it; so a leftover record never undoes a flush.
  *
  * Layout at park_offset (the layer's end rounded up to 4096):
  *   0 magic "DFPARK\0\0" | 8 layer id (16) | 24 boot id (40, NUL padded)
  *   64 map length (8) | 72 CRC-32C of the map (4) | 80 entries (8)
- *   88 CRC-32C of the entries (4) | ... zeros ... | 4092 CRC-32C of
+ *   88 CRC-32C of the entries (4) | 92 CRC-32C of the map in place
+ *   it is based on (4) | ... zeros ... | 4092 CRC-32C of
  *   bytes 0-4091; at park_offset + 4096 the map, then the entries, 12
  *   bytes each in ascending block order: block (8), CRC-32C of its data
  *   (4; the bytes inside the virtual size of a short last block).
@@ -370,9 +379,9 @@ layer_park_load (struct df_layer *l, uint64_t file_size)
   return r;
 }
 
-/* After the map in place is durable (or before a seal): the record is
- * not needed.  Not synced: after a crash a record left over is another
- * boot's, and ignored.
+/* Once the data is durable, before the map in place is written (or
+ * before a seal): the record is not needed.  Not synced here: the
+ * caller's fdatasync commits it.
  */
 int
 layer_park_drop (struct df_layer *l)
