@@ -606,6 +606,64 @@ test_park_stale_record (void **state)
   free (ref);
 }
 
+/* A park that runs while a flush waits for its last fdatasync (here:
+ * from inside it) keeps its record: the flush dropped the old one before
+ * writing the map, not after, so the writes made since are resumed.
+ */
+static struct df_bdev *race_cache;
+static unsigned race_syncs;
+
+static void
+park_at_second_sync (int fd)
+{
+  char w[BS];
+
+  (void) fd;
+  if (++race_syncs != 2)
+    return;
+  memset (w, 'W', BS);
+  assert_int_equal (df_bdev_pwrite (race_cache, w, BS, 7 * BS, 0), 0);
+  assert_int_equal (df_cache_save (race_cache), 0);
+}
+
+static void
+test_park_during_flush (void **state)
+{
+  char *ref = malloc (SIZE), a[BS], w[BS];
+  uint64_t seed = 21;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+
+  (void) state;
+  memset (a, 'A', BS);
+  memset (w, 'W', BS);
+  c = open_cache (lower, DF_CACHE_DISK, "race-park.layer", 0, 0, NULL);
+  assert_non_null (c);
+  assert_int_equal (df_bdev_pwrite (c, a, BS, 3 * BS, 0), 0);
+  race_cache = c;
+  race_syncs = 0;
+  fault_synced = park_at_second_sync;
+  assert_int_equal (df_bdev_flush (c), 0);
+  fault_synced = NULL;
+  assert_int_equal (race_syncs, 2);
+  df_bdev_close (c);
+
+  crash_copy ("race-park.layer", "race-park-other.layer", NULL, 0);
+  c = open_cache (lower, DF_CACHE_DISK, "race-park.layer", 0, 0, NULL);
+  assert_non_null (c);
+  read_block (c, 3 * BS, a, "the same boot");
+  read_block (c, 7 * BS, w, "the same boot");
+  df_bdev_close (c);
+  boot_id_override = "00000000-0000-4000-8000-000000000004";
+  c = open_cache (lower, DF_CACHE_DISK, "race-park-other.layer", 0, 0, NULL);
+  assert_non_null (c);
+  read_block (c, 3 * BS, a, "another boot");
+  read_block (c, 7 * BS, w, "another boot");
+  df_bdev_close (c);
+  boot_id_override = NULL;
+  df_bdev_close (lower);
+  free (ref);
+}
+
 /* Without a boot id to tag a park record with, a save flushes: at the
  * save (not at the close after it), the map in place has everything, for
  * any open, and no message of the park's failure is left behind.
@@ -1471,6 +1529,7 @@ main (void)
     T (test_save_no_boot_id),
     T (test_park_flush_crash),
     T (test_park_stale_record),
+    T (test_park_during_flush),
     T (test_limits),
     T (test_threads),
     T (test_fail_alloc_ram),

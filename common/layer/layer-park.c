@@ -371,8 +371,9 @@ layer_park_load (struct df_layer *l, uint64_t file_size)
     r = 0;
   }
   park_clear (&pk);
-  /* A writer drops a record it could not take (torn, or of another
-   * layer); one it took stays until the next flush.
+  /* A writer drops a record it could not take (torn, unreadable, of
+   * another layer, or not based on the map in place); one it took stays
+   * until the next flush.
    */
   if (r == 0 && !took && l->writable && l->park_present)
     return layer_park_drop (l);
