@@ -664,6 +664,60 @@ test_park_during_flush (void **state)
   free (ref);
 }
 
+/* A park record that cannot be written (a full disk) falls back to a
+ * flush; when that fails too, the message says both.  A record that
+ * cannot be read at open is ignored (and dropped), the cache opens as
+ * of its last flush.
+ */
+static void
+test_park_errors (void **state)
+{
+  char *ref = malloc (SIZE), a[BS], b[BS], *path = test_path (tmpdir, "perr.layer");
+  uint64_t seed = 22, data_offset;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct stat st;
+  char *data;
+
+  (void) state;
+  memset (a, 'A', BS);
+  memset (b, 'B', BS);
+  c = open_cache (lower, DF_CACHE_DISK, "perr.layer", 0, 0, NULL);
+  assert_non_null (c);
+  assert_int_equal (df_bdev_pwrite (c, a, BS, 2 * BS, 0), 0);
+  assert_int_equal (df_bdev_flush (c), 0);
+  assert_int_equal (df_bdev_pwrite (c, b, BS, 2 * BS, 0), 0);
+  assert_int_equal (df_bdev_pwrite (c, b, BS, 6 * BS, 0), 0);
+  fault_arm (&fault_pwrite, 0, 1, ENOSPC, false);
+  fault_arm (&fault_sync, 0, -1, EIO, false);
+  assert_int_equal (df_cache_save (c), -1);
+  assert_non_null (strstr (df_error_get (), "No space left"));
+  assert_non_null (strstr (df_error_get (), "flushing failed"));
+  fault_disarm_all ();
+  assert_int_equal (df_cache_save (c), 0);
+  df_bdev_close (c);
+
+  /* The record cannot be read: the header, the map, then the record. */
+  data = data_read ("perr.layer", &data_offset);
+  assert_int_equal (stat (path, &st), 0);
+  assert_true ((uint64_t) st.st_size > data_offset + SIZE);
+  fault_arm (&fault_pread, 2, 1, EIO, false);
+  c = open_cache (lower, DF_CACHE_DISK, "perr.layer", 0, 0, NULL);
+  assert_int_equal (fault_hits (&fault_pread), 1);
+  fault_disarm_all ();
+  assert_non_null (c);
+  /* Block 6, added since the flush, is not (block 2 was overwritten in
+   * place, as any unflushed overwrite).
+   */
+  read_block (c, 6 * BS, ref + 6 * BS, "record unread");
+  df_bdev_close (c);
+  assert_int_equal (stat (path, &st), 0);
+  assert_int_equal (st.st_size, data_offset + SIZE);
+  df_bdev_close (lower);
+  free (data);
+  free (path);
+  free (ref);
+}
+
 /* Without a boot id to tag a park record with, a save flushes: at the
  * save (not at the close after it), the map in place has everything, for
  * any open, and no message of the park's failure is left behind.
@@ -1530,6 +1584,7 @@ main (void)
     T (test_park_flush_crash),
     T (test_park_stale_record),
     T (test_park_during_flush),
+    T (test_park_errors),
     T (test_limits),
     T (test_threads),
     T (test_fail_alloc_ram),
