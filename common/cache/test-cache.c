@@ -672,7 +672,8 @@ test_park_during_flush (void **state)
 static void
 test_park_errors (void **state)
 {
-  char *ref = malloc (SIZE), a[BS], b[BS], *path = test_path (tmpdir, "perr.layer");
+  char *ref = malloc (SIZE), a[BS], b[BS];
+  char *path = test_path (tmpdir, "perr.layer");
   uint64_t seed = 22, data_offset;
   struct df_bdev *lower = make_lower (ref, &seed), *c;
   struct stat st;

@@ -27,11 +27,11 @@ struct df_layer {
   uint64_t map_gen;             /* map changes (under map_lock) */
   uint64_t flush_gen;           /* maps written in place (under map_lock) */
   /* Lock order: park_lock, then punch_lock, then map_lock.  park_lock
-   * makes one save at a time (layer-park.c); a flush does not take it.  Writers of blocks hold
-   * punch_lock shared from their data write to their map update; zeroing
-   * and trimming hold it exclusive from their map update to the hole
-   * punch, or a hole punched late would take data a racing write had
-   * already marked present.
+   * makes one save at a time (layer-park.c); a flush does not take it.
+   * Writers of blocks hold punch_lock shared from their data write to
+   * their map update; zeroing and trimming hold it exclusive from their
+   * map update to the hole punch, or a hole punched late would take data
+   * a racing write had already marked present.
    */
   pthread_rwlock_t punch_lock;
   pthread_mutex_t map_lock;     /* map, dirty bits and map writes */

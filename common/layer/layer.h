@@ -125,7 +125,8 @@ int df_layer_flush (struct df_layer *l);
  * in the same boot (a restarted process) reads the layer as it was at
  * the save; after a reboot, each block as of the last flush or newer
  * (layer-park.c says why that is safe).  Without a boot id, or if the
- * record cannot be made, it flushes instead.  A close right after it does not flush.
+ * record cannot be made, it flushes instead.  A close right after it
+ * does not flush.
  */
 int df_layer_save (struct df_layer *l);
 

@@ -224,7 +224,8 @@ __wrap_fsync (int fd)
 int
 __wrap_fdatasync (int fd)
 {
-  return fault_now (&fault_sync) ? -1 : fault_sync_done (fd, __real_fdatasync (fd));
+  return fault_now (&fault_sync) ? -1
+    : fault_sync_done (fd, __real_fdatasync (fd));
 }
 
 #endif
