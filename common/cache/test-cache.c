@@ -4,6 +4,7 @@
 #include <config.h>
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -464,8 +465,263 @@ test_save_crash (void **state)
   free (ref);
 }
 
-/* Without a boot id to tag a park record with, a save flushes: the map
- * in place has everything, for any open.
+/* The file as a host crash finds it at most: what the last fsync or
+ * fdatasync that worked made durable, copied at each one.
+ */
+static const char *synced_file, *synced_copy;
+
+static void
+copy_at_sync (int fd)
+{
+  (void) fd;
+  crash_copy (synced_file, synced_copy, NULL, 0);
+}
+
+static void
+read_block (struct df_bdev *c, uint64_t off, const char *want, const char *what)
+{
+  char buf[BS];
+
+  assert_int_equal (df_bdev_pread (c, buf, BS, off), 0);
+  if (memcmp (buf, want, BS) != 0)
+    fail_msg ("%s: block at %" PRIu64 " is not as written", what, off);
+}
+
+/* A flush after a resume from a park record: the record it took must not
+ * outlive the flush, or a crash would undo the flush with it.  Y was
+ * written and flushed, then zeroed and parked (the record says zero);
+ * the restarted server took the record, wrote Y again and flushed.  A
+ * crash right after that flush finds Y as flushed.
+ */
+static void
+test_park_flush_crash (void **state)
+{
+  char *ref = malloc (SIZE), a[BS], b[BS], zeros[BS] = { 0 };
+  uint64_t seed = 19, y = 5 * BS;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+
+  (void) state;
+  memset (a, 'A', BS);
+  memset (b, 'B', BS);
+  c = open_cache (lower, DF_CACHE_DISK, "undo.layer", 0, 0, NULL);
+  assert_non_null (c);
+  assert_int_equal (df_bdev_pwrite (c, a, BS, y, 0), 0);
+  assert_int_equal (df_bdev_flush (c), 0);
+  assert_int_equal (df_bdev_zero (c, BS, y, 0), 0);
+  assert_int_equal (df_cache_save (c), 0);
+  df_bdev_close (c);
+
+  c = open_cache (lower, DF_CACHE_DISK, "undo.layer", 0, 0, NULL);
+  assert_non_null (c);
+  read_block (c, y, zeros, "resumed");
+  assert_int_equal (df_bdev_pwrite (c, b, BS, y, 0), 0);
+  synced_file = "undo.layer";
+  synced_copy = "undo-crashed.layer";
+  fault_synced = copy_at_sync;
+  assert_int_equal (df_bdev_flush (c), 0);
+  fault_synced = NULL;
+  df_bdev_close (c);
+
+  boot_id_override = "00000000-0000-4000-8000-000000000002";
+  c = open_cache (lower, DF_CACHE_DISK, "undo-crashed.layer", 0, 0, NULL);
+  assert_non_null (c);
+  read_block (c, y, b, "after the crash");
+  df_bdev_close (c);
+  boot_id_override = NULL;
+  df_bdev_close (lower);
+  free (ref);
+}
+
+/* A park record left over past a flush that changed the map in place (a
+ * truncate a crash lost, or one that failed) is not based on that map,
+ * and is ignored by every open: the flush stands.
+ */
+static void
+test_park_stale_record (void **state)
+{
+  char *ref = malloc (SIZE), *path = test_path (tmpdir, "stale-park.layer");
+  char *record, a[BS], b[BS], *data;
+  uint64_t seed = 20, y = 5 * BS, z = 13 * BS, data_offset, park;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct stat st;
+  int fd;
+
+  (void) state;
+  memset (a, 'A', BS);
+  memset (b, 'B', BS);
+  c = open_cache (lower, DF_CACHE_DISK, "stale-park.layer", 0, 0, NULL);
+  assert_non_null (c);
+  assert_int_equal (df_bdev_pwrite (c, a, BS, y, 0), 0);
+  assert_int_equal (df_bdev_flush (c), 0);
+  assert_int_equal (df_bdev_zero (c, BS, y, 0), 0);
+  assert_int_equal (df_cache_save (c), 0);
+  df_bdev_close (c);
+
+  /* The record, kept to be put back after the next flush. */
+  data = data_read ("stale-park.layer", &data_offset);
+  park = (data_offset + SIZE + 4095) / 4096 * 4096;
+  assert_int_equal (stat (path, &st), 0);
+  assert_true ((uint64_t) st.st_size > park);
+  record = malloc (st.st_size - park);
+  fd = open (path, O_RDONLY);
+  assert_true (fd >= 0);
+  assert_int_equal (pread (fd, record, st.st_size - park, park),
+                    st.st_size - park);
+  close (fd);
+
+  c = open_cache (lower, DF_CACHE_DISK, "stale-park.layer", 0, 0, NULL);
+  assert_non_null (c);
+  assert_int_equal (df_bdev_pwrite (c, b, BS, y, 0), 0);
+  assert_int_equal (df_bdev_pwrite (c, a, BS, z, 0), 0);
+  assert_int_equal (df_bdev_flush (c), 0);
+  df_bdev_close (c);
+
+  fd = open (path, O_WRONLY);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, record, st.st_size - park, park),
+                    st.st_size - park);
+  close (fd);
+  boot_id_override = "00000000-0000-4000-8000-000000000003";
+  c = open_cache (lower, DF_CACHE_DISK, "stale-park.layer", 0, 0, NULL);
+  assert_non_null (c);
+  read_block (c, y, b, "another boot");
+  read_block (c, z, a, "another boot");
+  df_bdev_close (c);
+  boot_id_override = NULL;
+
+  fd = open (path, O_WRONLY);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, record, st.st_size - park, park),
+                    st.st_size - park);
+  close (fd);
+  c = open_cache (lower, DF_CACHE_DISK, "stale-park.layer", 0, 0, NULL);
+  assert_non_null (c);
+  read_block (c, y, b, "the same boot");
+  read_block (c, z, a, "the same boot");
+  df_bdev_close (c);
+  df_bdev_close (lower);
+  free (record);
+  free (data);
+  free (path);
+  free (ref);
+}
+
+/* A park that runs while a flush waits for its last fdatasync (here:
+ * from inside it) keeps its record: the flush dropped the old one before
+ * writing the map, not after, so the writes made since are resumed.
+ */
+static struct df_bdev *race_cache;
+static unsigned race_syncs;
+
+static void
+park_at_second_sync (int fd)
+{
+  char w[BS];
+
+  (void) fd;
+  if (++race_syncs != 2)
+    return;
+  memset (w, 'W', BS);
+  assert_int_equal (df_bdev_pwrite (race_cache, w, BS, 7 * BS, 0), 0);
+  assert_int_equal (df_cache_save (race_cache), 0);
+}
+
+static void
+test_park_during_flush (void **state)
+{
+  char *ref = malloc (SIZE), a[BS], w[BS];
+  uint64_t seed = 21;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+
+  (void) state;
+  memset (a, 'A', BS);
+  memset (w, 'W', BS);
+  c = open_cache (lower, DF_CACHE_DISK, "race-park.layer", 0, 0, NULL);
+  assert_non_null (c);
+  assert_int_equal (df_bdev_pwrite (c, a, BS, 3 * BS, 0), 0);
+  race_cache = c;
+  race_syncs = 0;
+  fault_synced = park_at_second_sync;
+  assert_int_equal (df_bdev_flush (c), 0);
+  fault_synced = NULL;
+  assert_int_equal (race_syncs, 2);
+  df_bdev_close (c);
+
+  crash_copy ("race-park.layer", "race-park-other.layer", NULL, 0);
+  c = open_cache (lower, DF_CACHE_DISK, "race-park.layer", 0, 0, NULL);
+  assert_non_null (c);
+  read_block (c, 3 * BS, a, "the same boot");
+  read_block (c, 7 * BS, w, "the same boot");
+  df_bdev_close (c);
+  boot_id_override = "00000000-0000-4000-8000-000000000004";
+  c = open_cache (lower, DF_CACHE_DISK, "race-park-other.layer", 0, 0, NULL);
+  assert_non_null (c);
+  read_block (c, 3 * BS, a, "another boot");
+  read_block (c, 7 * BS, w, "another boot");
+  df_bdev_close (c);
+  boot_id_override = NULL;
+  df_bdev_close (lower);
+  free (ref);
+}
+
+/* A park record that cannot be written (a full disk) falls back to a
+ * flush; when that fails too, the message says both.  A record that
+ * cannot be read at open is ignored (and dropped), the cache opens as
+ * of its last flush.
+ */
+static void
+test_park_errors (void **state)
+{
+  char *ref = malloc (SIZE), a[BS], b[BS];
+  char *path = test_path (tmpdir, "perr.layer");
+  uint64_t seed = 22, data_offset;
+  struct df_bdev *lower = make_lower (ref, &seed), *c;
+  struct stat st;
+  char *data;
+
+  (void) state;
+  memset (a, 'A', BS);
+  memset (b, 'B', BS);
+  c = open_cache (lower, DF_CACHE_DISK, "perr.layer", 0, 0, NULL);
+  assert_non_null (c);
+  assert_int_equal (df_bdev_pwrite (c, a, BS, 2 * BS, 0), 0);
+  assert_int_equal (df_bdev_flush (c), 0);
+  assert_int_equal (df_bdev_pwrite (c, b, BS, 2 * BS, 0), 0);
+  assert_int_equal (df_bdev_pwrite (c, b, BS, 6 * BS, 0), 0);
+  fault_arm (&fault_pwrite, 0, 1, ENOSPC, false);
+  fault_arm (&fault_sync, 0, -1, EIO, false);
+  assert_int_equal (df_cache_save (c), -1);
+  assert_non_null (strstr (df_error_get (), "No space left"));
+  assert_non_null (strstr (df_error_get (), "flushing failed"));
+  fault_disarm_all ();
+  assert_int_equal (df_cache_save (c), 0);
+  df_bdev_close (c);
+
+  /* The record cannot be read: the header, the map, then the record. */
+  data = data_read ("perr.layer", &data_offset);
+  assert_int_equal (stat (path, &st), 0);
+  assert_true ((uint64_t) st.st_size > data_offset + SIZE);
+  fault_arm (&fault_pread, 2, 1, EIO, false);
+  c = open_cache (lower, DF_CACHE_DISK, "perr.layer", 0, 0, NULL);
+  assert_int_equal (fault_hits (&fault_pread), 1);
+  fault_disarm_all ();
+  assert_non_null (c);
+  /* Block 6, added since the flush, is not (block 2 was overwritten in
+   * place, as any unflushed overwrite).
+   */
+  read_block (c, 6 * BS, ref + 6 * BS, "record unread");
+  df_bdev_close (c);
+  assert_int_equal (stat (path, &st), 0);
+  assert_int_equal (st.st_size, data_offset + SIZE);
+  df_bdev_close (lower);
+  free (data);
+  free (path);
+  free (ref);
+}
+
+/* Without a boot id to tag a park record with, a save flushes: at the
+ * save (not at the close after it), the map in place has everything, for
+ * any open, and no message of the park's failure is left behind.
  */
 static void
 test_save_no_boot_id (void **state)
@@ -474,7 +730,8 @@ test_save_no_boot_id (void **state)
   uint64_t seed = 17, data_offset;
   struct df_bdev *lower = make_lower (ref, &seed), *c;
   struct stat st;
-  char *path = test_path (tmpdir, "noboot.layer");
+  char *path = test_path (tmpdir, "noboot-crashed.layer");
+  unsigned syncs;
 
   (void) state;
   c = open_cache (lower, DF_CACHE_DISK, "noboot.layer", 0, 0, NULL);
@@ -483,13 +740,20 @@ test_save_no_boot_id (void **state)
   random_ops (c, ref, &seed, 200);
   no_fua = false;
   boot_id_override = "";
+  syncs = fault_syncs;
+  df_error_clear ();
   assert_int_equal (df_cache_save (c), 0);
-  df_bdev_close (c);
+  assert_true (fault_syncs > syncs);
+  assert_null (strstr (df_error_get (), "boot"));
+  assert_null (strstr (df_error_get (), "noboot.layer"));
+  /* A crash right after the save. */
   durable = data_read ("noboot.layer", &data_offset);
+  crash_copy ("noboot.layer", "noboot-crashed.layer", durable, data_offset);
+  df_bdev_close (c);
   assert_int_equal (stat (path, &st), 0);
   assert_int_equal (st.st_size, data_offset + SIZE);     /* no record */
   boot_id_override = "00000000-0000-4000-8000-000000000001";
-  c = open_cache (lower, DF_CACHE_DISK, "noboot.layer", 0, 0, NULL);
+  c = open_cache (lower, DF_CACHE_DISK, "noboot-crashed.layer", 0, 0, NULL);
   assert_non_null (c);
   check_same (c, ref);
   df_bdev_close (c);
@@ -1318,6 +1582,10 @@ main (void)
     T (test_save),
     T (test_save_crash),
     T (test_save_no_boot_id),
+    T (test_park_flush_crash),
+    T (test_park_stale_record),
+    T (test_park_during_flush),
+    T (test_park_errors),
     T (test_limits),
     T (test_threads),
     T (test_fail_alloc_ram),

@@ -24,18 +24,18 @@ struct df_layer {
   bool saved;                   /* the park record holds the map */
   bool park_present;            /* the file has one (layer-park.c) */
   uint8_t *disk_map;            /* the map in place, as last written */
-  /* CRC-32C of the data of each block written since the last flush,
-   * for the park record (layer-park.c); under map_lock.
-   */
-  struct park_crcs **crcs;
-  /* Lock order: punch_lock, then map_lock.  Writers of blocks hold
-   * punch_lock shared from their data write to their map update; zeroing
-   * and trimming hold it exclusive from their map update to the hole
-   * punch, or a hole punched late would take data a racing write had
-   * already marked present.
+  uint64_t map_gen;             /* map changes (under map_lock) */
+  uint64_t flush_gen;           /* maps written in place (under map_lock) */
+  /* Lock order: park_lock, then punch_lock, then map_lock.  park_lock
+   * makes one save at a time (layer-park.c); a flush does not take it.
+   * Writers of blocks hold punch_lock shared from their data write to
+   * their map update; zeroing and trimming hold it exclusive from their
+   * map update to the hole punch, or a hole punched late would take data
+   * a racing write had already marked present.
    */
   pthread_rwlock_t punch_lock;
   pthread_mutex_t map_lock;     /* map, dirty bits and map writes */
+  pthread_mutex_t park_lock;
   struct bulk_hasher *hasher;   /* DF_LAYER_BULK only */
   /* layer-mem.c: the file mapped read-only (sealed layers), made once
    * under map_lock; mem_state is read without it.
@@ -76,23 +76,14 @@ int layer_pread_all (int fd, void *buf, size_t len, uint64_t off);
 size_t layer_blocks_bytes (const struct df_layer *l, uint64_t first,
                            uint64_t count);
 
-/* layer-park.c: the park record of df_layer_save.  write and drop with
+/* layer-park.c: the park record of df_layer_save.  save with no lock
+ * held (0, or -1 with a message: the caller flushes instead); drop with
  * map_lock held (or before the layer is shared); load at open, after
- * the map in place was read.
+ * the map in place was read and copied to disk_map.
  */
-int layer_park_write (struct df_layer *l);
+int layer_park_save (struct df_layer *l);
 int layer_park_load (struct df_layer *l, uint64_t file_size);
 int layer_park_drop (struct df_layer *l);
-/* The CRCs of blocks about to be written, computed without locks into
- * crc (count entries); noted with map_lock held, after their data was
- * written.  Never fail: a block without one is just not verifiable.
- * layer_park_free drops them all (map_lock held, or at close).
- */
-void layer_crc_compute (const struct df_layer *l, const void *buf,
-                        uint64_t first, uint64_t count, uint32_t *crc);
-void layer_crc_note (struct df_layer *l, uint64_t first, uint64_t count,
-                     const uint32_t *crc);
-void layer_park_free (struct df_layer *l);
 
 /* Decode and check a header, and a map for it (layer.c).  Messages
  * have no file name; callers prefix it.

@@ -11,9 +11,11 @@
  *
  * So a park (df_layer_save) leaves the map in place as of the last flush
  * and writes the current map into a record past the layer's data, with
- * no fsync, tagged with the kernel's boot id and listing the CRC-32C of
- * the data of every block the record has present and the map in place
- * has not.  (Blocks present in both are overwrites in place, which a
+ * no fsync, tagged with the kernel's boot id and the CRC-32C of the map
+ * in place it is based on, and listing the CRC-32C of the data of every
+ * block the record has present and the map in place has not, read back
+ * at the park (the unflushed data is in the page cache: writes pay
+ * nothing for it).  (Blocks present in both are overwrites in place, which a
  * crash may leave old or new like any unflushed write; blocks the record
  * has zero or absent need no data.)
  *
@@ -28,13 +30,20 @@
  * block whose data did not reach the disk keeps its state of the last
  * flush.  After a crash each block thus reads as of the last flush or
  * newer, never as zeros it never held; after a clean stop, on any server
- * that sees the file, as written.  The next flush writes the map in
- * place and drops the record.
+ * that sees the file, as written.
+ *
+ * The next flush drops the record (truncates it) before it writes the
+ * map in place, and its fdatasync commits both: a flush that returned
+ * leaves no record behind, even after a crash.  A record that is left
+ * over all the same (the truncate failed, or another program put it
+ * back) is not based on the map in place once a flush changed it, and
+ * every open ignores it; so a leftover record never undoes a flush.
  *
  * Layout at park_offset (the layer's end rounded up to 4096):
  *   0 magic "DFPARK\0\0" | 8 layer id (16) | 24 boot id (40, NUL padded)
  *   64 map length (8) | 72 CRC-32C of the map (4) | 80 entries (8)
- *   88 CRC-32C of the entries (4) | ... zeros ... | 4092 CRC-32C of
+ *   88 CRC-32C of the entries (4) | 92 CRC-32C of the map in place
+ *   it is based on (4) | ... zeros ... | 4092 CRC-32C of
  *   bytes 0-4091; at park_offset + 4096 the map, then the entries, 12
  *   bytes each in ascending block order: block (8), CRC-32C of its data
  *   (4; the bytes inside the virtual size of a short last block).
@@ -49,6 +58,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "crc32c.h"
 #include "error.h"
 #include "util.h"
@@ -58,14 +68,10 @@
 #define PARK_MAGIC "DFPARK"     /* 8 bytes with the NULs */
 #define PARK_HEADER 4096
 #define ENTRY 12
+#define RUN_BYTES (1 << 20)     /* read back in runs of up to this */
 enum { P_MAGIC = 0, P_ID = 8, P_BOOT = 24, P_MAP_LENGTH = 64, P_MAP_CRC = 72,
-       P_ENTRIES = 80, P_ENTRIES_CRC = 88, P_CRC = PARK_HEADER - 4 };
-
-#define CRC_SPAN 4096           /* blocks per chunk */
-struct park_crcs {
-  uint64_t valid[CRC_SPAN / 64];
-  uint32_t crc[CRC_SPAN];
-};
+       P_ENTRIES = 80, P_ENTRIES_CRC = 88, P_BASE_CRC = 92,
+       P_CRC = PARK_HEADER - 4 };
 
 static uint64_t
 park_offset (const struct df_layer *l)
@@ -73,153 +79,155 @@ park_offset (const struct df_layer *l)
   return df_round_up (l->info.data_offset + l->info.size, 4096);
 }
 
-static uint64_t
-nchunks (const struct df_layer *l)
-{
-  return (l->info.nblocks + CRC_SPAN - 1) / CRC_SPAN;
-}
-
-void
-layer_crc_compute (const struct df_layer *l, const void *buf, uint64_t first,
-                   uint64_t count, uint32_t *crc)
-{
-  const uint8_t *p = buf;
-  uint64_t i;
-
-  for (i = 0; i < count; i++, p += l->info.block_size)
-    crc[i] = df_crc32c (0, p, layer_blocks_bytes (l, first + i, 1));
-}
-
-/* The chunk of block b, made if needed (map_lock held, or the layer not
- * shared yet): NULL if out of memory.
- */
-static struct park_crcs *
-chunk_get (struct df_layer *l, uint64_t b)
-{
-  if (l->crcs == NULL && (l->crcs = calloc (nchunks (l), sizeof *l->crcs)) == NULL)
-    return NULL;
-  if (l->crcs[b / CRC_SPAN] == NULL)
-    l->crcs[b / CRC_SPAN] = calloc (1, sizeof **l->crcs);
-  return l->crcs[b / CRC_SPAN];
-}
-
-static void
-crc_set (struct df_layer *l, uint64_t b, const uint32_t *crc)
-{
-  struct park_crcs *c = chunk_get (l, b);
-  uint64_t i = b % CRC_SPAN;
-
-  if (c == NULL)
-    return;
-  if (crc) {
-    c->crc[i] = *crc;
-    c->valid[i / 64] |= UINT64_C (1) << (i % 64);
-  }
-  else
-    c->valid[i / 64] &= ~(UINT64_C (1) << (i % 64));
-}
-
-void
-layer_crc_note (struct df_layer *l, uint64_t first, uint64_t count,
-                const uint32_t *crc)
-{
-  uint64_t i;
-
-  for (i = 0; i < count; i++)
-    crc_set (l, first + i, crc ? &crc[i] : NULL);
-}
-
-/* The CRC of block b, if known (map_lock held). */
+/* Whether the record adds block b: present in map, not in disk. */
 static bool
-crc_get (const struct df_layer *l, uint64_t b, uint32_t *crc)
+added (const uint8_t *map, const uint8_t *disk, uint64_t b)
 {
-  const struct park_crcs *c = l->crcs ? l->crcs[b / CRC_SPAN] : NULL;
-  uint64_t i = b % CRC_SPAN;
-
-  if (c == NULL || !(c->valid[i / 64] & (UINT64_C (1) << (i % 64))))
-    return false;
-  *crc = c->crc[i];
-  return true;
+  return map_get (map, b) == DF_BLOCK_PRESENT &&
+    map_get (disk, b) != DF_BLOCK_PRESENT;
 }
 
-void
-layer_park_free (struct df_layer *l)
+static int
+entries_grow (const struct df_layer *l, uint8_t **e, uint64_t *cap,
+              uint64_t need)
 {
-  uint64_t i;
+  uint8_t *m;
 
-  if (l->crcs == NULL)
-    return;
-  for (i = 0; i < nchunks (l); i++)
-    free (l->crcs[i]);
-  free (l->crcs);
-  l->crcs = NULL;
+  if (need <= *cap)
+    return 0;
+  *cap = need > *cap * 2 ? need : *cap * 2;
+  if ((m = realloc (*e, *cap * ENTRY)) == NULL)
+    return df_error_errno ("park record of %s", l->path);
+  *e = m;
+  return 0;
 }
 
-/* Blocks present in the map and not in the map in place, with their
- * CRC: the record's entries (map_lock held).  A block whose CRC is not
- * known is left out: another boot will not take it.
+/* The record's entries: each block map has present and disk (the map in
+ * place) has not, with the CRC-32C of its data, read back from the file
+ * in runs of adjacent blocks.  Unflushed data is in the page cache (a
+ * dirty page stays until written back), so this is cheap.  NULL with a
+ * message if a read fails or out of memory.
  */
 static uint8_t *
-entries_make (const struct df_layer *l, uint64_t *n)
+entries_make (const struct df_layer *l, const uint8_t *map,
+              const uint8_t *disk, uint64_t *n)
 {
-  uint64_t i, b, cap = 0;
+  uint32_t bs = l->info.block_size;
+  uint64_t max = RUN_BYTES > bs ? RUN_BYTES / bs : 1, b = 0, run, i, cap = 0;
+  CLEANUP_FREE uint8_t *buf = malloc (max * bs);
   uint8_t *e = NULL;
 
   *n = 0;
-  for (i = 0; i < l->info.map_length; i++) {
-    if (l->map[i] == l->disk_map[i])
-      continue;
-    for (b = i * 4; b < i * 4 + 4 && b < l->info.nblocks; b++) {
-      uint32_t crc;
-      if (map_get (l->map, b) != DF_BLOCK_PRESENT ||
-          map_get (l->disk_map, b) == DF_BLOCK_PRESENT ||
-          !crc_get (l, b, &crc))
-        continue;
-      if (*n == cap) {
-        uint8_t *m = realloc (e, (cap = cap ? cap * 2 : 256) * ENTRY);
-        if (m == NULL) {
-          free (e);
-          df_error_errno ("%s", l->path);
-          return NULL;
-        }
-        e = m;
-      }
-      put64 (e + *n * ENTRY, b);
-      put32 (e + *n * ENTRY + 8, crc);
-      ++*n;
-    }
+  if (buf == NULL || entries_grow (l, &e, &cap, 1) == -1) {
+    df_error_errno ("park record of %s", l->path);
+    free (e);
+    return NULL;
   }
-  return e ? e : malloc (1);
+  while (b < l->info.nblocks) {
+    if (b % 4 == 0 && map[b / 4] == disk[b / 4]) {
+      b += 4;
+      continue;
+    }
+    if (!added (map, disk, b)) {
+      b++;
+      continue;
+    }
+    for (run = 1; run < max && b + run < l->info.nblocks &&
+           added (map, disk, b + run); run++)
+      ;
+    if (entries_grow (l, &e, &cap, *n + run) == -1)
+      goto fail;
+    if (layer_pread_all (l->fd, buf, layer_blocks_bytes (l, b, run),
+                         l->info.data_offset + b * bs) == -1) {
+      df_error_errno ("read %s for its park record", l->path);
+      goto fail;
+    }
+    for (i = 0; i < run; i++, ++*n) {
+      put64 (e + *n * ENTRY, b + i);
+      put32 (e + *n * ENTRY + 8,
+             df_crc32c (0, buf + i * bs, layer_blocks_bytes (l, b + i, 1)));
+    }
+    b += run;
+  }
+  return e;
+
+ fail:
+  free (e);
+  return NULL;
 }
 
-/* Writes the record of the current map (map_lock held).  No fsync. */
-int
-layer_park_write (struct df_layer *l)
+/* Writes the record of map (disk: the map in place it is based on).
+ * No fsync.  0 or -1 with a message.
+ */
+static int
+park_write (struct df_layer *l, const uint8_t *map, const uint8_t *disk,
+            const char *boot)
 {
-  uint8_t h[PARK_HEADER], *e;
-  char boot[DF_BOOT_ID_LEN + 1];
-  uint64_t off = park_offset (l), n;
-  int r = 0;
+  uint8_t h[PARK_HEADER];
+  CLEANUP_FREE uint8_t *e = NULL;
+  uint64_t off = park_offset (l) + PARK_HEADER, len = l->info.map_length, n;
 
-  if (df_boot_id (boot) == -1 || (e = entries_make (l, &n)) == NULL)
+  if ((e = entries_make (l, map, disk, &n)) == NULL)
     return -1;
   memset (h, 0, sizeof h);
   memcpy (h + P_MAGIC, PARK_MAGIC, sizeof PARK_MAGIC);
   memcpy (h + P_ID, l->info.id, DF_LAYER_ID_LEN);
   memcpy (h + P_BOOT, boot, DF_BOOT_ID_LEN);
-  put64 (h + P_MAP_LENGTH, l->info.map_length);
-  put32 (h + P_MAP_CRC, df_crc32c (0, l->map, l->info.map_length));
+  put64 (h + P_MAP_LENGTH, len);
+  put32 (h + P_MAP_CRC, df_crc32c (0, map, len));
   put64 (h + P_ENTRIES, n);
   put32 (h + P_ENTRIES_CRC, df_crc32c (0, e, n * ENTRY));
+  put32 (h + P_BASE_CRC, df_crc32c (0, disk, len));
   put32 (h + P_CRC, df_crc32c (0, h, P_CRC));
-  off += PARK_HEADER;
-  if (df_pwrite_full (l->fd, l->map, l->info.map_length, off) == -1 ||
-      df_pwrite_full (l->fd, e, n * ENTRY, off + l->info.map_length) == -1 ||
+  if (df_pwrite_full (l->fd, map, len, off) == -1 ||
+      df_pwrite_full (l->fd, e, n * ENTRY, off + len) == -1 ||
       df_pwrite_full (l->fd, h, sizeof h, off - PARK_HEADER) == -1)
-    r = df_error_errno ("write park record of %s", l->path);
-  else
+    return df_error_errno ("write park record of %s", l->path);
+  return 0;
+}
+
+/* df_layer_save: the record of a snapshot of the map, taken under
+ * map_lock and written without it.  One save at a time (park_lock).
+ */
+int
+layer_park_save (struct df_layer *l)
+{
+  char boot[DF_BOOT_ID_LEN + 1];
+  CLEANUP_FREE uint8_t *map = NULL;
+  CLEANUP_FREE uint8_t *disk = NULL;
+  uint64_t map_gen, flush_gen;
+  int r;
+
+  if (df_boot_id (boot) == -1)
+    return -1;
+  map = malloc (l->info.map_length);
+  disk = malloc (l->info.map_length);
+  if (map == NULL || disk == NULL)
+    return df_error_errno ("park record of %s", l->path);
+  SCOPED_LOCK (&l->park_lock);
+  {
+    SCOPED_LOCK (&l->map_lock);
+    if (!l->any_dirty || l->saved)
+      return 0;
+    memcpy (map, l->map, l->info.map_length);
+    memcpy (disk, l->disk_map, l->info.map_length);
+    map_gen = l->map_gen;
+    flush_gen = l->flush_gen;
+    /* Whatever part of it gets written goes at the next drop. */
     l->park_present = true;
-  free (e);
+  }
+  r = park_write (l, map, disk, boot);
+  SCOPED_LOCK (&l->map_lock);
+  l->park_present = true;
+  if (r == 0 && l->flush_gen != flush_gen)
+    /* A flush wrote the map in place meanwhile, and may have dropped the
+     * record before this one was written: this one is older than that
+     * map, and goes (its base CRC would not match anyway, unless the
+     * flush wrote the same map).  The map is not saved: close flushes.
+     */
+    return layer_park_drop (l);
+  if (r == 0 && l->map_gen == map_gen)
+    l->saved = true;
   return r;
 }
 
@@ -237,8 +245,9 @@ park_clear (struct park *pk)
   free (pk->entries);
 }
 
-/* The record into pk if it is whole and of this layer: 1, else 0.  -1
- * with a message on a read error or out of memory.
+/* The record into pk if it is whole, of this layer and based on the map
+ * in place (disk_map): 1, else 0 (also if it cannot be read: a writer
+ * then drops it).  -1 with a message if out of memory.
  */
 static int
 park_read (struct df_layer *l, uint64_t size, struct park *pk)
@@ -251,14 +260,17 @@ park_read (struct df_layer *l, uint64_t size, struct park *pk)
     l->park_present = true;
   if (size < off + len)
     return 0;
-  if (layer_pread_all (l->fd, h, sizeof h, off - PARK_HEADER) == -1)
-    return df_error_errno ("read park record of %s", l->path);
+  if (layer_pread_all (l->fd, h, sizeof h, off - PARK_HEADER) == -1) {
+    df_error_clear ();
+    return 0;
+  }
   pk->n = get64 (h + P_ENTRIES);
   if (memcmp (h + P_MAGIC, PARK_MAGIC, sizeof PARK_MAGIC) != 0 ||
       get32 (h + P_CRC) != df_crc32c (0, h, P_CRC) ||
       memcmp (h + P_ID, l->info.id, DF_LAYER_ID_LEN) != 0 ||
       get64 (h + P_MAP_LENGTH) != len || pk->n > l->info.nblocks ||
-      size < off + len + pk->n * ENTRY)
+      size < off + len + pk->n * ENTRY ||
+      get32 (h + P_BASE_CRC) != df_crc32c (0, l->disk_map, len))
     return 0;
   /* Without a boot id no record is of this boot. */
   pk->same_boot = df_boot_id (boot) == 0 &&
@@ -267,11 +279,10 @@ park_read (struct df_layer *l, uint64_t size, struct park *pk)
   pk->map = malloc (len);
   pk->entries = malloc (pk->n * ENTRY + 1);
   if (pk->map == NULL || pk->entries == NULL)
-    return df_error_errno ("%s", l->path);
+    return df_error_errno ("park record of %s", l->path);
   if (layer_pread_all (l->fd, pk->map, len, off) == -1 ||
-      layer_pread_all (l->fd, pk->entries, pk->n * ENTRY, off + len) == -1)
-    return df_error_errno ("read park record of %s", l->path);
-  if (get32 (h + P_MAP_CRC) != df_crc32c (0, pk->map, len) ||
+      layer_pread_all (l->fd, pk->entries, pk->n * ENTRY, off + len) == -1 ||
+      get32 (h + P_MAP_CRC) != df_crc32c (0, pk->map, len) ||
       get32 (h + P_ENTRIES_CRC) != df_crc32c (0, pk->entries, pk->n * ENTRY) ||
       layer_check_map (&l->info, pk->map) != 0) {
     df_error_clear ();
@@ -280,15 +291,19 @@ park_read (struct df_layer *l, uint64_t size, struct park *pk)
   return 1;
 }
 
-/* Whether block b's data reads back with the CRC entry e gives. */
-static int
+/* Whether block b's data reads back with the CRC entry e gives (not if
+ * it cannot be read: the block keeps its state of the last flush).
+ */
+static bool
 data_matches (struct df_layer *l, uint64_t b, const uint8_t *e, uint8_t *buf)
 {
   size_t len = layer_blocks_bytes (l, b, 1);
 
   if (layer_pread_all (l->fd, buf, len, l->info.data_offset +
-                      b * l->info.block_size) == -1)
-    return df_error_errno ("read %s", l->path);
+                      b * l->info.block_size) == -1) {
+    df_error_clear ();
+    return false;
+  }
   return df_crc32c (0, buf, len) == get32 (e + 8);
 }
 
@@ -302,10 +317,9 @@ park_take (struct df_layer *l, const struct park *pk)
   uint64_t b, k = 0;
 
   if (buf == NULL)
-    return df_error_errno ("%s", l->path);
+    return df_error_errno ("park record of %s", l->path);
   for (b = 0; b < l->info.nblocks; b++) {
     enum df_block_state s = map_get (pk->map, b);
-    int ok;
 
     if ((b % 4 == 0 && pk->map[b / 4] == l->map[b / 4]) ||
         s == map_get (l->map, b)) {
@@ -320,12 +334,7 @@ park_take (struct df_layer *l, const struct park *pk)
       k++;
     if (k == pk->n || get64 (pk->entries + k * ENTRY) != b)
       continue;
-    ok = data_matches (l, b, pk->entries + k * ENTRY, buf);
-    if (ok == -1) {
-      free (buf);
-      return -1;
-    }
-    if (ok)
+    if (data_matches (l, b, pk->entries + k * ENTRY, buf))
       map_put (l->map, b, DF_BLOCK_PRESENT);
   }
   free (buf);
@@ -341,7 +350,7 @@ int
 layer_park_load (struct df_layer *l, uint64_t file_size)
 {
   struct park pk = { 0 };
-  uint64_t pages = (l->info.map_length + 4095) / 4096, p, k;
+  uint64_t pages = (l->info.map_length + 4095) / 4096, p;
   int r = park_read (l, file_size, &pk);
   bool took = r == 1;
 
@@ -353,13 +362,6 @@ layer_park_load (struct df_layer *l, uint64_t file_size)
   else if (took && park_take (l, &pk) == -1)
     r = -1, took = false;
   if (took) {
-    /* What the record knows of the blocks it adds, for the next save. */
-    for (k = 0; k < pk.n; k++) {
-      uint64_t b = get64 (pk.entries + k * ENTRY);
-      uint32_t crc = get32 (pk.entries + k * ENTRY + 8);
-      if (b < l->info.nblocks && map_get (l->map, b) == DF_BLOCK_PRESENT)
-        crc_set (l, b, &crc);
-    }
     if (l->writable && memcmp (l->map, l->disk_map, l->info.map_length)) {
       for (p = 0; p < pages; p++)
         l->dirty[p / 8] |= 1 << (p % 8);
@@ -369,17 +371,18 @@ layer_park_load (struct df_layer *l, uint64_t file_size)
     r = 0;
   }
   park_clear (&pk);
-  /* A writer drops a record it could not take (torn, or of another
-   * layer); one it took stays until the next flush.
+  /* A writer drops a record it could not take (torn, unreadable, of
+   * another layer, or not based on the map in place); one it took stays
+   * until the next flush.
    */
   if (r == 0 && !took && l->writable && l->park_present)
     return layer_park_drop (l);
   return r;
 }
 
-/* After the map in place is durable (or before a seal): the record is
- * not needed.  Not synced: after a crash a record left over is another
- * boot's, and ignored.
+/* Once the data is durable, before the map in place is written (or
+ * before a seal): the record is not needed.  Not synced here: the
+ * caller's fdatasync commits it.
  */
 int
 layer_park_drop (struct df_layer *l)

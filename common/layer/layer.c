@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -219,6 +220,7 @@ layer_alloc (const char *path)
     pthread_rwlockattr_destroy (&attr);
   }
   pthread_mutex_init (&l->map_lock, NULL);
+  pthread_mutex_init (&l->park_lock, NULL);
   return l;
 }
 
@@ -238,10 +240,10 @@ df_layer_close (struct df_layer *l)
   }
   layer_bulk_hasher_stop (l);
   layer_mem_unmap (l);
-  layer_park_free (l);
   if (l->fd >= 0)
     close (l->fd);
   pthread_mutex_destroy (&l->map_lock);
+  pthread_mutex_destroy (&l->park_lock);
   pthread_rwlock_destroy (&l->punch_lock);
   free (l->map);
   free (l->disk_map);
@@ -520,6 +522,7 @@ map_update (struct df_layer *l, uint64_t first, uint64_t count,
   for (i = first; i < first + count; i++)
     map_put (l->map, i, s);
   l->saved = false;
+  l->map_gen++;
   if (l->bulk)
     return 0;
   for (page = first / 4 / 4096; page <= (first + count - 1) / 4 / 4096; page++)
@@ -569,16 +572,6 @@ static int
 write_blocks_locked (struct df_layer *l, const void *buf, uint64_t first,
                      uint64_t count, size_t len)
 {
-  uint32_t few[64];
-  CLEANUP_FREE uint32_t *many = NULL;
-  uint32_t *crc = NULL;
-
-  /* The park record's CRCs (not for a bulk writer, never parked). */
-  if (!l->bulk) {
-    crc = count <= 64 ? few : (many = malloc (count * sizeof *many));
-    if (crc)
-      layer_crc_compute (l, buf, first, count, crc);
-  }
   /* Data first: until the map says present, nobody reads it. */
   if (df_pwrite_full (l->fd, buf, len,
                   l->info.data_offset + first * l->info.block_size) == -1)
@@ -593,8 +586,6 @@ write_blocks_locked (struct df_layer *l, const void *buf, uint64_t first,
     layer_bulk_hasher_note (l, first, count);
   }
   SCOPED_LOCK (&l->map_lock);
-  if (crc)
-    layer_crc_note (l, first, count, crc);
   return map_update (l, first, count, DF_BLOCK_PRESENT);
 }
 
@@ -647,25 +638,21 @@ df_layer_set_blocks (struct df_layer *l, uint64_t first, uint64_t count,
 int
 df_layer_save (struct df_layer *l)
 {
-  int r;
+  char why[256];
 
-  if (!l->writable)
+  if (!l->writable || layer_park_save (l) == 0)
     return 0;
-  {
-    SCOPED_LOCK (&l->map_lock);
-    if (!l->any_dirty || l->saved)
-      return 0;
-    r = layer_park_write (l);
-    if (r == 0)
-      l->saved = true;
-  }
-  if (r == 0)
-    return 0;
-  /* No boot id to tag it with, or it could not be written: the slow
-   * way, which is safe (and says why if it fails too).
+  /* No boot id to tag it with, it could not be written (a full disk),
+   * or the blocks could not be read back for their CRCs: the slow way,
+   * which is safe.  If that fails too, the message says both.
    */
+  snprintf (why, sizeof why, "%s", df_error_get ());
   df_error_clear ();
-  return df_layer_flush (l);
+  if (df_layer_flush (l) == -1) {
+    df_error_prefix ("no park record (%s), and flushing failed", why);
+    return -1;
+  }
+  return 0;
 }
 
 int
@@ -680,18 +667,22 @@ df_layer_flush (struct df_layer *l)
     SCOPED_LOCK (&l->map_lock);
     if (!l->any_dirty)
       return 0;
+    /* The data is durable: the park record is not needed any more, and
+     * a record left over with the new map in place could undo this
+     * flush after a crash.  So it goes first (if it cannot, the map in
+     * place stays the one it was based on), and the fdatasync below
+     * commits its removal with the map.
+     */
+    if (layer_park_drop (l) == -1)
+      return -1;
+    l->flush_gen++;
     if (write_dirty_map (l) == -1)
       return -1;
     memcpy (l->disk_map, l->map, l->info.map_length);
-    /* Every present block is in the map in place now: no record will
-     * list one of them, so their CRCs can go.
-     */
-    layer_park_free (l);
   }
   if (fdatasync (l->fd) == -1)
     return df_error_errno ("fdatasync %s", l->path);
-  SCOPED_LOCK (&l->map_lock);
-  return layer_park_drop (l);
+  return 0;
 }
 
 int

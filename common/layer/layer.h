@@ -123,9 +123,10 @@ int df_layer_flush (struct df_layer *l);
  * record past the layer's data, tagged with the kernel's boot id, with
  * no fsync; the map in place stays the one of the last flush.  An open
  * in the same boot (a restarted process) reads the layer as it was at
- * the save; after a reboot, as of the last flush, every block old or new
- * as after any crash (layer-park.c says why that is safe).  Without a
- * boot id it flushes instead.  A close right after it does not flush.
+ * the save; after a reboot, each block as of the last flush or newer
+ * (layer-park.c says why that is safe).  Without a boot id, or if the
+ * record cannot be made, it flushes instead.  A close right after it
+ * does not flush.
  */
 int df_layer_save (struct df_layer *l);
 

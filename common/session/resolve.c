@@ -419,8 +419,8 @@ session_setup (struct df_session *s)
  * not wait for the writeback of all that the sessions wrote since (at
  * random places: minutes on a slow disk, while systemd waits to kill).
  * The map of the unflushed part is kept apart, trusted only in this
- * boot, so a crash of the host still finds the cache as of its last
- * flush (common/layer/layer-park.c).
+ * boot, so a crash of the host still finds each block of the cache as
+ * of its last flush or newer (common/layer/layer-park.c).
  */
 void
 session_park (struct df_session *s)

@@ -198,16 +198,34 @@ __wrap_pwrite64 (int fd, const void *buf, size_t n, off_t off)
   return fault_now (&fault_pwrite) ? -1 : __real_pwrite64 (fd, buf, n, off);
 }
 
+/* Called after each fsync or fdatasync that worked (what a crash test
+ * takes as durable), if set; and a count of them.
+ */
+static void (*fault_synced) (int fd);
+static unsigned fault_syncs;
+
+static int
+fault_sync_done (int fd, int r)
+{
+  if (r == 0) {
+    __atomic_add_fetch (&fault_syncs, 1, __ATOMIC_RELAXED);
+    if (fault_synced)
+      fault_synced (fd);
+  }
+  return r;
+}
+
 int
 __wrap_fsync (int fd)
 {
-  return fault_now (&fault_sync) ? -1 : __real_fsync (fd);
+  return fault_now (&fault_sync) ? -1 : fault_sync_done (fd, __real_fsync (fd));
 }
 
 int
 __wrap_fdatasync (int fd)
 {
-  return fault_now (&fault_sync) ? -1 : __real_fdatasync (fd);
+  return fault_now (&fault_sync) ? -1
+    : fault_sync_done (fd, __real_fdatasync (fd));
 }
 
 #endif
