@@ -487,6 +487,23 @@ read_block (struct df_bdev *c, uint64_t off, const char *want, const char *what)
     fail_msg ("%s: block at %" PRIu64 " is not as written", what, off);
 }
 
+/* A disk cache NAME whose block at y holds data (flushed), then is
+ * zeroed and parked: its park record says ZERO over a flushed block.
+ */
+static void
+park_zeroed_after_flush (struct df_bdev *lower, const char *name,
+                         const char *data, uint64_t y)
+{
+  struct df_bdev *c = open_cache (lower, DF_CACHE_DISK, name, 0, 0, NULL);
+
+  assert_non_null (c);
+  assert_int_equal (df_bdev_pwrite (c, data, BS, y, 0), 0);
+  assert_int_equal (df_bdev_flush (c), 0);
+  assert_int_equal (df_bdev_zero (c, BS, y, 0), 0);
+  assert_int_equal (df_cache_save (c), 0);
+  df_bdev_close (c);
+}
+
 /* A flush after a resume from a park record: the record it took must not
  * outlive the flush, or a crash would undo the flush with it.  Y was
  * written and flushed, then zeroed and parked (the record says zero);
@@ -503,13 +520,7 @@ test_park_flush_crash (void **state)
   (void) state;
   memset (a, 'A', BS);
   memset (b, 'B', BS);
-  c = open_cache (lower, DF_CACHE_DISK, "undo.layer", 0, 0, NULL);
-  assert_non_null (c);
-  assert_int_equal (df_bdev_pwrite (c, a, BS, y, 0), 0);
-  assert_int_equal (df_bdev_flush (c), 0);
-  assert_int_equal (df_bdev_zero (c, BS, y, 0), 0);
-  assert_int_equal (df_cache_save (c), 0);
-  df_bdev_close (c);
+  park_zeroed_after_flush (lower, "undo.layer", a, y);
 
   c = open_cache (lower, DF_CACHE_DISK, "undo.layer", 0, 0, NULL);
   assert_non_null (c);
@@ -549,13 +560,7 @@ test_park_stale_record (void **state)
   (void) state;
   memset (a, 'A', BS);
   memset (b, 'B', BS);
-  c = open_cache (lower, DF_CACHE_DISK, "stale-park.layer", 0, 0, NULL);
-  assert_non_null (c);
-  assert_int_equal (df_bdev_pwrite (c, a, BS, y, 0), 0);
-  assert_int_equal (df_bdev_flush (c), 0);
-  assert_int_equal (df_bdev_zero (c, BS, y, 0), 0);
-  assert_int_equal (df_cache_save (c), 0);
-  df_bdev_close (c);
+  park_zeroed_after_flush (lower, "stale-park.layer", a, y);
 
   /* The record, kept to be put back after the next flush. */
   data = data_read ("stale-park.layer", &data_offset);
