@@ -26,6 +26,8 @@
 /* Device flags. */
 #define DF_BDEV_RDONLY 1u
 #define DF_BDEV_NATIVE_FUA 2u   /* FUA costs less than a flush */
+#define DF_BDEV_ASYNC 4u        /* pread_async runs reads while the caller
+                                   goes on (else before it returns) */
 
 /* Extent types (the NBD base:allocation bits). */
 #define DF_EXTENT_HOLE 1u
@@ -39,6 +41,30 @@ struct df_bdev_read {
   uint32_t count;
   uint64_t offset;
   int error;                    /* out: 0 or an errno */
+};
+
+/* Asynchronous reads (df_bdev_pread_async).  The caller fills buf,
+ * count, offset and aio; the device sets error and tells aio.
+ */
+struct df_bdev_aio;
+struct df_bdev_aread {
+  void *buf;
+  uint32_t count;
+  uint64_t offset;
+  int error;                    /* out: 0 or an errno */
+  struct df_bdev_aio *aio;      /* told when the read is done */
+  /* The device's own while it runs the read: */
+  struct df_bdev_aread *next;
+  uint64_t cookie;
+};
+
+struct df_bdev_aio {
+  /* Reads that are done, each with its error set, in groups: once per
+   * read, from any thread, maybe before pread_async returns.  It runs
+   * on the device's I/O thread: it must not wait for another read.
+   */
+  void (*done) (struct df_bdev_aio *aio, struct df_bdev_aread **a,
+                size_t n);
 };
 
 /* What df_bdev_peek found at an offset. */
@@ -73,6 +99,11 @@ struct df_bdev_ops {
    * succeeded, else -1 with each read's error set.
    */
   int (*pread_many) (struct df_bdev *b, struct df_bdev_read *r, size_t n);
+  /* Optional: starts n reads and returns; each is told to its aio when
+   * done (errors included: it cannot fail otherwise).  A device sets
+   * DF_BDEV_ASYNC when its reads do overlap with the caller's work.
+   */
+  void (*pread_async) (struct df_bdev *b, struct df_bdev_aread **a, size_t n);
   /* Optional: for a front end that sends from memory without copying
    * it first.  Describes the first bytes of [offset, offset+count) as a
    * struct df_bdev_peek.  Memory handed out stays valid and unchanged
@@ -143,6 +174,25 @@ df_bdev_pread_many (struct df_bdev *b, struct df_bdev_read *r, size_t n)
       rv = -1;
   }
   return rv;
+}
+
+/* Tells each read's aio it is done, in groups of the same aio. */
+void df_bdev_aio_complete (struct df_bdev_aread **a, size_t n);
+
+/* Without a pread_async op the reads run before it returns. */
+static inline void
+df_bdev_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
+{
+  size_t i;
+
+  if (b->ops->pread_async) {
+    b->ops->pread_async (b, a, n);
+    return;
+  }
+  for (i = 0; i < n; i++)
+    a[i]->error = df_bdev_pread (b, a[i]->buf, a[i]->count, a[i]->offset)
+      == -1 ? errno : 0;
+  df_bdev_aio_complete (a, n);
 }
 
 /* Without a peek op: all of it, to be read with pread. */
