@@ -2,7 +2,10 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -345,6 +348,556 @@ test_unix_socket (void **state)
   test_tmpdir_free (dir);
 }
 
+/* A device with asynchronous reads (DF_BDEV_ASYNC): a thread of its own
+ * completes what was queued, newest first (out of order), in small
+ * groups.  It can hold the first reads until `hold` are queued (the
+ * server goes on reading while reads are out), or all of them until
+ * the gate opens.  Reads at or past `bad` fail with EIO.
+ */
+struct adev {
+  struct df_bdev bdev;
+  struct df_bdev *mem;
+  uint64_t bad;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;          /* queued, gate or stop changed */
+  pthread_cond_t changed;       /* submitted or completed grew */
+  struct df_bdev_aread *head;   /* queued, newest first */
+  size_t queued, max_queued;
+  unsigned hold;                /* first reads: wait for this many */
+  bool gate_closed, stop;
+  unsigned submitted, completed, sync_reads;
+  /* Set when the server has returned: no done may come after. */
+  const atomic_bool *server_gone;
+  atomic_uint late_dones;
+  pthread_t thread;
+};
+
+static int
+adev_pread (struct df_bdev *b, void *buf, uint32_t count, uint64_t offset)
+{
+  struct adev *d = (struct adev *) b;
+
+  pthread_mutex_lock (&d->lock);
+  d->sync_reads++;
+  pthread_mutex_unlock (&d->lock);
+  if (offset + count > d->bad)
+    return df_error (EIO, "bad block");
+  return df_bdev_pread (d->mem, buf, count, offset);
+}
+
+static void
+adev_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
+{
+  struct adev *d = (struct adev *) b;
+  size_t i;
+
+  pthread_mutex_lock (&d->lock);
+  for (i = 0; i < n; i++) {
+    a[i]->next = d->head;
+    d->head = a[i];
+  }
+  d->queued += n;
+  d->submitted += n;
+  pthread_cond_broadcast (&d->cond);
+  pthread_cond_broadcast (&d->changed);
+  pthread_mutex_unlock (&d->lock);
+}
+
+/* Runs a list of reads and tells them done, in groups of 1 to 7. */
+static void
+adev_complete (struct adev *d, struct df_bdev_aread *list, size_t n)
+{
+  struct df_bdev_aread **a = malloc (n * sizeof *a);
+  size_t i, k;
+
+  assert_non_null (a);
+  for (i = 0; list; list = list->next, i++) {
+    a[i] = list;
+    a[i]->error = a[i]->offset + a[i]->count > d->bad ? EIO
+      : df_bdev_pread (d->mem, a[i]->buf, a[i]->count, a[i]->offset) == -1
+      ? errno : 0;
+  }
+  for (i = 0; i < n; i += k) {
+    k = n - i < 1 + i % 7 ? n - i : 1 + i % 7;
+    if (d->server_gone && atomic_load (d->server_gone))
+      d->late_dones += k;
+    df_bdev_aio_complete (a + i, k);
+  }
+  free (a);
+}
+
+static void *
+adev_main (void *arg)
+{
+  struct adev *d = arg;
+  struct timespec deadline;
+
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
+  pthread_mutex_lock (&d->lock);
+  for (;;) {
+    struct df_bdev_aread *list;
+    size_t n;
+
+    while (!d->stop && (d->head == NULL || d->gate_closed ||
+                        d->queued < d->hold))
+      if (d->hold && d->queued < d->hold) {
+        if (pthread_cond_timedwait (&d->cond, &d->lock, &deadline)
+            == ETIMEDOUT)
+          d->hold = 0;          /* the test's assertion says so */
+      }
+      else
+        pthread_cond_wait (&d->cond, &d->lock);
+    if (d->head == NULL)
+      break;                    /* stopping */
+    list = d->head;
+    n = d->queued;
+    if (n > d->max_queued)
+      d->max_queued = n;
+    d->head = NULL;
+    d->queued = 0;
+    d->hold = 0;
+    pthread_mutex_unlock (&d->lock);
+    adev_complete (d, list, n);
+    pthread_mutex_lock (&d->lock);
+    d->completed += n;
+    pthread_cond_broadcast (&d->changed);
+  }
+  pthread_mutex_unlock (&d->lock);
+  return NULL;
+}
+
+static void
+adev_close (struct df_bdev *b)
+{
+  struct adev *d = (struct adev *) b;
+
+  pthread_mutex_lock (&d->lock);
+  d->stop = true;
+  d->gate_closed = false;
+  pthread_cond_broadcast (&d->cond);
+  pthread_mutex_unlock (&d->lock);
+  pthread_join (d->thread, NULL);
+  df_bdev_close (d->mem);
+  pthread_mutex_destroy (&d->lock);
+  pthread_cond_destroy (&d->cond);
+  pthread_cond_destroy (&d->changed);
+  free (d);
+}
+
+static int
+adev_pwrite (struct df_bdev *b, const void *buf, uint32_t count,
+             uint64_t offset, uint32_t flags)
+{
+  return df_bdev_pwrite (((struct adev *) b)->mem, buf, count, offset, flags);
+}
+
+static int
+adev_flush (struct df_bdev *b)
+{
+  (void) b;
+  return 0;
+}
+
+static int
+adev_zero (struct df_bdev *b, uint32_t count, uint64_t offset,
+           uint32_t flags)
+{
+  return df_bdev_zero (((struct adev *) b)->mem, count, offset, flags);
+}
+
+static int
+adev_extents (struct df_bdev *b, uint32_t count, uint64_t offset,
+              df_extent_fn fn, void *opaque)
+{
+  (void) b;
+  return fn (opaque, offset, count, 0);
+}
+
+static const struct df_bdev_ops adev_ops = {
+  .name = "async", .pread = adev_pread, .pwrite = adev_pwrite,
+  .flush = adev_flush, .zero = adev_zero, .trim = adev_zero,
+  .extents = adev_extents, .close = adev_close,
+  .pread_async = adev_pread_async,
+};
+
+/* Filled with a pattern (into *data, caller frees). */
+static struct adev *
+adev_new (uint8_t **data)
+{
+  struct adev *d = calloc (1, sizeof *d);
+  uint64_t seed = 21;
+
+  assert_non_null (d);
+  d->bdev = (struct df_bdev) {
+    .ops = &adev_ops, .size = SIZE, .flags = DF_BDEV_ASYNC,
+  };
+  d->mem = df_mem_bdev_new (SIZE);
+  assert_non_null (d->mem);
+  d->bad = SIZE;
+  *data = malloc (SIZE);
+  assert_non_null (*data);
+  test_fill (*data, SIZE, &seed);
+  assert_int_equal (df_bdev_pwrite (d->mem, *data, SIZE, 0, 0), 0);
+  pthread_mutex_init (&d->lock, NULL);
+  pthread_cond_init (&d->cond, NULL);
+  pthread_cond_init (&d->changed, NULL);
+  assert_int_equal (pthread_create (&d->thread, NULL, adev_main, d), 0);
+  return d;
+}
+
+/* Waits (10 s at most) until the device has had n reads, or (done)
+ * told n reads done.
+ */
+static void
+adev_wait (struct adev *d, bool done, unsigned n)
+{
+  unsigned *count = done ? &d->completed : &d->submitted;
+  struct timespec deadline;
+
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 10;
+  pthread_mutex_lock (&d->lock);
+  while (*count < n)
+    if (pthread_cond_timedwait (&d->changed, &d->lock, &deadline)
+        == ETIMEDOUT)
+      fail_msg ("the device %s %u reads of %u", done ? "completed" : "got",
+                *count, n);
+  pthread_mutex_unlock (&d->lock);
+}
+
+static unsigned
+adev_submitted (struct adev *d)
+{
+  unsigned n;
+
+  pthread_mutex_lock (&d->lock);
+  n = d->submitted;
+  pthread_mutex_unlock (&d->lock);
+  return n;
+}
+
+static void
+adev_open_gate (struct adev *d)
+{
+  pthread_mutex_lock (&d->lock);
+  d->gate_closed = false;
+  pthread_cond_broadcast (&d->cond);
+  pthread_mutex_unlock (&d->lock);
+}
+
+/* Reads held by the device while the server waits for more: more than
+ * one batch of the server's (32) is out at once.
+ */
+#define ASYNC_HOLD 48
+#define ASYNC_READS 1024
+
+struct aread_check {
+  atomic_uint *ok, *failed;
+  int want;                     /* the errno expected */
+};
+
+static int
+aread_done (void *user_data, int *error)
+{
+  struct aread_check *ac = user_data;
+
+  if (*error == ac->want)
+    (*ac->ok)++;
+  else
+    (*ac->failed)++;
+  return 1;
+}
+
+/* Many reads in flight over one connection: the server hands them to
+ * the device's pread_async and goes on reading while they run; the
+ * device answers out of order; every reply has its read's data, and a
+ * read the device fails gets EIO.
+ */
+static void
+test_async_reads (void **state)
+{
+  uint8_t *data, *bufs = malloc ((size_t) ASYNC_READS * 4096);
+  struct adev *d = adev_new (&data);
+  struct df_nbd_export e = {
+    .bdev = &d->bdev, .name = "a", .log = log_message,
+  };
+  struct fixture f = { .srv = df_nbd_server_new (&e, 4) };
+  struct aread_check *ac = calloc (ASYNC_READS, sizeof *ac);
+  uint64_t *off = calloc (ASYNC_READS, sizeof *off), seed = 5;
+  atomic_uint ok = 0, failed = 0;
+  struct nbd_handle *h;
+  unsigned i, bad = 0;
+
+  (void) state;
+  assert_non_null (bufs);
+  assert_non_null (ac);
+  assert_non_null (off);
+  assert_non_null (f.srv);
+  d->hold = ASYNC_HOLD;
+  d->bad = SIZE - 65536;
+  h = client (&f, "", false);
+  for (i = 0; i < ASYNC_READS; i++) {
+    off[i] = test_rand (&seed) % (SIZE / 4096) * 4096;
+    ac[i] = (struct aread_check) { &ok, &failed, off[i] >= d->bad ? EIO : 0 };
+    bad += off[i] >= d->bad;
+    if (nbd_aio_pread (h, bufs + (size_t) i * 4096, 4096, off[i],
+                       (nbd_completion_callback) {
+                         .callback = aread_done, .user_data = &ac[i] },
+                       0) == -1)
+      fail_msg ("aio_pread: %s", nbd_get_error ());
+  }
+  while (nbd_aio_in_flight (h) > 0)
+    assert_int_not_equal (nbd_poll (h, -1), -1);
+  assert_int_equal (failed, 0);
+  assert_int_equal (ok, ASYNC_READS);
+  assert_true (bad > 0);
+  for (i = 0; i < ASYNC_READS; i++)
+    if (off[i] < d->bad && memcmp (bufs + (size_t) i * 4096, data + off[i],
+                                   4096) != 0)
+      fail_msg ("read %u at %" PRIu64 " has wrong data", i, off[i]);
+  /* The connection carries on after the errors. */
+  assert_int_equal (nbd_pread (h, bufs, 4096, 8192, 0), 0);
+  assert_memory_equal (bufs, data + 8192, 4096);
+  nbd_shutdown (h, 0);
+  nbd_close (h);
+  df_nbd_server_free (f.srv);
+  adev_wait (d, true, ASYNC_READS + 1);
+  pthread_mutex_lock (&d->lock);
+  if (d->max_queued < ASYNC_HOLD)
+    fail_msg ("at most %zu reads were out at once", d->max_queued);
+  assert_int_equal (d->sync_reads, 0);
+  assert_int_equal (d->submitted, ASYNC_READS + 1);
+  pthread_mutex_unlock (&d->lock);
+  df_bdev_close (&d->bdev);
+  free (data);
+  free (bufs);
+  free (ac);
+  free (off);
+}
+
+/* Has `flag` been set within `ms`?  For what must not happen: the
+ * wait passes when it does not.
+ */
+static bool
+happens_within (pthread_mutex_t *lock, pthread_cond_t *cond,
+                const atomic_bool *flag, unsigned ms)
+{
+  struct timespec deadline;
+  bool got;
+
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_nsec += (long) ms * 1000000;
+  deadline.tv_sec += deadline.tv_nsec / 1000000000;
+  deadline.tv_nsec %= 1000000000;
+  pthread_mutex_lock (lock);
+  while (!atomic_load (flag) &&
+         pthread_cond_timedwait (cond, lock, &deadline) != ETIMEDOUT)
+    ;
+  got = atomic_load (flag);
+  pthread_mutex_unlock (lock);
+  return got;
+}
+
+struct freer {
+  struct df_nbd_server *srv;
+  atomic_bool gone;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+};
+
+static void *
+freer_main (void *arg)
+{
+  struct freer *fr = arg;
+
+  df_nbd_server_free (fr->srv);
+  pthread_mutex_lock (&fr->lock);
+  fr->gone = true;
+  pthread_cond_broadcast (&fr->cond);
+  pthread_mutex_unlock (&fr->lock);
+  return NULL;
+}
+
+/* A client that goes away with reads outstanding: the server ends the
+ * connection (and frees it) only after the device told every read
+ * done.  Under ASan a done after the free is also a use after free.
+ */
+static void
+test_async_disconnect (void **state)
+{
+  uint8_t *data, buf[16][4096];
+  struct adev *d = adev_new (&data);
+  struct df_nbd_export e = {
+    .bdev = &d->bdev, .name = "a", .log = log_message,
+  };
+  struct freer fr = {
+    .srv = df_nbd_server_new (&e, 4),
+    .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+  };
+  struct fixture f = { .srv = fr.srv };
+  struct nbd_handle *h;
+  pthread_t t;
+  unsigned i;
+
+  (void) state;
+  assert_non_null (fr.srv);
+  d->gate_closed = true;
+  d->server_gone = &fr.gone;
+  h = client (&f, "", false);
+  for (i = 0; i < 16; i++)
+    if (nbd_aio_pread (h, buf[i], 4096, i * 65536,
+                       (nbd_completion_callback) { 0 }, 0) == -1)
+      fail_msg ("aio_pread: %s", nbd_get_error ());
+  /* Until the requests are sent and the device has them all. */
+  for (i = 0; i < 100 && adev_submitted (d) < 16; i++)
+    if (nbd_poll (h, 100) == -1)
+      fail_msg ("poll: %s", nbd_get_error ());
+  adev_wait (d, false, 16);
+  nbd_close (h);                /* the client is gone, no NBD_CMD_DISC */
+  assert_int_equal (pthread_create (&t, NULL, freer_main, &fr), 0);
+  if (happens_within (&fr.lock, &fr.cond, &fr.gone, 300))
+    fail_msg ("the server was freed with 16 reads outstanding");
+  adev_open_gate (d);
+  pthread_join (t, NULL);
+  adev_wait (d, true, 16);
+  assert_int_equal (d->late_dones, 0);
+  df_bdev_close (&d->bdev);
+  free (data);
+}
+
+struct serial {
+  const struct df_nbd_export *e;
+  int fd;
+  atomic_bool gone;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+};
+
+static void *
+serial_main (void *arg)
+{
+  struct serial *s = arg;
+
+  df_nbd_serve_serial (s->e, s->fd, s->fd);
+  pthread_mutex_lock (&s->lock);
+  s->gone = true;
+  pthread_cond_broadcast (&s->cond);
+  pthread_mutex_unlock (&s->lock);
+  return NULL;
+}
+
+static void
+get_all (int fd, void *buf, size_t len)
+{
+  uint8_t *p = buf;
+
+  while (len > 0) {
+    ssize_t r = read (fd, p, len);
+    if (r <= 0)
+      fail_msg ("short read from the server");
+    p += r;
+    len -= r;
+  }
+}
+
+/* The NBD handshake by hand: NBD_OPT_EXPORT_NAME "". */
+static void
+raw_handshake (int fd)
+{
+  uint8_t out[20], in[18 + 10];
+
+  nbd_put32 (out, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+  nbd_put64 (out + 4, NBD_IHAVEOPT);
+  nbd_put32 (out + 12, NBD_OPT_EXPORT_NAME);
+  nbd_put32 (out + 16, 0);
+  assert_int_equal (write (fd, out, sizeof out), sizeof out);
+  get_all (fd, in, sizeof in);
+  assert_true (nbd_get64 (in) == NBD_MAGIC);
+  assert_true (nbd_get64 (in + 18) == SIZE);
+}
+
+#define HALF_READS 17
+
+/* A client that sends its reads and half closes (the server reads end
+ * of file with every read still in the device): the serving thread
+ * returns only after every read was told done, and every reply goes
+ * out, matched by its cookie, with its data or the device's error.
+ */
+static void
+test_async_half_close (void **state)
+{
+  uint8_t *data, req[HALF_READS][NBD_REQUEST_SIZE], h[NBD_SIMPLE_REPLY_SIZE];
+  uint8_t buf[4096];
+  struct adev *d = adev_new (&data);
+  struct df_nbd_export e = {
+    .bdev = &d->bdev, .name = "a", .log = log_message,
+  };
+  struct serial s = {
+    .e = &e, .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+  };
+  bool seen[HALF_READS] = { false };
+  unsigned i, replies = 0;
+  pthread_t t;
+  int sv[2];
+
+  (void) state;
+  d->gate_closed = true;
+  d->server_gone = &s.gone;
+  d->bad = SIZE - 65536;
+  assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  s.fd = sv[1];
+  assert_int_equal (pthread_create (&t, NULL, serial_main, &s), 0);
+  raw_handshake (sv[0]);
+  for (i = 0; i < HALF_READS; i++) {
+    /* The last one is past `bad`: EIO. */
+    uint64_t off = i == HALF_READS - 1 ? SIZE - 4096 : i * 65536 + i * 512;
+    nbd_put32 (req[i], NBD_REQUEST_MAGIC);
+    nbd_put16 (req[i] + 4, 0);
+    nbd_put16 (req[i] + 6, NBD_CMD_READ);
+    nbd_put64 (req[i] + 8, 0xc0ffee00 + i);
+    nbd_put64 (req[i] + 16, off);
+    nbd_put32 (req[i] + 24, 4096);
+  }
+  assert_int_equal (write (sv[0], req, sizeof req), sizeof req);
+  shutdown (sv[0], SHUT_WR);
+  adev_wait (d, false, HALF_READS);
+  if (happens_within (&s.lock, &s.cond, &s.gone, 300))
+    fail_msg ("the server returned with %d reads outstanding", HALF_READS);
+  adev_open_gate (d);
+  for (;;) {
+    ssize_t r = read (sv[0], h, 1);
+    uint64_t cookie;
+    if (r == 0)
+      break;
+    assert_int_equal (r, 1);
+    get_all (sv[0], h + 1, sizeof h - 1);
+    assert_true (nbd_get32 (h) == NBD_SIMPLE_REPLY_MAGIC);
+    cookie = nbd_get64 (h + 8);
+    i = cookie - 0xc0ffee00;
+    if (cookie < 0xc0ffee00 || i >= HALF_READS || seen[i])
+      fail_msg ("reply with cookie %" PRIx64, cookie);
+    seen[i] = true;
+    replies++;
+    if (i == HALF_READS - 1) {
+      assert_int_equal (nbd_get32 (h + 4), NBD_EIO);
+      continue;
+    }
+    assert_int_equal (nbd_get32 (h + 4), 0);
+    get_all (sv[0], buf, sizeof buf);
+    assert_memory_equal (buf, data + nbd_get64 (req[i] + 16), sizeof buf);
+  }
+  assert_int_equal (replies, HALF_READS);
+  pthread_join (t, NULL);
+  adev_wait (d, true, HALF_READS);
+  assert_int_equal (d->late_dones, 0);
+  close (sv[0]);
+  close (sv[1]);
+  df_bdev_close (&d->bdev);
+  free (data);
+}
+
 int
 main (void)
 {
@@ -354,6 +907,9 @@ main (void)
     cmocka_unit_test (test_parallel),
     cmocka_unit_test (test_protocol_errors),
     cmocka_unit_test (test_unix_socket),
+    cmocka_unit_test (test_async_reads),
+    cmocka_unit_test (test_async_disconnect),
+    cmocka_unit_test (test_async_half_close),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
