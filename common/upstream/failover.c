@@ -264,6 +264,7 @@ up_supervisor_stop (struct upstream *up)
   pthread_cond_broadcast (&up->cond);
   pthread_cond_broadcast (&up->free_cond);
   pthread_mutex_unlock (&up->lock);
+  up_pump_stop (up);            /* gives its connection back */
   if (up->supervisor_running)
     pthread_join (up->supervisor, NULL);
   up->supervisor_running = false;

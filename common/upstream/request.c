@@ -79,8 +79,8 @@ account (struct upstream *up, struct req *r, bool *flush, bool *owner)
 /* Gives a connection back (lock held).  One that failed, or whose
  * round is gone, stays out of the free list: the round is dropped.
  */
-static void
-checkin (struct upstream *up, struct uconn *c, bool failed)
+void
+up_checkin (struct upstream *up, struct uconn *c, bool failed)
 {
   up->out--;
   c->busy = false;
@@ -93,6 +93,27 @@ checkin (struct upstream *up, struct uconn *c, bool failed)
     pthread_cond_broadcast (&up->free_cond);
 }
 
+struct uconn *
+up_checkout (struct upstream *up)
+{
+  struct uconn *c;
+
+  for (;;) {
+    if (wait_up (up) == -1)
+      return NULL;
+    if ((c = up->free) != NULL)
+      break;
+    __atomic_add_fetch (&up->conn_waiters, 1, __ATOMIC_RELAXED);
+    pthread_cond_wait (&up->free_cond, &up->lock);
+    __atomic_sub_fetch (&up->conn_waiters, 1, __ATOMIC_RELAXED);
+  }
+  up->free = c->next_free;
+  up->out++;
+  c->busy = true;
+  c->busy_since = df_now_mono_ns ();
+  return c;
+}
+
 int
 up_run_round (struct upstream *up, struct req *r, size_t n)
 {
@@ -102,23 +123,15 @@ up_run_round (struct upstream *up, struct req *r, size_t n)
     struct uconn *c;
     int rv;
 
-    if (wait_up (up) == -1)
+    if ((c = up_checkout (up)) == NULL)
       return -1;
-    if ((c = up->free) == NULL) {
-      pthread_cond_wait (&up->free_cond, &up->lock);
-      continue;
-    }
-    up->free = c->next_free;
-    up->out++;
-    c->busy = true;
-    c->busy_since = df_now_mono_ns ();
     r[0].flush_seq = up->log_seq;
     pthread_mutex_unlock (&up->lock);
     rv = uconn_run (up, c, r, n, why, sizeof why);
     pthread_mutex_lock (&up->lock);
     if (rv == -1)
       up_round_lost (up, c, why);
-    checkin (up, c, rv == -1);
+    up_checkin (up, c, rv == -1);
     if (rv == 0)
       return 0;
   }

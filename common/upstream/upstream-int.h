@@ -69,6 +69,20 @@ struct up_drain {
   uint64_t since;               /* monotonic ns */
 };
 
+/* The pump (pump.c): asynchronous reads, streamed over one connection
+ * by a thread of their own.
+ */
+struct up_pump {
+  pthread_mutex_t lock;         /* the queue and kicked */
+  struct df_bdev_aread *head, *tail;    /* waiting to be sent */
+  bool kicked;                  /* efd was written since the pump last
+                                   took the queue */
+  int efd;                      /* eventfd: reads were queued, or stop */
+  bool stop;                    /* atomic */
+  pthread_t thread;
+  bool running;
+};
+
 struct upstream {
   struct df_bdev bdev;
   struct df_upstream_params p;  /* servers and strings are copies */
@@ -94,6 +108,8 @@ struct upstream {
   unsigned nconns;
   struct uconn *free;           /* checked in */
   unsigned out;                 /* checked out */
+  unsigned conn_waiters;        /* threads waiting for one (atomic reads
+                                   by the pump) */
   uint64_t down_since;          /* monotonic ns: the loss was noticed */
   uint64_t stall_since;         /* the oldest request then unanswered */
   char down_reason[256];
@@ -108,6 +124,7 @@ struct upstream {
   unsigned ndrains;
   pthread_t drainer;
   bool drainer_running;
+  struct up_pump pump;
 };
 
 void up_log (struct upstream *up, enum df_upstream_log level,
@@ -124,6 +141,7 @@ struct uconn *uconn_open (struct upstream *up, size_t k, bool first);
  */
 void uconn_close (struct upstream *up, struct uconn *c, bool drain);
 /* ---- wire.c ---- */
+int up_errno_of_wire (uint32_t e);
 /* Runs the requests of r[0..n-1] not done yet on c (sent together, so
  * they must not overlap) and waits for their answers, no longer than
  * io_timeout without one.  0: every request answered (done, its error
@@ -163,6 +181,23 @@ int up_flush_all (struct upstream *up);
  * detach).
  */
 int up_run_round (struct upstream *up, struct req *r, size_t n);
+/* Waits for a round that serves and a free connection of it, and
+ * checks it out (lock held).  NULL with errno and a message when no
+ * server serves (dead timeout, detach).
+ */
+struct uconn *up_checkout (struct upstream *up);
+/* Gives it back; failed: its round is dropped (lock held). */
+void up_checkin (struct upstream *up, struct uconn *c, bool failed);
+
+/* ---- pump.c ---- */
+void up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n);
+int up_pump_init (struct upstream *up);
+int up_pump_start (struct upstream *up);
+/* Stops the pump (reads still queued fail with ESHUTDOWN); the state
+ * is UP_STOPPING already.
+ */
+void up_pump_stop (struct upstream *up);
+void up_pump_destroy (struct upstream *up);
 
 /* ---- replay.c ---- */
 /* Keeps a copy of a write that succeeded (lock held). */

@@ -191,6 +191,7 @@ up_close (struct df_bdev *b)
   size_t i;
 
   up_supervisor_stop (up);
+  up_pump_destroy (up);
   log_free (up);
   pthread_mutex_destroy (&up->lock);
   pthread_cond_destroy (&up->cond);
@@ -217,6 +218,7 @@ static const struct df_bdev_ops upstream_ops = {
   .extents = up_extents,
   .close = up_close,
   .pread_many = up_pread_many,
+  .pread_async = up_pread_async,
 };
 
 static int
@@ -261,8 +263,9 @@ up_new (const struct df_upstream_params *p)
   pthread_cond_init (&up->super_cond, NULL);
   pthread_cond_init (&up->drain_cond, NULL);
   up->lost_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (up->lost_fd == -1) {
-    df_error_errno ("eventfd");
+  if (up_pump_init (up) == -1 || up->lost_fd == -1) {
+    if (up->lost_fd == -1)
+      df_error_errno ("eventfd");
     up_close (&up->bdev);
     return NULL;
   }
@@ -307,7 +310,9 @@ df_upstream_open (const struct df_upstream_params *p)
     goto err;
   }
   up->state = UP_UP;
-  if (up_supervisor_start (up) == 0 && up_drainer_start (up) == 0)
+  up->bdev.flags |= DF_BDEV_ASYNC;
+  if (up_supervisor_start (up) == 0 && up_drainer_start (up) == 0 &&
+      up_pump_start (up) == 0)
     return &up->bdev;
  err:
   {

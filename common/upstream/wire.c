@@ -41,8 +41,8 @@ struct wire {
   uint64_t last;                /* monotonic ns of the last progress */
 };
 
-static int
-errno_of_wire (uint32_t e)
+int
+up_errno_of_wire (uint32_t e)
 {
   switch (e) {
   case NBD_EPERM: return EPERM;
@@ -215,7 +215,7 @@ parse (struct wire *w, char *why, size_t len)
     }
     c->rpos += NBD_SIMPLE_REPLY_SIZE;
     r = &w->r[i];
-    r->error = err ? errno_of_wire (err) : 0;
+    r->error = err ? up_errno_of_wire (err) : 0;
     if (r->error == ESHUTDOWN) {
       snprintf (why, len, "the server is shutting down");
       return -1;
