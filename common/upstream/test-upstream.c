@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -789,6 +790,445 @@ test_replay (void **state)
   free (expect);
 }
 
+/* ---- asynchronous reads (df_bdev_pread_async, the pump) ---- */
+
+#define POOL 100                /* reads out at once per submitter */
+
+/* A thread that keeps up to POOL reads of 4 KiB at random offsets out,
+ * submitted in batches of 1 to 24, and checks each one's error and data
+ * as it is told done.
+ */
+struct submitter {
+  struct df_bdev_aio aio;       /* first: the done callback's */
+  struct df_bdev *up;
+  const uint8_t *expect;
+  unsigned limit;               /* reads to submit; 0: until stop */
+  int want;                     /* the error every read must end with */
+  uint64_t seed;
+  pthread_t thread, self;
+  struct df_bdev_aread rd[POOL];
+  uint8_t *bufs;
+  /* Under sub_lock: */
+  unsigned freel[POOL], nfree;
+  unsigned submitted, done, errors, bad, inline_dones;
+  int last_error;
+  bool stop, waiting, timed_out;
+};
+
+static pthread_mutex_t sub_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sub_cond = PTHREAD_COND_INITIALIZER;
+
+static void
+sub_done (struct df_bdev_aio *aio, struct df_bdev_aread **a, size_t n)
+{
+  struct submitter *s = (struct submitter *) aio;
+  size_t i;
+
+  pthread_mutex_lock (&sub_lock);
+  for (i = 0; i < n; i++) {
+    if (a[i]->error != s->want) {
+      s->errors++;
+      s->last_error = a[i]->error;
+    }
+    s->bad += a[i]->error == 0 &&
+      memcmp (a[i]->buf, s->expect + a[i]->offset, a[i]->count) != 0;
+    s->inline_dones += pthread_equal (pthread_self (), s->self);
+    s->freel[s->nfree++] = a[i] - s->rd;
+    s->done++;
+  }
+  pthread_cond_broadcast (&sub_cond);
+  pthread_mutex_unlock (&sub_lock);
+}
+
+static void
+sub_init (struct submitter *s, struct df_bdev *up, const uint8_t *expect,
+          unsigned limit, uint64_t seed)
+{
+  unsigned i;
+
+  memset (s, 0, sizeof *s);
+  s->aio.done = sub_done;
+  s->up = up;
+  s->expect = expect;
+  s->limit = limit;
+  s->seed = seed;
+  s->bufs = malloc (POOL * 4096);
+  assert_non_null (s->bufs);
+  for (i = 0; i < POOL; i++)
+    s->freel[s->nfree++] = i;
+  s->self = pthread_self ();
+}
+
+/* Submits one batch of up to want reads (sub_lock held; 0 if the pool
+ * is too short).
+ */
+static unsigned
+sub_batch (struct submitter *s, unsigned want)
+{
+  struct df_bdev_aread *a[24];
+  unsigned i;
+
+  if (s->nfree < want)
+    return 0;
+  for (i = 0; i < want; i++) {
+    a[i] = &s->rd[s->freel[--s->nfree]];
+    *a[i] = (struct df_bdev_aread) {
+      .buf = s->bufs + (a[i] - s->rd) * 4096, .count = 4096,
+      .offset = test_rand (&s->seed) % (SIZE / 4096) * 4096,
+      .error = -1, .aio = &s->aio,
+    };
+  }
+  s->submitted += want;
+  pthread_mutex_unlock (&sub_lock);
+  df_bdev_pread_async (s->up, a, want);
+  pthread_mutex_lock (&sub_lock);
+  return want;
+}
+
+static void *
+sub_main (void *arg)
+{
+  struct submitter *s = arg;
+  struct timespec deadline;
+
+  s->self = pthread_self ();
+  pthread_mutex_lock (&sub_lock);
+  while (!s->stop && (s->limit == 0 || s->submitted < s->limit)) {
+    unsigned b = 1 + test_rand (&s->seed) % 24;
+    if (s->limit && b > s->limit - s->submitted)
+      b = s->limit - s->submitted;
+    while (!s->stop && s->nfree < b) {
+      s->waiting = true;
+      pthread_cond_broadcast (&sub_cond);
+      pthread_cond_wait (&sub_cond, &sub_lock);
+    }
+    s->waiting = false;
+    if (!s->stop)
+      sub_batch (s, b);
+  }
+  /* Every read it sent is told, within a bound. */
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 30;
+  while (s->done < s->submitted && !s->timed_out)
+    if (pthread_cond_timedwait (&sub_cond, &sub_lock, &deadline)
+        == ETIMEDOUT)
+      s->timed_out = true;
+  pthread_mutex_unlock (&sub_lock);
+  return NULL;
+}
+
+static void
+sub_start (struct submitter *s)
+{
+  assert_int_equal (pthread_create (&s->thread, NULL, sub_main, s), 0);
+}
+
+static void
+sub_stop (struct submitter *s, size_t n)
+{
+  size_t i;
+
+  pthread_mutex_lock (&sub_lock);
+  for (i = 0; i < n; i++)
+    s[i].stop = true;
+  pthread_cond_broadcast (&sub_cond);
+  pthread_mutex_unlock (&sub_lock);
+  for (i = 0; i < n; i++)
+    pthread_join (s[i].thread, NULL);
+}
+
+/* Every read told once, as expected. */
+static void
+sub_check (struct submitter *s)
+{
+  pthread_mutex_lock (&sub_lock);
+  if (s->timed_out || s->done != s->submitted)
+    fail_msg ("%u of %u reads told done", s->done, s->submitted);
+  if (s->errors)
+    fail_msg ("%u reads ended with error %d, not %d", s->errors,
+              s->last_error, s->want);
+  if (s->bad)
+    fail_msg ("%u reads have wrong data", s->bad);
+  assert_int_equal (s->nfree, POOL);
+  pthread_mutex_unlock (&sub_lock);
+  free (s->bufs);
+}
+
+enum sub_until { ALL_WAITING, DONE_AT_LEAST };
+
+/* Waits (20 s at most) until every submitter waits for a free read (all
+ * its reads are out), or until the reads told reach n.
+ */
+static void
+sub_wait (struct submitter *s, size_t ns, enum sub_until until, unsigned n)
+{
+  struct timespec deadline;
+  unsigned total = 0;
+  bool waiting = false;
+  size_t i;
+
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 20;
+  pthread_mutex_lock (&sub_lock);
+  for (;;) {
+    total = 0;
+    waiting = true;
+    for (i = 0; i < ns; i++) {
+      total += s[i].done;
+      waiting &= s[i].waiting;
+    }
+    if (until == ALL_WAITING ? waiting : total >= n)
+      break;
+    if (pthread_cond_timedwait (&sub_cond, &sub_lock, &deadline)
+        == ETIMEDOUT)
+      fail_msg ("%u reads told; submitters %s", total,
+                waiting ? "waiting" : "not all waiting");
+  }
+  pthread_mutex_unlock (&sub_lock);
+}
+
+static unsigned
+sub_done_total (struct submitter *s, size_t n)
+{
+  unsigned total = 0;
+  size_t i;
+
+  pthread_mutex_lock (&sub_lock);
+  for (i = 0; i < n; i++)
+    total += s[i].done;
+  pthread_mutex_unlock (&sub_lock);
+  return total;
+}
+
+/* Reads stream: 2000 reads from 2 threads in batches of every size, up
+ * to 200 out at once; each told once, from the device's own thread,
+ * with its data.
+ */
+static void
+test_async_stream (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct submitter s[2];
+  struct srv a = { 0 };
+  int i;
+
+  (void) state;
+  srv_start (&a, "as.sock", disk, DESC1, false);
+  up = open_up (&a, NULL, 5, 0, 1 << 20);
+  assert_true (up->flags & DF_BDEV_ASYNC);
+  for (i = 0; i < 2; i++) {
+    sub_init (&s[i], up, expect, 1000, 17 + i);
+    sub_start (&s[i]);
+  }
+  for (i = 0; i < 2; i++)        /* they stop at their limit */
+    pthread_join (s[i].thread, NULL);
+  for (i = 0; i < 2; i++) {
+    assert_int_equal (s[i].submitted, 1000);
+    assert_int_equal (s[i].inline_dones, 0);
+    sub_check (&s[i]);
+  }
+  /* The synchronous path still works beside it. */
+  {
+    uint8_t buf[4096];
+    assert_int_equal (df_bdev_pread (up, buf, sizeof buf, 4096), 0);
+    assert_memory_equal (buf, expect + 4096, sizeof buf);
+  }
+  df_bdev_close (up);
+  srv_free (&a);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
+/* Reads out on a server that dies (held first, so that 200 are in
+ * flight), then on one killed under load: every read is sent again
+ * after the failover and ends with its data, no error.
+ */
+static void
+test_async_failover (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct df_upstream_stats st;
+  struct srv a = { 0 }, b = { 0 };
+  struct submitter s[2];
+  char name[80];
+  int i;
+
+  (void) state;
+  srv_start (&a, "afa.sock", disk, DESC1, false);
+  srv_start (&b, "afb.sock", disk, DESC1, false);
+  /* No io_timeout: only the server's going away ends a connection. */
+  up = open_up (&a, &b, 0, 0, 1 << 20);
+  df_upstream_allow_failover (up, true);
+  failovers_logged = 0;
+  for (i = 0; i < 2; i++) {
+    sub_init (&s[i], up, expect, 0, 31 + i);
+    sub_start (&s[i]);
+  }
+  sub_wait (s, 2, DONE_AT_LEAST, 300);
+  a.ctl->hang = true;           /* replies stop: the reads pile up */
+  sub_wait (s, 2, ALL_WAITING, 0);
+  srv_stop (&a);                /* answers what it read, drops the rest */
+  wait_failovers (1);
+  assert_string_equal (df_upstream_server (up, name, sizeof name), b.spec);
+  sub_wait (s, 2, DONE_AT_LEAST, sub_done_total (s, 2) + 500);
+  srv_start (&a, NULL, disk, DESC1, false);
+  srv_stop (&b);                /* and back, under load */
+  wait_failovers (2);
+  sub_wait (s, 2, DONE_AT_LEAST, sub_done_total (s, 2) + 500);
+  sub_stop (s, 2);
+  for (i = 0; i < 2; i++)
+    sub_check (&s[i]);
+  df_upstream_stats (up, &st);
+  assert_int_equal (st.failovers, 2);
+  assert_string_equal (df_upstream_server (up, name, sizeof name), a.spec);
+  df_bdev_close (up);
+  srv_free (&a);
+  srv_free (&b);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
+/* A hung server: after io_timeout the reads go to the other one. */
+static void
+test_async_hang (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct srv a = { 0 }, b = { 0 };
+  struct submitter s;
+  uint64_t t0;
+
+  (void) state;
+  srv_start (&a, "aha.sock", disk, DESC1, false);
+  srv_start (&b, "ahb.sock", disk, DESC1, false);
+  up = open_up (&a, &b, 1, 0, 1 << 20);
+  df_upstream_allow_failover (up, true);
+  failovers_logged = 0;
+  a.ctl->hang = true;
+  t0 = df_now_mono_ns ();
+  sub_init (&s, up, expect, 300, 41);
+  sub_start (&s);
+  pthread_join (s.thread, NULL);
+  sub_check (&s);
+  assert_true (df_now_mono_ns () - t0 >= 900000000);
+  wait_failovers (1);
+  assert_non_null (strstr (last_log, "to notice"));
+  ctl_release (a.ctl);
+  df_bdev_close (up);
+  srv_free (&a);
+  srv_free (&b);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
+/* Submits n reads from this thread (n <= 24). */
+static void
+sub_here (struct submitter *s, unsigned n)
+{
+  pthread_mutex_lock (&sub_lock);
+  assert_int_equal (sub_batch (s, n), n);
+  pthread_mutex_unlock (&sub_lock);
+}
+
+/* Waits (20 s at most) until every read submitted here is told. */
+static void
+sub_wait_here (struct submitter *s)
+{
+  struct timespec deadline;
+
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 20;
+  pthread_mutex_lock (&sub_lock);
+  while (s->done < s->submitted)
+    if (pthread_cond_timedwait (&sub_cond, &sub_lock, &deadline)
+        == ETIMEDOUT)
+      fail_msg ("%u of %u reads told", s->done, s->submitted);
+  pthread_mutex_unlock (&sub_lock);
+}
+
+/* No server serves: reads wait, and fail when the caller detaches
+ * (ESHUTDOWN) or after dead_timeout (EIO); then the server is back.
+ */
+static void
+test_async_no_server (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct srv a = { 0 };
+  struct submitter s;
+
+  (void) state;
+  srv_start (&a, "ani.sock", disk, DESC1, false);
+  up = open_up (&a, NULL, 5, 0, 1 << 20);
+  srv_stop (&a);
+  sub_init (&s, up, expect, 0, 43);
+  s.want = ESHUTDOWN;
+  sub_here (&s, 20);
+  sub_here (&s, 20);
+  df_upstream_interrupt (up);
+  sub_wait_here (&s);
+  sub_check (&s);
+  df_bdev_close (up);
+
+  srv_start (&a, NULL, disk, DESC1, false);
+  up = open_up (&a, NULL, 5, 1, 1 << 20);
+  srv_stop (&a);
+  sub_init (&s, up, expect, 0, 47);
+  s.want = EIO;
+  sub_here (&s, 24);
+  sub_wait_here (&s);
+  sub_check (&s);
+  /* Its server is back: the device carries on. */
+  srv_start (&a, NULL, disk, DESC1, false);
+  failovers_logged = 0;
+  wait_failovers (1);
+  sub_init (&s, up, expect, 0, 53);
+  sub_here (&s, 24);
+  sub_wait_here (&s);
+  sub_check (&s);
+  df_bdev_close (up);
+  srv_free (&a);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
+/* Closing: with nothing out it is clean; reads waiting for a server
+ * are told (ESHUTDOWN) before close returns.
+ */
+static void
+test_async_close (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct srv a = { 0 };
+  struct submitter s;
+
+  (void) state;
+  srv_start (&a, "acl.sock", disk, DESC1, false);
+  up = open_up (&a, NULL, 5, 0, 1 << 20);
+  sub_init (&s, up, expect, 0, 59);
+  sub_here (&s, 24);
+  sub_wait_here (&s);
+  sub_check (&s);
+  df_bdev_close (up);
+
+  up = open_up (&a, NULL, 5, 0, 1 << 20);
+  srv_stop (&a);
+  sub_init (&s, up, expect, 0, 61);
+  s.want = ESHUTDOWN;
+  sub_here (&s, 24);
+  df_bdev_close (up);
+  pthread_mutex_lock (&sub_lock);
+  assert_int_equal (s.done, 24);
+  pthread_mutex_unlock (&sub_lock);
+  sub_check (&s);
+  srv_free (&a);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
 int
 main (void)
 {
@@ -802,6 +1242,11 @@ main (void)
     cmocka_unit_test (test_hang_and_shutdown),
     cmocka_unit_test (test_refusals),
     cmocka_unit_test (test_replay),
+    cmocka_unit_test (test_async_stream),
+    cmocka_unit_test (test_async_failover),
+    cmocka_unit_test (test_async_hang),
+    cmocka_unit_test (test_async_no_server),
+    cmocka_unit_test (test_async_close),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
