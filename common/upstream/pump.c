@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -393,25 +394,40 @@ stopping (struct upstream *up)
   return __atomic_load_n (&up->pump.stop, __ATOMIC_ACQUIRE);
 }
 
-/* Streams the queue over c until there is nothing to do, another thread
- * wants a connection, or the pump stops (0; nothing in flight), or the
- * connection is lost (-1, why; the reads in flight are queued again).
+/* When the connection's requests started waiting (up_round_lost takes
+ * the oldest for the pause): now, or never while nothing is in flight.
+ */
+static void
+mark_busy (struct uconn *c, bool waiting)
+{
+  __atomic_store_n (&c->busy_since, waiting ? df_now_mono_ns () : UINT64_MAX,
+                    __ATOMIC_RELAXED);
+}
+
+/* Streams the queue over c, waiting on it while idle, until another
+ * thread wants a connection or the pump stops (0; nothing in flight),
+ * or the connection is lost (-1, why; the reads in flight are queued
+ * again).  One epoll set holds the socket, the pump's eventfd and the
+ * lost-round eventfd: cheaper than a poll of the three per wait.
  */
 static int
 stream (struct upstream *up, struct stream *s, char *why, size_t len)
 {
   uint64_t limit = (uint64_t) up->p.io_timeout * 1000000000;
+  struct up_pump *p = &up->pump;
   struct uconn *c = s->c;
+  struct epoll_event ev = { .events = EPOLLIN, .data.fd = c->fd };
+  bool out_watched = false, idle = false;
 
+  if (epoll_ctl (p->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
+    snprintf (why, len, "epoll: %s", strerror (errno));
+    requeue (up, s);
+    return -1;
+  }
   for (;;) {
-    struct pollfd pfd[3] = {
-      { .fd = c->fd, .events = POLLIN },
-      { .fd = up->pump.efd, .events = POLLIN },
-      { .fd = up->lost_fd, .events = POLLIN },
-    };
+    struct epoll_event evs[3];
     bool yield = __atomic_load_n (&up->conn_waiters, __ATOMIC_RELAXED) > 0;
-    uint64_t now;
-    int timeout = -1, pr;
+    int timeout = -1, n, i;
 
     if (stopping (up)) {        /* close: nobody waits for these */
       snprintf (why, len, "the device is being closed");
@@ -423,43 +439,57 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
       goto lost;
     if (in_flight (s) == 0) {
       if (yield)
-        return 0;
-      pthread_mutex_lock (&up->pump.lock);
-      bool more = up->pump.head != NULL;
-      pthread_mutex_unlock (&up->pump.lock);
-      if (!more)
-        return 0;
-      continue;
+        break;
+      if (!idle)
+        mark_busy (c, false);
+      idle = true;
     }
-    now = df_now_mono_ns ();
-    if (limit) {
-      if (now - s->last >= limit) {
-        snprintf (why, len, "no reply for %u s", up->p.io_timeout);
+    else {
+      uint64_t now = df_now_mono_ns ();
+      if (idle)
+        mark_busy (c, true);
+      idle = false;
+      if (limit) {
+        if (now - s->last >= limit) {
+          snprintf (why, len, "no reply for %u s", up->p.io_timeout);
+          goto lost;
+        }
+        timeout = (s->last + limit - now) / 1000000 + 1;
+      }
+    }
+    if (out_watched != (s->outpos < s->outlen)) {
+      out_watched = !out_watched;
+      ev.events = EPOLLIN | (out_watched ? EPOLLOUT : 0);
+      if (epoll_ctl (p->epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1) {
+        snprintf (why, len, "epoll: %s", strerror (errno));
         goto lost;
       }
-      timeout = (s->last + limit - now) / 1000000 + 1;
     }
-    if (s->outpos < s->outlen)
-      pfd[0].events |= POLLOUT;
-    pr = poll (pfd, 3, timeout);
-    if (pr == -1 && errno != EINTR) {
+    n = epoll_wait (p->epfd, evs, 3, timeout);
+    if (n == -1 && errno != EINTR) {
       snprintf (why, len, "%s", strerror (errno));
       goto lost;
     }
-    if (pr <= 0)
-      continue;
-    if (pfd[1].revents)
-      unkick (&up->pump);
-    if (pfd[2].revents && __atomic_load_n (&c->lost, __ATOMIC_ACQUIRE)) {
-      snprintf (why, len, "another connection to the server was lost");
-      goto lost;
+    for (i = 0; i < n; i++) {
+      if (evs[i].data.fd == p->efd)
+        unkick (p);
+      else if (evs[i].data.fd == up->lost_fd) {
+        if (__atomic_load_n (&c->lost, __ATOMIC_ACQUIRE)) {
+          snprintf (why, len, "another connection to the server was lost");
+          goto lost;
+        }
+      }
+      else if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+               pull (s, why, len) == -1)
+        goto lost;
     }
-    if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-        pull (s, why, len) == -1)
-      goto lost;
     tell (s);
   }
+  epoll_ctl (p->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  mark_busy (c, false);
+  return 0;
  lost:
+  epoll_ctl (p->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   tell (s);
   requeue (up, s);
   return -1;
@@ -470,12 +500,8 @@ pump_main (void *arg)
 {
   struct upstream *up = arg;
   struct up_pump *p = &up->pump;
-  struct stream *s = malloc (sizeof *s);
   char why[256];
 
-  if (s == NULL)
-    abort ();                   /* allocated before start: see below */
-  memset (s, 0, sizeof *s);
   for (;;) {
     struct pollfd pfd = { .fd = p->efd, .events = POLLIN };
     struct uconn *c;
@@ -496,21 +522,23 @@ pump_main (void *arg)
     }
     pthread_mutex_lock (&up->lock);
     c = up_checkout (up);
+    if (c)
+      up->pump_holds = true;
     pthread_mutex_unlock (&up->lock);
     if (c == NULL) {
       fail_queued (p, errno ? errno : EIO);
       df_error_clear ();
       continue;
     }
-    stream_reset (s, c);
-    rv = stream (up, s, why, sizeof why);
+    stream_reset (p->s, c);
+    rv = stream (up, p->s, why, sizeof why);
     pthread_mutex_lock (&up->lock);
+    up->pump_holds = false;
     if (rv == -1)
       up_round_lost (up, c, why);
     up_checkin (up, c, rv == -1);
     pthread_mutex_unlock (&up->lock);
   }
-  free (s);
   return NULL;
 }
 
@@ -518,12 +546,30 @@ int
 up_pump_init (struct upstream *up)
 {
   struct up_pump *p = &up->pump;
+  struct epoll_event ev = { .events = EPOLLIN };
 
-  pthread_mutex_init (&p->lock, NULL);
+  p->s = calloc (1, sizeof *p->s);
+  if (p->s == NULL)
+    return df_error_errno ("upstream pump");
   p->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->efd == -1)
     return df_error_errno ("eventfd");
+  p->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  if (p->epfd == -1)
+    return df_error_errno ("epoll");
+  ev.data.fd = p->efd;
+  if (epoll_ctl (p->epfd, EPOLL_CTL_ADD, p->efd, &ev) == -1)
+    return df_error_errno ("epoll");
+  ev.data.fd = up->lost_fd;
+  if (epoll_ctl (p->epfd, EPOLL_CTL_ADD, up->lost_fd, &ev) == -1)
+    return df_error_errno ("epoll");
   return 0;
+}
+
+void
+up_pump_kick (struct upstream *up)
+{
+  kick (&up->pump);
 }
 
 int
@@ -558,5 +604,8 @@ up_pump_destroy (struct upstream *up)
 
   if (p->efd >= 0)
     close (p->efd);
+  if (p->epfd >= 0)
+    close (p->epfd);
+  free (p->s);
   pthread_mutex_destroy (&p->lock);
 }
