@@ -83,6 +83,8 @@ struct up_pump {
                                    a thread waits for a connection */
   int epfd;                     /* the pump's epoll set */
   struct stream *s;             /* the pump thread's */
+  struct stream *live;          /* under lock: s, while submitters may
+                                   send on its connection */
   bool stop;                    /* atomic */
   pthread_t thread;
   bool running;
