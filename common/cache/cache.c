@@ -204,6 +204,40 @@ cache_pread_many (struct df_bdev *bdev, struct df_bdev_read *r, size_t n)
   return rv;
 }
 
+/* Reads wholly below the cache go down to run there (an NBD upstream
+ * streams them); the others run here, now.
+ */
+static void
+cache_pread_async (struct df_bdev *bdev, struct df_bdev_aread **a, size_t n)
+{
+  struct cache *c = (struct cache *) bdev;
+  struct df_bdev_aread *low[MANY], *here[MANY];
+  size_t nl = 0, nh = 0, i;
+
+  for (i = 0; i < n; i++) {
+    if (all_lower (c, a[i]->offset, a[i]->count)) {
+      low[nl++] = a[i];
+      if (nl == MANY) {
+        df_bdev_pread_async (c->lower, low, nl);
+        nl = 0;
+      }
+      continue;
+    }
+    a[i]->error = cache_pread (bdev, a[i]->buf, a[i]->count, a[i]->offset)
+      == -1 ? errno : 0;
+    df_error_clear ();
+    here[nh++] = a[i];
+    if (nh == MANY) {
+      df_bdev_aio_complete (here, nh);
+      nh = 0;
+    }
+  }
+  if (nl)
+    df_bdev_pread_async (c->lower, low, nl);
+  if (nh)
+    df_bdev_aio_complete (here, nh);
+}
+
 /* A slot's memory is rarely in the CPU cache when a write lands in it
  * (RAM is recycled and faulted in ahead): streaming stores skip reading
  * each line before overwriting it, which takes the copy, done under the
@@ -602,6 +636,7 @@ static const struct df_bdev_ops cache_ops = {
   .extents = cache_extents,
   .close = cache_close,
   .pread_many = cache_pread_many,
+  .pread_async = cache_pread_async,
 };
 
 /* A new persistent cache survives a crash only once its directory entry
@@ -724,7 +759,7 @@ df_cache_open (struct df_bdev *lower, const struct df_cache_params *p)
   }
   c->bdev.ops = &cache_ops;
   c->bdev.size = lower->size;
-  c->bdev.flags = DF_BDEV_NATIVE_FUA;
+  c->bdev.flags = DF_BDEV_NATIVE_FUA | (lower->flags & DF_BDEV_ASYNC);
   c->lower = lower;
   c->mode = p->mode;
   c->nblocks = (lower->size + BS - 1) / BS;

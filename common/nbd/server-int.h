@@ -19,6 +19,7 @@ struct job {
   struct conn *conn;
   struct nbd_request req;
   uint32_t error;               /* NBD error decided before running */
+  struct df_bdev_aread aread;   /* a read run asynchronously */
   char data[];                  /* read or write payload */
 };
 
@@ -30,6 +31,13 @@ struct conn {
   struct nbd_limits limits;
   pthread_mutex_t send_lock;    /* a reply goes out whole */
   bool send_failed;             /* under send_lock */
+  /* Reads the device runs asynchronously (DF_BDEV_ASYNC): their
+   * replies go out from aio.done.  Under send_lock:
+   */
+  struct df_bdev_aio aio;
+  unsigned async_jobs;          /* reads submitted, not replied to */
+  uint64_t async_bytes;
+  pthread_cond_t async_cond;    /* they went down */
   bool plain_write;             /* out is no socket: write(), not send() */
   /* The reader role (conn.c): one thread reads requests at a time,
    * and runs reads holding it.  Lock order: read_lock, then send_lock,
@@ -78,5 +86,9 @@ void nbd_conn_destroy (struct conn *c);
  * while the next thread reads.  Returns when the client has left.
  */
 void nbd_transmission (struct conn *c);
+/* Waits until every asynchronous read is replied to (the threads are
+ * done): before the connection's socket is closed.
+ */
+void nbd_conn_drain (struct conn *c);
 
 #endif

@@ -53,6 +53,7 @@ serve_conn (struct conn *c, unsigned threads)
   nbd_transmission (c);
   for (i = 0; i < n; i++)
     pthread_join (t[i], NULL);
+  nbd_conn_drain (c);
 }
 
 static void *

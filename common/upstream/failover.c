@@ -25,9 +25,12 @@ up_round_lost (struct upstream *up, struct uconn *c, const char *why)
   up->down_since = df_now_mono_ns ();
   /* The client waits since the oldest request still unanswered. */
   up->stall_since = up->down_since;
-  for (i = 0; i < up->nconns; i++)
-    if (up->conns[i]->busy && up->conns[i]->busy_since < up->stall_since)
-      up->stall_since = up->conns[i]->busy_since;
+  for (i = 0; i < up->nconns; i++) {
+    uint64_t since = __atomic_load_n (&up->conns[i]->busy_since,
+                                      __ATOMIC_RELAXED);
+    if (up->conns[i]->busy && since < up->stall_since)
+      up->stall_since = since;
+  }
   up->stats.failovers++;
   snprintf (up->down_reason, sizeof up->down_reason, "%s",
             why && *why ? why : "connection lost");

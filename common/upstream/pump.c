@@ -3,19 +3,25 @@
  * A batch run by up_run_round goes out, and its caller waits for all of
  * its answers before it can answer its own client, which only then sends
  * more: the client, the attach and the server take turns.  Reads that
- * come through pread_async go instead to the pump, a thread that checks
- * a connection out and streams on it: it sends what is queued as soon as
- * it is queued, and tells each read done as soon as its reply is in, so
- * the client's next requests travel while the server still works on the
- * earlier ones.
+ * come through pread_async are streamed instead, over a connection the
+ * pump thread has checked out: the thread that submits them sends their
+ * requests at once (or queues them, when the pump has no connection or
+ * no free slot), and the pump tells each read done as soon as its reply
+ * is in.  So the client's next requests travel while the server still
+ * works on the earlier ones, and a request wakes no other thread on its
+ * way out.
  *
- * The connection is the round's as for any request: the pump gives it
- * back when nothing is in flight and nothing queued, or when another
- * thread waits for a connection (a writer, on a one-connection export).
- * A lost connection is lost for the round (up_round_lost): the reads in
+ * The connection is the round's as for any request.  The pump keeps it
+ * while idle, and gives it back when another thread waits for one (a
+ * writer, on a one-connection export) once its reads are answered.  A
+ * lost connection is lost for the round (up_round_lost): the reads in
  * flight go back to the queue and are sent again once the supervisor
  * has a new round, as up_run_round does.  When no server serves any
  * more (dead timeout, detach, close) the queued reads fail.
+ *
+ * Locking: the pump's lock guards the queue and the stream's slots and
+ * send buffer; the pump alone reads replies, and finds their reads
+ * through the slots with atomic loads.
  */
 #include <config.h>
 
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,20 +42,25 @@
 #define SLOTS 512               /* reads in flight on the connection */
 #define CHUNK (32 * 1024 * 1024)        /* larger reads run in place */
 
-/* What the pump does on the connection it has checked out. */
+/* The pump's connection and what is on it. */
 struct stream {
   struct uconn *c;
+  /* Under the pump's lock (slot entries: stored atomically too): */
   struct df_bdev_aread *slot[SLOTS];    /* in flight, by cookie */
   uint16_t free[SLOTS];         /* free slots, a stack */
   unsigned nfree;
   uint64_t serial;              /* the cookies' upper bits */
   uint8_t out[SLOTS * NBD_REQUEST_SIZE];        /* requests to send */
   size_t outpos, outlen;
+  uint64_t last;                /* atomic: monotonic ns of the last
+                                   progress */
+  /* The pump thread's: */
   struct df_bdev_aread *cur;    /* a payload coming in */
   uint32_t cur_got;
   struct df_bdev_aread *done[SLOTS];    /* answered, to be told */
   size_t ndone;
-  uint64_t last;                /* monotonic ns of the last progress */
+  uint16_t freed[SLOTS];        /* their slots, to give back */
+  size_t nfreed;
 };
 
 static void
@@ -69,14 +81,27 @@ unkick (struct up_pump *p)
     abort ();
 }
 
-/* Appends a list of reads to the queue (front: before what is there). */
 static void
+touch (struct stream *s)
+{
+  __atomic_store_n (&s->last, df_now_mono_ns (), __ATOMIC_RELAXED);
+}
+
+static unsigned
+in_flight (const struct stream *s)
+{
+  return SLOTS - s->nfree;
+}
+
+/* Appends a list of reads to the queue, at its front or its back (lock
+ * held).  True if the pump must be kicked.
+ */
+static bool
 enqueue (struct up_pump *p, struct df_bdev_aread *first,
          struct df_bdev_aread *last, bool front)
 {
   bool wake;
 
-  pthread_mutex_lock (&p->lock);
   if (front) {
     last->next = p->head;
     p->head = first;
@@ -93,17 +118,76 @@ enqueue (struct up_pump *p, struct df_bdev_aread *first,
   }
   wake = !p->kicked;
   p->kicked = true;
-  pthread_mutex_unlock (&p->lock);
-  if (wake)
-    kick (p);
+  return wake;
+}
+
+/* Gives read a a slot and puts its request in out (lock held; a free
+ * slot and room are there).
+ */
+static void
+assign (struct stream *s, struct df_bdev_aread *a)
+{
+  uint16_t k = s->free[--s->nfree];
+  uint8_t *h = s->out + s->outlen;
+
+  if (s->nfree == SLOTS - 1)
+    touch (s);                  /* the first in flight */
+  a->cookie = (s->serial++ << 16) | k;
+  __atomic_store_n (&s->slot[k], a, __ATOMIC_RELEASE);
+  nbd_put32 (h, NBD_REQUEST_MAGIC);
+  nbd_put16 (h + 4, 0);
+  nbd_put16 (h + 6, NBD_CMD_READ);
+  nbd_put64 (h + 8, a->cookie);
+  nbd_put64 (h + 16, a->offset);
+  nbd_put32 (h + 24, a->count);
+  s->outlen += NBD_REQUEST_SIZE;
+}
+
+/* What is still to send goes to the start of out (lock held): out then
+ * has room for a request per free slot.
+ */
+static void
+compact (struct stream *s)
+{
+  if (s->outpos > 0) {
+    memmove (s->out, s->out + s->outpos, s->outlen - s->outpos);
+    s->outlen -= s->outpos;
+    s->outpos = 0;
+  }
+}
+
+/* Sends what the socket takes (lock held): 0 (the rest waits for
+ * EPOLLOUT) or -1 (nothing more is sent; the pump finds the loss).
+ */
+static int
+push (struct stream *s, char *why, size_t len)
+{
+  while (s->outpos < s->outlen) {
+    ssize_t n = send (s->c->fd, s->out + s->outpos, s->outlen - s->outpos,
+                      MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == -1 && errno == EINTR)
+      continue;
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return 0;
+    if (n == -1) {
+      if (why)
+        snprintf (why, len, "sending: %s", strerror (errno));
+      return -1;
+    }
+    s->outpos += n;
+  }
+  return 0;
 }
 
 void
 up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
 {
   struct upstream *up = (struct upstream *) b;
+  struct up_pump *p = &up->pump;
   struct df_bdev_aread *first = NULL, *last = NULL;
-  size_t i;
+  struct stream *s;
+  size_t i, k = 0;
+  bool wake = false;
 
   for (i = 0; i < n; i++) {
     if (a[i]->count > CHUNK || a[i]->count == 0) {
@@ -111,18 +195,42 @@ up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
                                                          a[i]->count,
                                                          a[i]->offset) == -1
         ? errno : 0;
+      df_error_clear ();
       df_bdev_aio_complete (&a[i], 1);
       continue;
     }
-    a[i]->next = NULL;
-    if (last)
-      last->next = a[i];
-    else
-      first = a[i];
-    last = a[i];
+    a[k++] = a[i];
   }
-  if (first)
-    enqueue (&up->pump, first, last, false);
+  if (k == 0)
+    return;
+  pthread_mutex_lock (&p->lock);
+  s = p->live;
+  if (s && p->head == NULL && s->nfree >= k) {
+    /* Straight out on the pump's connection. */
+    bool idle = in_flight (s) == 0;
+    compact (s);
+    for (i = 0; i < k; i++)
+      assign (s, a[i]);
+    /* The pump watches a request that did not go out whole, and the
+     * time from the first one in flight on (--io-timeout).
+     */
+    if (push (s, NULL, 0) == -1 || s->outpos < s->outlen || idle)
+      wake = true;
+  }
+  else {
+    for (i = 0; i < k; i++) {
+      a[i]->next = NULL;
+      if (last)
+        last->next = a[i];
+      else
+        first = a[i];
+      last = a[i];
+    }
+    wake = enqueue (p, first, last, false);
+  }
+  pthread_mutex_unlock (&p->lock);
+  if (wake)
+    kick (p);
 }
 
 /* Takes the whole queue. */
@@ -158,70 +266,22 @@ fail_queued (struct up_pump *p, int err)
   }
 }
 
-/* Moves queued reads into free slots and their requests into out. */
+/* Moves queued reads into free slots (lock held). */
 static void
-take (struct upstream *up, struct stream *s)
+take (struct up_pump *p, struct stream *s)
 {
-  struct up_pump *p = &up->pump;
   struct df_bdev_aread *a;
 
-  if (s->nfree == 0)
-    return;
-  /* What is still to send goes first: out holds a request per slot. */
-  if (s->outpos > 0) {
-    memmove (s->out, s->out + s->outpos, s->outlen - s->outpos);
-    s->outlen -= s->outpos;
-    s->outpos = 0;
-  }
-  pthread_mutex_lock (&p->lock);
   p->kicked = false;
+  if (p->head == NULL || s->nfree == 0)
+    return;
+  compact (s);
   while (s->nfree > 0 && (a = p->head) != NULL) {
-    uint16_t k = s->free[--s->nfree];
-    uint8_t *h;
-
     p->head = a->next;
-    if (s->nfree == SLOTS - 1)
-      s->last = df_now_mono_ns ();      /* the first in flight */
-    a->cookie = (s->serial++ << 16) | k;
-    s->slot[k] = a;
-    h = s->out + s->outlen;
-    nbd_put32 (h, NBD_REQUEST_MAGIC);
-    nbd_put16 (h + 4, 0);
-    nbd_put16 (h + 6, NBD_CMD_READ);
-    nbd_put64 (h + 8, a->cookie);
-    nbd_put64 (h + 16, a->offset);
-    nbd_put32 (h + 24, a->count);
-    s->outlen += NBD_REQUEST_SIZE;
+    assign (s, a);
   }
   if (p->head == NULL)
     p->tail = NULL;
-  pthread_mutex_unlock (&p->lock);
-}
-
-/* Sends what the socket takes: 0 (the rest waits for POLLOUT) or -1. */
-static int
-push (struct stream *s, char *why, size_t len)
-{
-  while (s->outpos < s->outlen) {
-    ssize_t n = send (s->c->fd, s->out + s->outpos, s->outlen - s->outpos,
-                      MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == -1 && errno == EINTR)
-      continue;
-    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return 0;
-    if (n == -1) {
-      snprintf (why, len, "sending: %s", strerror (errno));
-      return -1;
-    }
-    s->outpos += n;
-  }
-  return 0;
-}
-
-static unsigned
-in_flight (const struct stream *s)
-{
-  return SLOTS - s->nfree;
 }
 
 /* Read a is answered: out of its slot, into done. */
@@ -230,10 +290,10 @@ answered (struct stream *s, struct df_bdev_aread *a)
 {
   uint16_t k = a->cookie & 0xffff;
 
-  s->slot[k] = NULL;
-  s->free[s->nfree++] = k;
+  __atomic_store_n (&s->slot[k], NULL, __ATOMIC_RELAXED);
+  s->freed[s->nfreed++] = k;
   s->done[s->ndone++] = a;
-  s->last = df_now_mono_ns ();
+  touch (s);
   s->cur = NULL;
 }
 
@@ -265,9 +325,10 @@ parse (struct stream *s, char *why, size_t len)
       return 0;
     err = nbd_get32 (p + 4);
     cookie = nbd_get64 (p + 8);
-    a = s->slot[cookie & (SLOTS - 1)];
-    if (nbd_get32 (p) != NBD_SIMPLE_REPLY_MAGIC || (cookie & 0xffff) >= SLOTS
-        || a == NULL || a->cookie != cookie) {
+    a = (cookie & 0xffff) < SLOTS
+      ? __atomic_load_n (&s->slot[cookie & 0xffff], __ATOMIC_ACQUIRE) : NULL;
+    if (nbd_get32 (p) != NBD_SIMPLE_REPLY_MAGIC || a == NULL ||
+        a->cookie != cookie) {
       snprintf (why, len, "the server sent a reply that was not asked for");
       return -1;
     }
@@ -297,8 +358,6 @@ pull (struct stream *s, char *why, size_t len)
 
     if (parse (s, why, len) == -1)
       return -1;
-    if (in_flight (s) == 0)
-      return 0;
     if (c->rpos == c->rlen)
       c->rpos = c->rlen = 0;
     if (s->cur && c->rlen == 0 &&
@@ -325,7 +384,7 @@ pull (struct stream *s, char *why, size_t len)
       n = recv (c->fd, c->rbuf + c->rlen, room, MSG_DONTWAIT);
       if (n > 0) {
         c->rlen += n;
-        if ((size_t) n < room)  /* the socket is empty: poll next */
+        if ((size_t) n < room)  /* the socket is empty: wait next */
           return parse (s, why, len);
         continue;
       }
@@ -340,6 +399,14 @@ pull (struct stream *s, char *why, size_t len)
   }
 }
 
+/* Gives the answered reads' slots back (lock held). */
+static void
+release (struct stream *s)
+{
+  while (s->nfreed > 0)
+    s->free[s->nfree++] = s->freed[--s->nfreed];
+}
+
 /* Tells the answered reads. */
 static void
 tell (struct stream *s)
@@ -350,41 +417,51 @@ tell (struct stream *s)
   }
 }
 
-/* After the connection was lost: the reads in flight go back to the
- * front of the queue, to be sent again.
+/* The pump lets the connection go (lock held): submitters queue from
+ * now on; after a loss, the reads in flight go back to the front of the
+ * queue, to be sent again.
  */
 static void
-requeue (struct upstream *up, struct stream *s)
+end_stream (struct up_pump *p, struct stream *s)
 {
   struct df_bdev_aread *first = NULL, *last = NULL;
   unsigned k;
 
+  p->live = NULL;
+  release (s);
   for (k = 0; k < SLOTS; k++)
     if (s->slot[k]) {
       struct df_bdev_aread *a = s->slot[k];
-      s->slot[k] = NULL;
+      __atomic_store_n (&s->slot[k], NULL, __ATOMIC_RELAXED);
+      s->free[s->nfree++] = k;
       a->next = first;
       first = a;
       if (last == NULL)
         last = a;
     }
+  s->outpos = s->outlen = 0;
   if (first)
-    enqueue (&up->pump, first, last, true);
+    enqueue (p, first, last, true);     /* the pump looks at the queue */
 }
 
 static void
-stream_reset (struct stream *s, struct uconn *c)
+start_stream (struct up_pump *p, struct stream *s, struct uconn *c)
 {
   unsigned k;
 
+  pthread_mutex_lock (&p->lock);
   s->c = c;
   s->nfree = 0;
-  for (k = SLOTS; k > 0; k--)
+  for (k = SLOTS; k > 0; k--) {
     s->free[s->nfree++] = k - 1;
+    s->slot[k - 1] = NULL;
+  }
   s->outpos = s->outlen = 0;
   s->cur = NULL;
-  s->ndone = 0;
-  s->last = df_now_mono_ns ();
+  s->ndone = s->nfreed = 0;
+  touch (s);
+  p->live = s;
+  pthread_mutex_unlock (&p->lock);
 }
 
 static bool
@@ -393,75 +470,119 @@ stopping (struct upstream *up)
   return __atomic_load_n (&up->pump.stop, __ATOMIC_ACQUIRE);
 }
 
-/* Streams the queue over c until there is nothing to do, another thread
- * wants a connection, or the pump stops (0; nothing in flight), or the
+/* When the connection's requests started waiting (up_round_lost takes
+ * the oldest for the pause): now, or never while nothing is in flight.
+ */
+static void
+mark_busy (struct uconn *c, bool waiting)
+{
+  __atomic_store_n (&c->busy_since, waiting ? df_now_mono_ns () : UINT64_MAX,
+                    __ATOMIC_RELAXED);
+}
+
+/* Streams over c, waiting on it while idle, until another thread wants
+ * a connection or the pump stops (0; nothing in flight), or the
  * connection is lost (-1, why; the reads in flight are queued again).
+ * One epoll set holds the socket, the pump's eventfd and the lost-round
+ * eventfd: cheaper than a poll of the three per wait.
  */
 static int
 stream (struct upstream *up, struct stream *s, char *why, size_t len)
 {
   uint64_t limit = (uint64_t) up->p.io_timeout * 1000000000;
+  struct up_pump *p = &up->pump;
   struct uconn *c = s->c;
+  struct epoll_event ev = { .events = EPOLLIN, .data.fd = c->fd };
+  bool out_watched = false, idle = false;
 
+  if (epoll_ctl (p->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
+    snprintf (why, len, "epoll: %s", strerror (errno));
+    goto lost;
+  }
   for (;;) {
-    struct pollfd pfd[3] = {
-      { .fd = c->fd, .events = POLLIN },
-      { .fd = up->pump.efd, .events = POLLIN },
-      { .fd = up->lost_fd, .events = POLLIN },
-    };
+    struct epoll_event evs[3];
     bool yield = __atomic_load_n (&up->conn_waiters, __ATOMIC_RELAXED) > 0;
-    uint64_t now;
-    int timeout = -1, pr;
+    bool pending;
+    unsigned flying;
+    int timeout = -1, n, i, rv;
 
     if (stopping (up)) {        /* close: nobody waits for these */
       snprintf (why, len, "the device is being closed");
       goto lost;
     }
-    if (!yield)
-      take (up, s);
-    if (push (s, why, len) == -1)
+    pthread_mutex_lock (&p->lock);
+    release (s);
+    if (yield)
+      p->live = NULL;
+    else
+      take (p, s);
+    rv = push (s, why, len);
+    flying = in_flight (s);
+    pending = s->outpos < s->outlen;
+    pthread_mutex_unlock (&p->lock);
+    if (rv == -1)
       goto lost;
-    if (in_flight (s) == 0) {
+    if (flying == 0) {
       if (yield)
-        return 0;
-      pthread_mutex_lock (&up->pump.lock);
-      bool more = up->pump.head != NULL;
-      pthread_mutex_unlock (&up->pump.lock);
-      if (!more)
-        return 0;
-      continue;
+        break;
+      if (!idle)
+        mark_busy (c, false);
+      idle = true;
     }
-    now = df_now_mono_ns ();
-    if (limit) {
-      if (now - s->last >= limit) {
-        snprintf (why, len, "no reply for %u s", up->p.io_timeout);
+    else {
+      uint64_t now = df_now_mono_ns ();
+      uint64_t last = __atomic_load_n (&s->last, __ATOMIC_RELAXED);
+      if (idle)
+        mark_busy (c, true);
+      idle = false;
+      if (limit) {
+        if (now - last >= limit) {
+          snprintf (why, len, "no reply for %u s", up->p.io_timeout);
+          goto lost;
+        }
+        timeout = (last + limit - now) / 1000000 + 1;
+      }
+    }
+    if (out_watched != pending) {
+      out_watched = pending;
+      ev.events = EPOLLIN | (pending ? EPOLLOUT : 0);
+      if (epoll_ctl (p->epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1) {
+        snprintf (why, len, "epoll: %s", strerror (errno));
         goto lost;
       }
-      timeout = (s->last + limit - now) / 1000000 + 1;
     }
-    if (s->outpos < s->outlen)
-      pfd[0].events |= POLLOUT;
-    pr = poll (pfd, 3, timeout);
-    if (pr == -1 && errno != EINTR) {
+    n = epoll_wait (p->epfd, evs, 3, timeout);
+    if (n == -1 && errno != EINTR) {
       snprintf (why, len, "%s", strerror (errno));
       goto lost;
     }
-    if (pr <= 0)
-      continue;
-    if (pfd[1].revents)
-      unkick (&up->pump);
-    if (pfd[2].revents && __atomic_load_n (&c->lost, __ATOMIC_ACQUIRE)) {
-      snprintf (why, len, "another connection to the server was lost");
-      goto lost;
+    for (i = 0; i < n; i++) {
+      if (evs[i].data.fd == p->efd)
+        unkick (p);
+      else if (evs[i].data.fd == up->lost_fd) {
+        if (__atomic_load_n (&c->lost, __ATOMIC_ACQUIRE)) {
+          snprintf (why, len, "another connection to the server was lost");
+          goto lost;
+        }
+      }
+      else if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+               pull (s, why, len) == -1)
+        goto lost;
     }
-    if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-        pull (s, why, len) == -1)
-      goto lost;
     tell (s);
   }
+  epoll_ctl (p->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  mark_busy (c, false);
+  pthread_mutex_lock (&p->lock);
+  end_stream (p, s);
+  pthread_mutex_unlock (&p->lock);
+  return 0;
  lost:
+  epoll_ctl (p->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   tell (s);
-  requeue (up, s);
+  pthread_mutex_lock (&p->lock);
+  end_stream (p, s);
+  pthread_mutex_unlock (&p->lock);
   return -1;
 }
 
@@ -470,12 +591,8 @@ pump_main (void *arg)
 {
   struct upstream *up = arg;
   struct up_pump *p = &up->pump;
-  struct stream *s = malloc (sizeof *s);
   char why[256];
 
-  if (s == NULL)
-    abort ();                   /* allocated before start: see below */
-  memset (s, 0, sizeof *s);
   for (;;) {
     struct pollfd pfd = { .fd = p->efd, .events = POLLIN };
     struct uconn *c;
@@ -496,21 +613,23 @@ pump_main (void *arg)
     }
     pthread_mutex_lock (&up->lock);
     c = up_checkout (up);
+    if (c)
+      up->pump_holds = true;
     pthread_mutex_unlock (&up->lock);
     if (c == NULL) {
       fail_queued (p, errno ? errno : EIO);
       df_error_clear ();
       continue;
     }
-    stream_reset (s, c);
-    rv = stream (up, s, why, sizeof why);
+    start_stream (p, p->s, c);
+    rv = stream (up, p->s, why, sizeof why);
     pthread_mutex_lock (&up->lock);
+    up->pump_holds = false;
     if (rv == -1)
       up_round_lost (up, c, why);
     up_checkin (up, c, rv == -1);
     pthread_mutex_unlock (&up->lock);
   }
-  free (s);
   return NULL;
 }
 
@@ -518,12 +637,30 @@ int
 up_pump_init (struct upstream *up)
 {
   struct up_pump *p = &up->pump;
+  struct epoll_event ev = { .events = EPOLLIN };
 
-  pthread_mutex_init (&p->lock, NULL);
+  p->s = calloc (1, sizeof *p->s);
+  if (p->s == NULL)
+    return df_error_errno ("upstream pump");
   p->efd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->efd == -1)
     return df_error_errno ("eventfd");
+  p->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  if (p->epfd == -1)
+    return df_error_errno ("epoll");
+  ev.data.fd = p->efd;
+  if (epoll_ctl (p->epfd, EPOLL_CTL_ADD, p->efd, &ev) == -1)
+    return df_error_errno ("epoll");
+  ev.data.fd = up->lost_fd;
+  if (epoll_ctl (p->epfd, EPOLL_CTL_ADD, up->lost_fd, &ev) == -1)
+    return df_error_errno ("epoll");
   return 0;
+}
+
+void
+up_pump_kick (struct upstream *up)
+{
+  kick (&up->pump);
 }
 
 int
@@ -558,5 +695,8 @@ up_pump_destroy (struct upstream *up)
 
   if (p->efd >= 0)
     close (p->efd);
+  if (p->epfd >= 0)
+    close (p->epfd);
+  free (p->s);
   pthread_mutex_destroy (&p->lock);
 }

@@ -104,13 +104,15 @@ up_checkout (struct upstream *up)
     if ((c = up->free) != NULL)
       break;
     __atomic_add_fetch (&up->conn_waiters, 1, __ATOMIC_RELAXED);
+    if (up->pump_holds)
+      up_pump_kick (up);        /* it gives its connection back */
     pthread_cond_wait (&up->free_cond, &up->lock);
     __atomic_sub_fetch (&up->conn_waiters, 1, __ATOMIC_RELAXED);
   }
   up->free = c->next_free;
   up->out++;
   c->busy = true;
-  c->busy_since = df_now_mono_ns ();
+  __atomic_store_n (&c->busy_since, df_now_mono_ns (), __ATOMIC_RELAXED);
   return c;
 }
 

@@ -40,7 +40,9 @@ struct uconn {
   /* Under the upstream's lock: */
   struct uconn *next_free;
   bool busy;                    /* checked out */
-  uint64_t busy_since;          /* monotonic ns, when checked out */
+  uint64_t busy_since;          /* monotonic ns, when checked out (the
+                                   pump's: when its reads began to wait;
+                                   atomic) */
   /* The thread that checked it out (wire.c): */
   uint64_t cookie_base;         /* requests' cookies start here */
   uint8_t *rbuf;                /* replies read ahead */
@@ -77,7 +79,12 @@ struct up_pump {
   struct df_bdev_aread *head, *tail;    /* waiting to be sent */
   bool kicked;                  /* efd was written since the pump last
                                    took the queue */
-  int efd;                      /* eventfd: reads were queued, or stop */
+  int efd;                      /* eventfd: reads were queued, or stop, or
+                                   a thread waits for a connection */
+  int epfd;                     /* the pump's epoll set */
+  struct stream *s;             /* the pump thread's */
+  struct stream *live;          /* under lock: s, while submitters may
+                                   send on its connection */
   bool stop;                    /* atomic */
   pthread_t thread;
   bool running;
@@ -110,6 +117,7 @@ struct upstream {
   unsigned out;                 /* checked out */
   unsigned conn_waiters;        /* threads waiting for one (atomic reads
                                    by the pump) */
+  bool pump_holds;              /* the pump has one checked out */
   uint64_t down_since;          /* monotonic ns: the loss was noticed */
   uint64_t stall_since;         /* the oldest request then unanswered */
   char down_reason[256];
@@ -190,8 +198,11 @@ struct uconn *up_checkout (struct upstream *up);
 void up_checkin (struct upstream *up, struct uconn *c, bool failed);
 
 /* ---- pump.c ---- */
+struct stream;
 void up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n);
+/* The pump's fds and memory (its lock is made by up_new). */
 int up_pump_init (struct upstream *up);
+void up_pump_kick (struct upstream *up);
 int up_pump_start (struct upstream *up);
 /* Stops the pump (reads still queued fail with ESHUTDOWN); the state
  * is UP_STOPPING already.

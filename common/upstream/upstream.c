@@ -262,8 +262,10 @@ up_new (const struct df_upstream_params *p)
   pthread_cond_init (&up->free_cond, NULL);
   pthread_cond_init (&up->super_cond, NULL);
   pthread_cond_init (&up->drain_cond, NULL);
+  pthread_mutex_init (&up->pump.lock, NULL);
+  up->pump.efd = up->pump.epfd = -1;
   up->lost_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (up_pump_init (up) == -1 || up->lost_fd == -1) {
+  if (up->lost_fd == -1 || up_pump_init (up) == -1) {
     if (up->lost_fd == -1)
       df_error_errno ("eventfd");
     up_close (&up->bdev);
