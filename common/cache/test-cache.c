@@ -1574,6 +1574,197 @@ test_pread_many (void **state)
   free (ref);
 }
 
+/* A lower device with asynchronous reads: it keeps what it is given
+ * until the test runs the reads and tells them.
+ */
+struct alow {
+  struct df_bdev bdev;
+  struct df_bdev *mem;
+  struct df_bdev_aread *q[128];
+  size_t nq;
+  unsigned calls, sync_reads;
+};
+
+static int
+alow_pread (struct df_bdev *b, void *buf, uint32_t count, uint64_t offset)
+{
+  struct alow *k = (struct alow *) b;
+
+  k->sync_reads++;
+  return df_bdev_pread (k->mem, buf, count, offset);
+}
+
+static void
+alow_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
+{
+  struct alow *k = (struct alow *) b;
+  size_t i;
+
+  k->calls++;
+  for (i = 0; i < n; i++) {
+    assert_true (k->nq < sizeof k->q / sizeof k->q[0]);
+    k->q[k->nq++] = a[i];
+  }
+}
+
+static int
+alow_extents (struct df_bdev *b, uint32_t count, uint64_t offset,
+              df_extent_fn fn, void *opaque)
+{
+  return df_bdev_extents (((struct alow *) b)->mem, count, offset, fn,
+                          opaque);
+}
+
+static const struct df_bdev_ops alow_ops = {
+  .name = "async lower", .pread = alow_pread,
+  .pread_async = alow_pread_async, .extents = alow_extents,
+};
+
+#define AREADS 100
+
+/* The caller's side: how often each read was told done. */
+struct told {
+  struct df_bdev_aio aio;
+  struct df_bdev_aread rd[AREADS];
+  unsigned count[AREADS];
+};
+
+static void
+told_done (struct df_bdev_aio *aio, struct df_bdev_aread **a, size_t n)
+{
+  struct told *t = (struct told *) aio;
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    t->count[a[i] - t->rd]++;
+}
+
+/* Pairs of blocks as in test_pread_many: the first of every fourth
+ * pair written, the second of some zeroed; the reads each cover most of
+ * a pair.  Is read i wholly below the cache?
+ */
+static bool
+pair_lower (unsigned i)
+{
+  return i % 4 != 0 && i % 6 != 1;
+}
+
+static void
+async_mode (enum df_cache_mode mode, const char *file)
+{
+  char *ref = malloc (SIZE), *buf = malloc (AREADS * 2 * BS);
+  uint64_t seed = 13;
+  struct alow k = {
+    .bdev = { .ops = &alow_ops, .size = SIZE,
+              .flags = DF_BDEV_RDONLY | DF_BDEV_ASYNC },
+  };
+  struct told *t = calloc (1, sizeof *t);
+  struct df_bdev_aread *a[AREADS];
+  struct df_bdev *c;
+  unsigned i, j, lower = 0, bad = AREADS;
+
+  assert_non_null (t);
+  k.mem = make_lower (ref, &seed);
+  c = open_cache (&k.bdev, mode, file, 0, 0, NULL);
+  assert_non_null (c);
+  assert_true (c->flags & DF_BDEV_ASYNC);
+  for (i = 0; i < AREADS; i++) {
+    uint64_t off = (uint64_t) i * 2 * BS;
+    if (i % 4 == 0) {
+      test_fill (ref + off, BS, &seed);
+      assert_int_equal (df_bdev_pwrite (c, ref + off, BS, off, 0), 0);
+    }
+    else if (i % 6 == 1) {
+      memset (ref + off + BS, 0, BS);
+      assert_int_equal (df_bdev_zero (c, BS, off + BS, 0), 0);
+    }
+    else
+      lower++;
+  }
+  t->aio.done = told_done;
+  memset (buf, 0xa5, AREADS * 2 * BS);
+  for (i = 0; i < AREADS; i++) {
+    t->rd[i] = (struct df_bdev_aread) {
+      .buf = buf + (size_t) i * 2 * BS, .count = 2 * BS - 100,
+      .offset = (uint64_t) i * 2 * BS + 50, .error = -1, .aio = &t->aio,
+    };
+    a[i] = &t->rd[i];
+  }
+  df_bdev_pread_async (c, a, AREADS);
+
+  /* Those touching the cache are done, with the cache's data; the
+   * others went down, once each, and wait there.
+   */
+  assert_int_equal (k.nq, lower);
+  /* In place: each of those reads its other block from below. */
+  assert_int_equal (k.sync_reads, AREADS - lower);
+  for (i = 0; i < AREADS; i++) {
+    unsigned down = 0;
+    for (j = 0; j < k.nq; j++)
+      down += k.q[j] == &t->rd[i];
+    assert_int_equal (down, pair_lower (i));
+    assert_int_equal (t->count[i], !pair_lower (i));
+    if (!pair_lower (i)) {
+      assert_int_equal (t->rd[i].error, 0);
+      assert_memory_equal (t->rd[i].buf, ref + t->rd[i].offset,
+                           t->rd[i].count);
+    }
+  }
+  /* The lower device answers, one read with an error. */
+  for (j = 0; j < k.nq; j++) {
+    struct df_bdev_aread *r = k.q[j];
+    if (j == 3) {
+      r->error = EIO;
+      bad = r - t->rd;
+      continue;
+    }
+    r->error = df_bdev_pread (k.mem, r->buf, r->count, r->offset) == -1
+      ? errno : 0;
+  }
+  df_bdev_aio_complete (k.q, k.nq);
+  for (i = 0; i < AREADS; i++) {
+    assert_int_equal (t->count[i], 1);
+    if (i == bad) {
+      assert_int_equal (t->rd[i].error, EIO);
+      continue;
+    }
+    assert_int_equal (t->rd[i].error, 0);
+    if (memcmp (t->rd[i].buf, ref + t->rd[i].offset, t->rd[i].count) != 0)
+      fail_msg ("read %u has wrong data", i);
+  }
+  df_bdev_close (c);
+
+  /* Over a device without asynchronous reads: not asynchronous, and
+   * every read runs before the call returns.
+   */
+  c = open_cache (k.mem, DF_CACHE_RAM, NULL, 0, 0, NULL);
+  assert_non_null (c);
+  assert_false (c->flags & DF_BDEV_ASYNC);
+  memset (t->count, 0, sizeof t->count);
+  memset (buf, 0xa5, AREADS * 2 * BS);
+  df_bdev_pread_async (c, a, AREADS);
+  for (i = 0; i < AREADS; i++) {
+    assert_int_equal (t->count[i], 1);
+    assert_int_equal (t->rd[i].error, 0);
+  }
+  df_bdev_close (c);
+  df_bdev_close (k.mem);
+  free (t);
+  free (buf);
+  free (ref);
+}
+
+/* Asynchronous reads: those wholly below the cache go down to the lower
+ * device's pread_async; the others run in place with the cache's data.
+ */
+static void
+test_pread_async (void **state)
+{
+  (void) state;
+  async_mode (DF_CACHE_RAM, NULL);
+  async_mode (DF_CACHE_DISK, "async.layer");
+}
+
 int
 main (void)
 {
@@ -1606,6 +1797,7 @@ main (void)
     T (test_bypass),
     T (test_write_while_evicting),
     T (test_pread_many),
+    T (test_pread_async),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
