@@ -199,6 +199,7 @@ ctl_release (struct ctl *c)
 
 /* A farm server: an NBD server on a unix socket over a ctl device. */
 struct srv {
+  bool single;                  /* the export forbids multi-conn */
   char *path, *spec;
   struct ctl *ctl;
   struct df_nbd_server *nbd;
@@ -209,7 +210,7 @@ srv_start (struct srv *s, const char *name, struct df_bdev *disk,
            const char *desc, bool volatile_writes)
 {
   struct df_nbd_export e = {
-    .name = "dev/pc1@s", .description = desc, .multi_conn = true,
+    .name = "dev/pc1@s", .description = desc, .multi_conn = !s->single,
   };
 
   if (s->path == NULL) {
@@ -1229,6 +1230,83 @@ test_async_close (void **state)
   free ((void *) expect);
 }
 
+/* One connection (the export forbids more): the pump, which keeps it
+ * while reads stream, gives it to writers and synchronous readers in
+ * turn, and the reads go on.
+ */
+static void
+test_async_one_connection (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct df_upstream_stats st;
+  struct srv a = { .single = true };
+  struct submitter s;
+  uint8_t buf[4096];
+  uint64_t seed = 67;
+  int i;
+
+  (void) state;
+  srv_start (&a, "a1.sock", disk, DESC1, false);
+  up = open_up (&a, NULL, 5, 0, 1 << 20);
+  df_upstream_stats (up, &st);
+  assert_int_equal (st.connections, 1);
+  sub_init (&s, up, expect, 0, 71);
+  sub_start (&s);
+  sub_wait (&s, 1, DONE_AT_LEAST, 200);
+  for (i = 0; i < 50; i++) {
+    uint64_t off = test_rand (&seed) % (SIZE / 4096) * 4096;
+    /* The same bytes again: the readers' reference holds. */
+    assert_int_equal (df_bdev_pwrite (up, expect + off, 4096, off, 0), 0);
+    assert_int_equal (df_bdev_pread (up, buf, sizeof buf, off), 0);
+    assert_memory_equal (buf, expect + off, sizeof buf);
+    if (i % 10 == 9)
+      assert_int_equal (df_bdev_flush (up), 0);
+  }
+  sub_wait (&s, 1, DONE_AT_LEAST, sub_done_total (&s, 1) + 200);
+  sub_stop (&s, 1);
+  sub_check (&s);
+  df_bdev_close (up);
+  srv_free (&a);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
+/* The server in use goes away while no read is out: the next reads go
+ * to the new one.
+ */
+static void
+test_async_idle_loss (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct srv a = { 0 }, b = { 0 };
+  struct submitter s;
+  char name[80];
+
+  (void) state;
+  srv_start (&a, "ila.sock", disk, DESC1, false);
+  srv_start (&b, "ilb.sock", disk, DESC1, false);
+  up = open_up (&a, &b, 5, 0, 1 << 20);
+  df_upstream_allow_failover (up, true);
+  failovers_logged = 0;
+  sub_init (&s, up, expect, 0, 73);
+  sub_here (&s, 24);
+  sub_wait_here (&s);
+  srv_stop (&a);
+  sub_here (&s, 24);
+  sub_here (&s, 7);
+  sub_wait_here (&s);
+  sub_check (&s);
+  wait_failovers (1);
+  assert_string_equal (df_upstream_server (up, name, sizeof name), b.spec);
+  df_bdev_close (up);
+  srv_free (&a);
+  srv_free (&b);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
 int
 main (void)
 {
@@ -1247,6 +1325,8 @@ main (void)
     cmocka_unit_test (test_async_hang),
     cmocka_unit_test (test_async_no_server),
     cmocka_unit_test (test_async_close),
+    cmocka_unit_test (test_async_one_connection),
+    cmocka_unit_test (test_async_idle_loss),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
