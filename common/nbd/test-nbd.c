@@ -521,7 +521,7 @@ static const struct df_bdev_ops adev_ops = {
   .pread_async = adev_pread_async,
 };
 
-/* Filled with a pattern (into *data, caller frees). */
+/* Filled with a pattern (into *data, caller frees); then adev_start. */
 static struct adev *
 adev_new (uint8_t **data)
 {
@@ -542,8 +542,14 @@ adev_new (uint8_t **data)
   pthread_mutex_init (&d->lock, NULL);
   pthread_cond_init (&d->cond, NULL);
   pthread_cond_init (&d->changed, NULL);
-  assert_int_equal (pthread_create (&d->thread, NULL, adev_main, d), 0);
   return d;
+}
+
+/* Its thread, once the test has set hold, bad, gate and server_gone. */
+static void
+adev_start (struct adev *d)
+{
+  assert_int_equal (pthread_create (&d->thread, NULL, adev_main, d), 0);
 }
 
 /* Waits (10 s at most) until the device has had n reads, or (done)
@@ -636,6 +642,7 @@ test_async_reads (void **state)
   assert_non_null (f.srv);
   d->hold = ASYNC_HOLD;
   d->bad = SIZE - 65536;
+  adev_start (d);
   h = client (&f, "", false);
   for (i = 0; i < ASYNC_READS; i++) {
     off[i] = test_rand (&seed) % (SIZE / 4096) * 4096;
@@ -744,6 +751,7 @@ test_async_disconnect (void **state)
   assert_non_null (fr.srv);
   d->gate_closed = true;
   d->server_gone = &fr.gone;
+  adev_start (d);
   h = client (&f, "", false);
   for (i = 0; i < 16; i++)
     if (nbd_aio_pread (h, buf[i], 4096, i * 65536,
@@ -846,6 +854,7 @@ test_async_half_close (void **state)
   d->gate_closed = true;
   d->server_gone = &s.gone;
   d->bad = SIZE - 65536;
+  adev_start (d);
   assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   s.fd = sv[1];
   assert_int_equal (pthread_create (&t, NULL, serial_main, &s), 0);
