@@ -1307,6 +1307,159 @@ test_async_idle_loss (void **state)
   free ((void *) expect);
 }
 
+/* Reads of any size at once, told to one aio. */
+struct abatch {
+  struct df_bdev_aio aio;
+  unsigned n, done, twice;
+  struct df_bdev_aread rd[40];
+  unsigned told[40];
+};
+
+static void
+abatch_done (struct df_bdev_aio *aio, struct df_bdev_aread **a, size_t n)
+{
+  struct abatch *b = (struct abatch *) aio;
+  size_t i;
+
+  pthread_mutex_lock (&sub_lock);
+  for (i = 0; i < n; i++) {
+    b->twice += b->told[a[i] - b->rd]++ > 0;
+    b->done++;
+  }
+  pthread_cond_broadcast (&sub_cond);
+  pthread_mutex_unlock (&sub_lock);
+}
+
+/* Submits b's reads in one call and waits (20 s at most) for them. */
+static void
+abatch_run (struct df_bdev *up, struct abatch *b)
+{
+  struct df_bdev_aread *a[40];
+  struct timespec deadline;
+  unsigned i;
+
+  b->aio.done = abatch_done;
+  b->done = b->twice = 0;
+  for (i = 0; i < b->n; i++) {
+    b->told[i] = 0;
+    b->rd[i].error = -1;
+    b->rd[i].aio = &b->aio;
+    a[i] = &b->rd[i];
+  }
+  df_bdev_pread_async (up, a, b->n);
+  clock_gettime (CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 20;
+  pthread_mutex_lock (&sub_lock);
+  while (b->done < b->n)
+    if (pthread_cond_timedwait (&sub_cond, &sub_lock, &deadline)
+        == ETIMEDOUT)
+      fail_msg ("%u of %u reads told", b->done, b->n);
+  pthread_mutex_unlock (&sub_lock);
+  assert_int_equal (b->twice, 0);
+}
+
+/* Asynchronous reads of every size in one call, as test_batch_sizes:
+ * payloads split across the reply buffer, big ones read straight into
+ * place, a refused read among them; the connection serves on.
+ */
+static void
+test_async_sizes (void **state)
+{
+  static const uint32_t sizes[] = { 4096, 300000, 1, 65543, 131072, 17 };
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct abatch *b = calloc (1, sizeof *b);
+  struct srv a = { 0 };
+  unsigned i;
+
+  (void) state;
+  assert_non_null (b);
+  srv_start (&a, "asz.sock", disk, DESC1, false);
+  up = open_up (&a, NULL, 5, 0, 1 << 20);
+  b->n = 40;
+  for (i = 0; i < 40; i++) {
+    uint32_t n = sizes[i % 6];
+    b->rd[i] = (struct df_bdev_aread) {
+      .buf = malloc (n), .count = n,
+      .offset = i == 20 ? SIZE : (i * 7919 * 13) % (SIZE - n),
+    };
+    assert_non_null (b->rd[i].buf);
+  }
+  abatch_run (up, b);
+  for (i = 0; i < 40; i++) {
+    if (i == 20) {
+      assert_int_equal (b->rd[i].error, EINVAL);
+      continue;
+    }
+    assert_int_equal (b->rd[i].error, 0);
+    if (memcmp (b->rd[i].buf, expect + b->rd[i].offset, b->rd[i].count))
+      fail_msg ("read %u (%u bytes at %ju) is wrong", i, b->rd[i].count,
+                (uintmax_t) b->rd[i].offset);
+  }
+  b->n = 19;                    /* again, on the same connection */
+  for (i = 0; i < 19; i++)
+    memset (b->rd[i].buf, 0, b->rd[i].count);
+  abatch_run (up, b);
+  for (i = 0; i < 19; i++) {
+    assert_int_equal (b->rd[i].error, 0);
+    assert_memory_equal (b->rd[i].buf, expect + b->rd[i].offset,
+                         b->rd[i].count);
+  }
+  for (i = 0; i < 40; i++)
+    free (b->rd[i].buf);
+  free (b);
+  df_bdev_close (up);
+  srv_free (&a);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
+/* An asynchronous read whose reply is cut in its payload is read again
+ * from the next server, not taken half filled.
+ */
+static void
+test_async_cut_payload (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct abatch *b = calloc (1, sizeof *b);
+  struct srv a = { 0 }, c = { 0 };
+  struct proxy px = { 0 };
+  struct df_upstream_stats st;
+  unsigned i;
+
+  (void) state;
+  assert_non_null (b);
+  srv_start (&a, "acut-a.sock", disk, DESC1, false);
+  srv_start (&c, "acut-c.sock", disk, DESC1, false);
+  proxy_start (&px, "acut-px.sock", &a, NBD_REPLY_HEADER + 1000);
+  up = open_up (&px.front, &c, 5, 0, 1 << 20);
+  df_upstream_allow_failover (up, true);
+  b->n = 8;
+  for (i = 0; i < 8; i++) {
+    b->rd[i] = (struct df_bdev_aread) {
+      .buf = calloc (1, 8192), .count = 8192, .offset = 65536 * (i + 1),
+    };
+    assert_non_null (b->rd[i].buf);
+  }
+  abatch_run (up, b);
+  assert_true (atomic_load (&px.cut_done));
+  for (i = 0; i < 8; i++) {
+    assert_int_equal (b->rd[i].error, 0);
+    assert_memory_equal (b->rd[i].buf, expect + b->rd[i].offset, 8192);
+    free (b->rd[i].buf);
+  }
+  df_upstream_stats (up, &st);
+  assert_int_equal (st.failovers, 1);
+  free (b);
+  df_bdev_close (up);
+  proxy_stop (&px);
+  srv_free (&a);
+  srv_free (&c);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
 int
 main (void)
 {
@@ -1327,6 +1480,8 @@ main (void)
     cmocka_unit_test (test_async_close),
     cmocka_unit_test (test_async_one_connection),
     cmocka_unit_test (test_async_idle_loss),
+    cmocka_unit_test (test_async_sizes),
+    cmocka_unit_test (test_async_cut_payload),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
