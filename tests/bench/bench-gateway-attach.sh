@@ -6,6 +6,12 @@
 #      cache (cold: every read goes to the server), through it with
 #      a warm read cache (the disk read once before), and with a read
 #      cache empty at the start of the run (what a miss costs);
+#      Then the same direct and cold runs with the client and the server
+#      on a core each (fio and the attach on CPU 0, the servers on CPU 1):
+#      the attach is a client-side program, and in a farm nbdkit runs on
+#      another machine.  Unpinned, on a 2-core machine, every microsecond
+#      the attach spends is taken from fio's and nbdkit's share of the
+#      same two cores (docs/performance.md).
 #   2. the failover pause: the serving nbdkit SIGKILLed under fio
 #      (servers on unix sockets), and its network cut with --io-timeout 2
 #      (servers in network namespaces), as the attach logs it.
@@ -55,6 +61,7 @@ measure () {
   s0=$(cpu_ticks "${SRV[@]}")
   [ -z "${3:-}" ] || a0=$(cpu_ticks "$3")
   w0=$EPOCHREALTIME
+  ${PIN_CLIENT:+taskset -c "$PIN_CLIENT"} \
   fio --name=b --ioengine=nbd --uri="$uri" --rw=randread --bs=4k --iodepth=32 \
       --size="${MIB}M" --time_based --runtime="$FIO_SECS" --ramp_time=2 \
       --norandommap --randrepeat=0 --output-format=json \
@@ -130,6 +137,22 @@ for round in $(seq "$ROUNDS"); do
   stop_attach empty$round
   rm -rf "$TESTDIR/rcache-empty$round"
 done
+# Client and server on a core each.
+pin () {        # pin CPUS PID...: every thread of the processes
+  local p
+  for p in "${@:2}"; do taskset -a -p -c "$1" "$p" >/dev/null; done
+}
+if [ "$(nproc)" -ge 2 ]; then
+  pin 1 "${SRV[@]}"
+  pin 0 "${ATTACH_PID[cold]}"
+  for round in $(seq "$ROUNDS"); do
+    PIN_CLIENT=0 measure split_direct \
+      "nbd+unix:///dev/pc1@direct?socket=$TESTDIR/srv1.sock"
+    PIN_CLIENT=0 measure split_cold "nbd+unix:///?socket=$TESTDIR/cold.sock" \
+      "${ATTACH_PID[cold]}"
+  done
+  pin "0-$(($(nproc) - 1))" "${SRV[@]}" "${ATTACH_PID[cold]}"
+fi
 [ -z "${BENCH_BASELINE_GATEWAY:-}" ] || stop_attach base
 stop_attach cold
 stop_attach warm
@@ -196,9 +219,15 @@ row "4K randread qd32: through the attach, warm read cache" warm \
   "$(pratio warm direct)" ">=1.5 (vs direct)"
 row "4K randread qd32: the attach, read cache empty at start" empty \
   "$(pratio empty direct)" "(vs direct)"
+if [ -n "${vals[split_cold]:-}" ]; then
+  row "client and server on a core each: nbdkit directly" split_direct
+  row "client and server on a core each: the attach, cold" split_cold \
+    "$(pratio split_cold split_direct)" "(vs direct)"
+fi
 printf '(us/req: CPU time per request of fio, the attach and the servers together;\n'
 printf ' each:'
-for k in direct cold ${BENCH_BASELINE_GATEWAY:+base} warm empty; do
+for k in direct cold ${BENCH_BASELINE_GATEWAY:+base} warm empty \
+         ${vals[split_cold]:+split_direct split_cold}; do
   printf ' %s %s+%s+%s' "$k" "$(median ${k}_fio)" "$(median ${k}_att)" \
     "$(median ${k}_srv)"
 done
