@@ -1460,6 +1460,48 @@ test_async_cut_payload (void **state)
   free ((void *) expect);
 }
 
+/* The server loses what was not flushed: asynchronous reads after the
+ * failover see the writes, replayed before any read goes there.
+ */
+static void
+test_async_replay (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  uint8_t *expect = fill_disk (disk);
+  struct df_upstream_stats st;
+  struct srv a = { 0 }, b = { 0 };
+  struct submitter s[2];
+  uint64_t seed = 79;
+  int i;
+
+  (void) state;
+  srv_start (&a, "apa.sock", disk, DESC1, true);
+  srv_start (&b, "apb.sock", disk, DESC1, false);
+  up = open_up (&a, &b, 5, 0, 1 << 20);
+  df_upstream_allow_failover (up, true);
+  for (i = 0; i < 64; i++) {
+    uint64_t off = test_rand (&seed) % (SIZE / 4096) * 4096;
+    test_fill (expect + off, 4096, &seed);
+    assert_int_equal (df_bdev_pwrite (up, expect + off, 4096, off, 0), 0);
+  }
+  srv_stop (&a);                /* its RAM is gone */
+  for (i = 0; i < 2; i++) {
+    sub_init (&s[i], up, expect, 1000, 83 + i);
+    sub_start (&s[i]);
+  }
+  for (i = 0; i < 2; i++)
+    pthread_join (s[i].thread, NULL);
+  for (i = 0; i < 2; i++)
+    sub_check (&s[i]);
+  df_upstream_stats (up, &st);
+  assert_true (st.replayed > 0);
+  df_bdev_close (up);
+  srv_free (&a);
+  srv_free (&b);
+  df_bdev_close (disk);
+  free (expect);
+}
+
 int
 main (void)
 {
@@ -1482,6 +1524,7 @@ main (void)
     cmocka_unit_test (test_async_idle_loss),
     cmocka_unit_test (test_async_sizes),
     cmocka_unit_test (test_async_cut_payload),
+    cmocka_unit_test (test_async_replay),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
