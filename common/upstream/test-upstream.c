@@ -14,6 +14,7 @@
 
 #include "test-helpers.h"
 #include "bdev/bdev.h"
+#include "nbd/proto.h"
 #include "nbd/server.h"
 #include "upstream/upstream.h"
 
@@ -1502,6 +1503,98 @@ test_async_replay (void **state)
   free (expect);
 }
 
+static void
+get_all (int fd, void *buf, size_t len)
+{
+  uint8_t *p = buf;
+
+  while (len > 0) {
+    ssize_t r = read (fd, p, len);
+    if (r <= 0)
+      fail_msg ("short read from the server");
+    p += r;
+    len -= r;
+  }
+}
+
+#define SLOW_READS 64
+#define SLOW_COUNT (128 * 1024)
+
+/* The attach's stack: an NBD server over the upstream, and a client
+ * that stops reading its replies for longer than io_timeout (a guest
+ * that stalls).  Its replies wait; the server the upstream uses
+ * answered in time all along, so it is not dropped.
+ */
+static void
+test_async_slow_client (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  uint8_t hs[20], in[18 + 10], req[NBD_REQUEST_SIZE], h[16];
+  uint8_t *buf = malloc (SLOW_COUNT);
+  struct df_upstream_stats st;
+  struct df_nbd_export e = { .name = "front" };
+  struct df_nbd_server *front;
+  struct srv a = { 0 };
+  struct timespec stall = { .tv_sec = 2, .tv_nsec = 500000000 };
+  unsigned i;
+  int sv[2];
+
+  (void) state;
+  assert_non_null (buf);
+  all_log[0] = '\0';
+  srv_start (&a, "slow.sock", disk, DESC1, false);
+  up = open_up (&a, NULL, 1, 0, 1 << 20);
+  e.bdev = up;
+  front = df_nbd_server_new (&e, 4);
+  assert_non_null (front);
+  assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  assert_int_equal (df_nbd_server_add_fd (front, sv[1]), 0);
+  nbd_put32 (hs, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+  nbd_put64 (hs + 4, NBD_IHAVEOPT);
+  nbd_put32 (hs + 12, NBD_OPT_EXPORT_NAME);
+  nbd_put32 (hs + 16, 0);
+  assert_int_equal (write (sv[0], hs, sizeof hs), sizeof hs);
+  get_all (sv[0], in, sizeof in);
+  assert_true (nbd_get64 (in + 18) == SIZE);
+  for (i = 0; i < SLOW_READS; i++) {
+    nbd_put32 (req, NBD_REQUEST_MAGIC);
+    nbd_put16 (req + 4, 0);
+    nbd_put16 (req + 6, NBD_CMD_READ);
+    nbd_put64 (req + 8, i);
+    nbd_put64 (req + 16, (uint64_t) i * 4096 % (SIZE - SLOW_COUNT));
+    nbd_put32 (req + 24, SLOW_COUNT);
+    assert_int_equal (write (sv[0], req, sizeof req), sizeof req);
+  }
+  /* The stall itself (the client reads nothing meanwhile), not a wait
+   * for something to happen.
+   */
+  nanosleep (&stall, NULL);
+  for (i = 0; i < SLOW_READS; i++) {
+    uint64_t k;
+    get_all (sv[0], h, sizeof h);
+    assert_true (nbd_get32 (h) == NBD_SIMPLE_REPLY_MAGIC);
+    assert_int_equal (nbd_get32 (h + 4), 0);
+    k = nbd_get64 (h + 8);
+    assert_true (k < SLOW_READS);
+    get_all (sv[0], buf, SLOW_COUNT);
+    if (memcmp (buf, expect + k * 4096 % (SIZE - SLOW_COUNT), SLOW_COUNT))
+      fail_msg ("reply %ju has wrong data", (uintmax_t) k);
+  }
+  df_upstream_stats (up, &st);
+  pthread_mutex_lock (&log_lock);
+  if (st.failovers != 0)
+    fail_msg ("%ju failovers:\n%s", (uintmax_t) st.failovers, all_log);
+  pthread_mutex_unlock (&log_lock);
+  close (sv[0]);
+  df_nbd_server_free (front);
+  df_bdev_close (up);
+  srv_free (&a);
+  df_bdev_close (disk);
+  free ((void *) expect);
+  free (buf);
+}
+
 int
 main (void)
 {
@@ -1525,6 +1618,7 @@ main (void)
     cmocka_unit_test (test_async_sizes),
     cmocka_unit_test (test_async_cut_payload),
     cmocka_unit_test (test_async_replay),
+    cmocka_unit_test (test_async_slow_client),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
