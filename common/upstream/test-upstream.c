@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -1517,6 +1518,41 @@ get_all (int fd, void *buf, size_t len)
   }
 }
 
+/* A raw client of an NBD server, in transmission (the export "").
+ * Returns its socket.
+ */
+static int
+front_client (struct df_nbd_server *front)
+{
+  uint8_t hs[20], in[18 + 10];
+  int sv[2];
+
+  assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  assert_int_equal (df_nbd_server_add_fd (front, sv[1]), 0);
+  nbd_put32 (hs, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+  nbd_put64 (hs + 4, NBD_IHAVEOPT);
+  nbd_put32 (hs + 12, NBD_OPT_EXPORT_NAME);
+  nbd_put32 (hs + 16, 0);
+  assert_int_equal (write (sv[0], hs, sizeof hs), sizeof hs);
+  get_all (sv[0], in, sizeof in);
+  assert_true (nbd_get64 (in + 18) == SIZE);
+  return sv[0];
+}
+
+static void
+send_read (int fd, uint64_t cookie, uint64_t offset, uint32_t count)
+{
+  uint8_t req[NBD_REQUEST_SIZE];
+
+  nbd_put32 (req, NBD_REQUEST_MAGIC);
+  nbd_put16 (req + 4, 0);
+  nbd_put16 (req + 6, NBD_CMD_READ);
+  nbd_put64 (req + 8, cookie);
+  nbd_put64 (req + 16, offset);
+  nbd_put32 (req + 24, count);
+  assert_int_equal (write (fd, req, sizeof req), sizeof req);
+}
+
 #define SLOW_READS 64
 #define SLOW_COUNT (128 * 1024)
 
@@ -1530,15 +1566,14 @@ test_async_slow_client (void **state)
 {
   struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
   const uint8_t *expect = fill_disk (disk);
-  uint8_t hs[20], in[18 + 10], req[NBD_REQUEST_SIZE], h[16];
-  uint8_t *buf = malloc (SLOW_COUNT);
+  uint8_t h[16], *buf = malloc (SLOW_COUNT);
   struct df_upstream_stats st;
   struct df_nbd_export e = { .name = "front" };
   struct df_nbd_server *front;
   struct srv a = { 0 };
   struct timespec stall = { .tv_sec = 2, .tv_nsec = 500000000 };
   unsigned i;
-  int sv[2];
+  int fd;
 
   (void) state;
   assert_non_null (buf);
@@ -1548,36 +1583,21 @@ test_async_slow_client (void **state)
   e.bdev = up;
   front = df_nbd_server_new (&e, 4);
   assert_non_null (front);
-  assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  assert_int_equal (df_nbd_server_add_fd (front, sv[1]), 0);
-  nbd_put32 (hs, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
-  nbd_put64 (hs + 4, NBD_IHAVEOPT);
-  nbd_put32 (hs + 12, NBD_OPT_EXPORT_NAME);
-  nbd_put32 (hs + 16, 0);
-  assert_int_equal (write (sv[0], hs, sizeof hs), sizeof hs);
-  get_all (sv[0], in, sizeof in);
-  assert_true (nbd_get64 (in + 18) == SIZE);
-  for (i = 0; i < SLOW_READS; i++) {
-    nbd_put32 (req, NBD_REQUEST_MAGIC);
-    nbd_put16 (req + 4, 0);
-    nbd_put16 (req + 6, NBD_CMD_READ);
-    nbd_put64 (req + 8, i);
-    nbd_put64 (req + 16, (uint64_t) i * 4096 % (SIZE - SLOW_COUNT));
-    nbd_put32 (req + 24, SLOW_COUNT);
-    assert_int_equal (write (sv[0], req, sizeof req), sizeof req);
-  }
+  fd = front_client (front);
+  for (i = 0; i < SLOW_READS; i++)
+    send_read (fd, i, (uint64_t) i * 4096 % (SIZE - SLOW_COUNT), SLOW_COUNT);
   /* The stall itself (the client reads nothing meanwhile), not a wait
    * for something to happen.
    */
   nanosleep (&stall, NULL);
   for (i = 0; i < SLOW_READS; i++) {
     uint64_t k;
-    get_all (sv[0], h, sizeof h);
+    get_all (fd, h, sizeof h);
     assert_true (nbd_get32 (h) == NBD_SIMPLE_REPLY_MAGIC);
     assert_int_equal (nbd_get32 (h + 4), 0);
     k = nbd_get64 (h + 8);
     assert_true (k < SLOW_READS);
-    get_all (sv[0], buf, SLOW_COUNT);
+    get_all (fd, buf, SLOW_COUNT);
     if (memcmp (buf, expect + k * 4096 % (SIZE - SLOW_COUNT), SLOW_COUNT))
       fail_msg ("reply %ju has wrong data", (uintmax_t) k);
   }
@@ -1586,7 +1606,72 @@ test_async_slow_client (void **state)
   if (st.failovers != 0)
     fail_msg ("%ju failovers:\n%s", (uintmax_t) st.failovers, all_log);
   pthread_mutex_unlock (&log_lock);
-  close (sv[0]);
+  close (fd);
+  df_nbd_server_free (front);
+  df_bdev_close (up);
+  srv_free (&a);
+  df_bdev_close (disk);
+  free ((void *) expect);
+  free (buf);
+}
+
+static int
+queued_bytes (int fd)
+{
+  int n = 0;
+
+  assert_int_equal (ioctl (fd, FIONREAD, &n), 0);
+  return n;
+}
+
+/* Two clients of the attach's NBD server: one stops reading its
+ * replies; the other's reads are still answered (within 5 s).
+ */
+static void
+test_async_stalled_neighbour (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  uint8_t h[16], *buf = malloc (SLOW_COUNT);
+  struct df_nbd_export e = { .name = "front" };
+  struct df_nbd_server *front;
+  struct srv a = { 0 };
+  struct pollfd pfd;
+  unsigned i;
+  int stalled, other;
+
+  (void) state;
+  assert_non_null (buf);
+  srv_start (&a, "nb.sock", disk, DESC1, false);
+  up = open_up (&a, NULL, 0, 0, 1 << 20);
+  e.bdev = up;
+  front = df_nbd_server_new (&e, 4);
+  assert_non_null (front);
+  stalled = front_client (front);
+  other = front_client (front);
+  for (i = 0; i < SLOW_READS; i++)
+    send_read (stalled, i, (uint64_t) i * 4096 % (SIZE - SLOW_COUNT),
+               SLOW_COUNT);
+  /* Its replies fill its socket: the rest (8 MiB) cannot go out. */
+  for (i = 0; i < 1000 && queued_bytes (stalled) < 150000; i++)
+    usleep (10000);
+  if (i == 1000)
+    fail_msg ("the stalled client's replies do not come");
+  send_read (other, 7, 8192, 4096);
+  pfd = (struct pollfd) { .fd = other, .events = POLLIN };
+  if (poll (&pfd, 1, 5000) != 1)
+    fail_msg ("a client's read waits for another client to read");
+  get_all (other, h, sizeof h);
+  assert_int_equal (nbd_get32 (h + 4), 0);
+  get_all (other, buf, 4096);
+  assert_memory_equal (buf, expect + 8192, 4096);
+  for (i = 0; i < SLOW_READS; i++) {
+    get_all (stalled, h, sizeof h);
+    assert_int_equal (nbd_get32 (h + 4), 0);
+    get_all (stalled, buf, SLOW_COUNT);
+  }
+  close (stalled);
+  close (other);
   df_nbd_server_free (front);
   df_bdev_close (up);
   srv_free (&a);
@@ -1619,6 +1704,7 @@ main (void)
     cmocka_unit_test (test_async_cut_payload),
     cmocka_unit_test (test_async_replay),
     cmocka_unit_test (test_async_slow_client),
+    cmocka_unit_test (test_async_stalled_neighbour),
   };
 
   return cmocka_run_group_tests (tests, tmpdir_setup, tmpdir_teardown);
