@@ -1093,7 +1093,9 @@ test_async_failover (void **state)
   free ((void *) expect);
 }
 
-/* A hung server: after io_timeout the reads go to the other one. */
+/* A hung server: after io_timeout the reads go to the other one; one
+ * that answers ESHUTDOWN (going away) at once.
+ */
 static void
 test_async_hang (void **state)
 {
@@ -1119,6 +1121,13 @@ test_async_hang (void **state)
   wait_failovers (1);
   assert_non_null (strstr (last_log, "to notice"));
   ctl_release (a.ctl);
+
+  b.ctl->shutdown = true;       /* the server on duty is going away */
+  sub_init (&s, up, expect, 300, 43);
+  sub_start (&s);
+  pthread_join (s.thread, NULL);
+  sub_check (&s);
+  wait_failovers (2);
   df_bdev_close (up);
   srv_free (&a);
   srv_free (&b);
