@@ -16,8 +16,6 @@
 #define ASYNC_JOBS 512              /* asynchronous reads at most ... */
 #define ASYNC_BYTES (64 * 1024 * 1024)  /* ... and their bytes */
 
-static void reads_done (struct df_bdev_aio *aio, struct df_bdev_aread **a,
-                        size_t n);
 
 void
 nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in, int out)
@@ -29,7 +27,8 @@ nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in, int out)
   pthread_mutex_init (&c->send_lock, NULL);
   pthread_mutex_init (&c->read_lock, NULL);
   pthread_cond_init (&c->async_cond, NULL);
-  c->aio.done = reads_done;
+  pthread_cond_init (&c->out_cond, NULL);
+  c->aio.done = nbd_reads_done;
 }
 
 void
@@ -38,6 +37,7 @@ nbd_conn_destroy (struct conn *c)
   pthread_mutex_destroy (&c->send_lock);
   pthread_mutex_destroy (&c->read_lock);
   pthread_cond_destroy (&c->async_cond);
+  pthread_cond_destroy (&c->out_cond);
   free (c->rbuf);
 }
 
@@ -53,23 +53,6 @@ command_name (uint16_t type)
   case NBD_CMD_WRITE_ZEROES: return "write zeroes";
   default: return "unknown command";
   }
-}
-
-static void
-send_reply (struct conn *c, const struct nbd_request *r, uint32_t error,
-            const void *data, uint32_t len)
-{
-  uint8_t h[NBD_SIMPLE_REPLY_SIZE];
-
-  nbd_put32 (h, NBD_SIMPLE_REPLY_MAGIC);
-  nbd_put32 (h + 4, error);
-  nbd_put64 (h + 8, r->cookie);
-  pthread_mutex_lock (&c->send_lock);
-  if (!c->send_failed &&
-      nbd_send_all (c, h, sizeof h, data, error ? 0 : len) == -1)
-    /* The client is gone; the reader notices at its next read. */
-    c->send_failed = true;
-  pthread_mutex_unlock (&c->send_lock);
 }
 
 /* NBD_CMD_CACHE: reads the range through the stack (a read cache keeps
@@ -138,7 +121,7 @@ job_run (struct job *j)
                     df_error_get ());
     df_error_clear ();
   }
-  send_reply (c, r, error,
+  nbd_send_reply (c, r, error,
               r->type == NBD_CMD_READ ? j->data : NULL,
               r->type == NBD_CMD_READ ? r->count : 0);
   free (j);
@@ -268,53 +251,6 @@ run_reads (struct conn *c, struct job **jobs, size_t n)
     free (jobs[i]);
 }
 
-/* Replies to reads the device ran asynchronously, in one write (on the
- * device's thread).
- */
-static void
-reads_done (struct df_bdev_aio *aio, struct df_bdev_aread **a, size_t n)
-{
-  struct conn *c = (struct conn *) ((char *) aio - offsetof (struct conn, aio));
-  uint8_t h[BATCH][NBD_SIMPLE_REPLY_SIZE];
-  struct iovec iov[2 * BATCH];
-  size_t base, i;
-  uint64_t bytes = 0;
-
-  for (base = 0; base < n; base += BATCH) {
-    size_t m = n - base < BATCH ? n - base : BATCH;
-    int niov = 0;
-
-    for (i = 0; i < m; i++) {
-      struct job *j = (struct job *) ((char *) a[base + i]
-                                      - offsetof (struct job, aread));
-      uint32_t error = j->aread.error ? nbd_errno_to_wire (j->aread.error) : 0;
-
-      if (j->aread.error)
-        nbd_conn_log (c, "read of %" PRIu32 " bytes at %" PRIu64 ": %s",
-                      j->req.count, j->req.offset, strerror (j->aread.error));
-      nbd_put32 (h[i], NBD_SIMPLE_REPLY_MAGIC);
-      nbd_put32 (h[i] + 4, error);
-      nbd_put64 (h[i] + 8, j->req.cookie);
-      iov[niov++] = (struct iovec) { h[i], sizeof h[i] };
-      if (error == 0)
-        iov[niov++] = (struct iovec) { j->data, j->req.count };
-      bytes += j->req.count;
-    }
-    pthread_mutex_lock (&c->send_lock);
-    if (!c->send_failed && nbd_send_iov (c, iov, niov) == -1)
-      c->send_failed = true;
-    pthread_mutex_unlock (&c->send_lock);
-    for (i = 0; i < m; i++)
-      free ((char *) a[base + i] - offsetof (struct job, aread));
-  }
-  /* The last touch of c: the connection may end once it is counted. */
-  pthread_mutex_lock (&c->send_lock);
-  c->async_jobs -= n;
-  c->async_bytes -= bytes;
-  pthread_cond_broadcast (&c->async_cond);
-  pthread_mutex_unlock (&c->send_lock);
-}
-
 /* Hands reads to a device that runs them asynchronously (read_lock
  * held): the reader goes on reading while they run.  Within
  * ASYNC_JOBS / ASYNC_BYTES: past them it waits for replies first.
@@ -328,7 +264,7 @@ submit_reads (struct conn *c, struct job **jobs, size_t n)
 
   for (i = 0; i < n; i++)
     if (jobs[i]->error) {       /* refused before running */
-      send_reply (c, &jobs[i]->req, jobs[i]->error, NULL, 0);
+      nbd_send_reply (c, &jobs[i]->req, jobs[i]->error, NULL, 0);
       free (jobs[i]);
     }
     else {
@@ -350,15 +286,6 @@ submit_reads (struct conn *c, struct job **jobs, size_t n)
   c->async_bytes += bytes;
   pthread_mutex_unlock (&c->send_lock);
   df_bdev_pread_async (c->e->bdev, a, k);
-}
-
-void
-nbd_conn_drain (struct conn *c)
-{
-  pthread_mutex_lock (&c->send_lock);
-  while (c->async_jobs > 0)
-    pthread_cond_wait (&c->async_cond, &c->send_lock);
-  pthread_mutex_unlock (&c->send_lock);
 }
 
 /* The reader role is read_lock: its holder reads the requests that

@@ -14,12 +14,25 @@
 
 struct conn;
 
+/* A reply waiting in a connection's queue (conn.c: the writer). */
+struct outrec {
+  struct outrec *next;
+  struct job *job;              /* an asynchronous read's reply: the job is
+                                   counted and freed once it is sent;
+                                   NULL: a record of its own (malloc'd) */
+  size_t sent;                  /* bytes of h and data gone */
+  uint8_t h[NBD_SIMPLE_REPLY_SIZE];
+  const void *data;
+  uint32_t len;                 /* of data */
+};
+
 /* A request read off a connection. */
 struct job {
   struct conn *conn;
   struct nbd_request req;
   uint32_t error;               /* NBD error decided before running */
   struct df_bdev_aread aread;   /* a read run asynchronously */
+  struct outrec out;            /* and its reply, when it has to wait */
   char data[];                  /* read or write payload */
 };
 
@@ -38,6 +51,16 @@ struct conn {
   unsigned async_jobs;          /* reads submitted, not replied to */
   uint64_t async_bytes;
   pthread_cond_t async_cond;    /* they went down */
+  /* With asynchronous reads on a socket, no thread waits for the client
+   * to read with the send lock held (the device's thread replies):
+   * replies the socket does not take at once wait in this queue, and
+   * the connection's writer thread sends them.  Under send_lock:
+   */
+  bool queued_replies;          /* the queue is in use (writer running) */
+  struct outrec *oq_head, *oq_tail;
+  pthread_cond_t out_cond;      /* the queue has work; stop */
+  bool writer_stop;
+  pthread_t writer;
   bool plain_write;             /* out is no socket: write(), not send() */
   /* The reader role (conn.c): one thread reads requests at a time,
    * and runs reads holding it.  Lock order: read_lock, then send_lock,
@@ -71,6 +94,14 @@ void nbd_log (const struct df_nbd_export *e, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 #define nbd_conn_log(c, ...) nbd_log ((c)->e, __VA_ARGS__)
 
+/* ---- replies.c ---- */
+/* A reply (data: a read's, len bytes) goes out whole. */
+void nbd_send_reply (struct conn *c, const struct nbd_request *r,
+                     uint32_t error, const void *data, uint32_t len);
+/* The aio's done: replies to reads run asynchronously. */
+void nbd_reads_done (struct df_bdev_aio *aio, struct df_bdev_aread **a,
+                     size_t n);
+
 /* ---- handshake.c ---- */
 /* The handshake: 1 when the client enters transmission, 0 when it
  * leaves (NBD_OPT_ABORT, EOF), -1 on a protocol error (logged).
@@ -90,5 +121,9 @@ void nbd_transmission (struct conn *c);
  * done): before the connection's socket is closed.
  */
 void nbd_conn_drain (struct conn *c);
+/* Starts the reply queue's writer when the device reads asynchronously
+ * and out is a socket (nothing otherwise); nbd_conn_drain stops it.
+ */
+void nbd_conn_start_writer (struct conn *c);
 
 #endif

@@ -48,6 +48,7 @@ serve_conn (struct conn *c, unsigned threads)
 
   if (nbd_handshake (c) != 1)
     return;
+  nbd_conn_start_writer (c);
   while (n + 1 < threads && pthread_create (&t[n], NULL, serve_main, c) == 0)
     n++;
   nbd_transmission (c);

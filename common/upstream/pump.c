@@ -61,6 +61,7 @@ struct stream {
   size_t ndone;
   uint16_t freed[SLOTS];        /* their slots, to give back */
   size_t nfreed;
+  uint64_t got;                 /* bytes received */
 };
 
 static void
@@ -367,6 +368,7 @@ pull (struct stream *s, char *why, size_t len)
       n = recv (c->fd, (char *) a->buf + s->cur_got, a->count - s->cur_got,
                 MSG_DONTWAIT);
       if (n > 0) {
+        s->got += n;
         s->cur_got += n;
         if (s->cur_got == a->count)
           answered (s, a);
@@ -383,6 +385,7 @@ pull (struct stream *s, char *why, size_t len)
       room = UP_RBUF - c->rlen;
       n = recv (c->fd, c->rbuf + c->rlen, room, MSG_DONTWAIT);
       if (n > 0) {
+        s->got += n;
         c->rlen += n;
         if ((size_t) n < room)  /* the socket is empty: wait next */
           return parse (s, why, len);
@@ -537,6 +540,17 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
       idle = false;
       if (limit) {
         if (now - last >= limit) {
+          /* Replies may wait unread (this thread was held up): the
+           * server is silent only if none came.
+           */
+          uint64_t got = s->got;
+          if (pull (s, why, len) == -1)
+            goto lost;
+          if (s->got != got) {
+            touch (s);
+            tell (s);
+            continue;
+          }
           snprintf (why, len, "no reply for %u s", up->p.io_timeout);
           goto lost;
         }
