@@ -319,8 +319,7 @@ nbd_transmission (struct conn *c)
     }
     if (n == 0)
       break;
-    if (jobs[0]->req.type == NBD_CMD_READ &&
-        (c->e->bdev->flags & DF_BDEV_ASYNC))
+    if (jobs[0]->req.type == NBD_CMD_READ && c->queued_replies)
       submit_reads (c, jobs, n);
     else if (jobs[0]->req.type == NBD_CMD_READ)
       run_reads (c, jobs, n);

@@ -202,6 +202,7 @@ nbd_send_reply (struct conn *c, const struct nbd_request *r, uint32_t error,
   if (o == NULL) {
     nbd_conn_log (c, "out of memory for a reply: dropping the connection");
     c->send_failed = true;
+    shutdown (c->in, SHUT_RDWR);        /* the reader sees the end */
   }
   else {
     *o = (struct outrec) { .len = len, .data = o + 1, .sent = sent };
@@ -247,24 +248,9 @@ nbd_reads_done (struct df_bdev_aio *aio, struct df_bdev_aread **a, size_t n)
   if (first == NULL)
     return;
   last->next = NULL;
+  /* Reads are only submitted with the queue there (conn.c). */
   pthread_mutex_lock (&c->send_lock);
-  if (c->queued_replies)
-    send_or_queue (c, first, last, &gone);
-  else {
-    /* Not a socket: written in place, blocking. */
-    while (first) {
-      struct iovec iov[2 * IOV_RECS];
-      int niov = rec_iov (first, iov);
-      size_t bytes = 0;
-      int k;
-
-      for (k = 0; k < niov; k++)
-        bytes += iov[k].iov_len;
-      if (!c->send_failed && nbd_send_iov (c, iov, niov) == -1)
-        c->send_failed = true;
-      advance (c, &first, bytes, &gone);
-    }
-  }
+  send_or_queue (c, first, last, &gone);
   /* The last touch of c: the connection may end once they are counted. */
   pthread_cond_broadcast (&c->async_cond);
   pthread_mutex_unlock (&c->send_lock);

@@ -65,13 +65,19 @@ conn_main (void *arg)
   struct conn **p;
 
   serve_conn (c, s->threads);
-  close (c->in);
+  /* Off the list before the fd is closed: df_nbd_server_free shuts the
+   * listed connections' fds down, and a closed fd's number may be
+   * another socket's already.
+   */
   pthread_mutex_lock (&s->lock);
   for (p = &s->conns; *p; p = &(*p)->next)
     if (*p == c) {
       *p = c->next;
       break;
     }
+  pthread_mutex_unlock (&s->lock);
+  close (c->in);
+  pthread_mutex_lock (&s->lock);
   s->nconns--;
   pthread_cond_broadcast (&s->conns_cond);
   pthread_mutex_unlock (&s->lock);

@@ -205,6 +205,13 @@ up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
   if (k == 0)
     return;
   pthread_mutex_lock (&p->lock);
+  if (p->stop) {                /* closed: nobody would send them */
+    pthread_mutex_unlock (&p->lock);
+    for (i = 0; i < k; i++)
+      a[i]->error = ESHUTDOWN;
+    df_bdev_aio_complete (a, k);
+    return;
+  }
   s = p->live;
   if (s && p->head == NULL && s->nfree >= k) {
     /* Straight out on the pump's connection. */
@@ -369,6 +376,7 @@ pull (struct stream *s, char *why, size_t len)
                 MSG_DONTWAIT);
       if (n > 0) {
         s->got += n;
+        touch (s);
         s->cur_got += n;
         if (s->cur_got == a->count)
           answered (s, a);
@@ -386,6 +394,7 @@ pull (struct stream *s, char *why, size_t len)
       n = recv (c->fd, c->rbuf + c->rlen, room, MSG_DONTWAIT);
       if (n > 0) {
         s->got += n;
+        touch (s);
         c->rlen += n;
         if ((size_t) n < room)  /* the socket is empty: wait next */
           return parse (s, why, len);
@@ -517,8 +526,10 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
     release (s);
     if (yield)
       p->live = NULL;
-    else
+    else {
+      p->live = s;              /* again, after a yield that passed */
       take (p, s);
+    }
     rv = push (s, why, len);
     flying = in_flight (s);
     pending = s->outpos < s->outlen;
@@ -626,6 +637,12 @@ pump_main (void *arg)
       continue;
     }
     pthread_mutex_lock (&up->lock);
+    /* Threads waiting for a connection go first: the one the pump just
+     * gave back is theirs, not its own again.
+     */
+    while (__atomic_load_n (&up->conn_waiters, __ATOMIC_RELAXED) > 0 &&
+           up->state == UP_UP && !stopping (up))
+      pthread_cond_wait (&up->free_cond, &up->lock);
     c = up_checkout (up);
     if (c)
       up->pump_holds = true;
@@ -693,7 +710,9 @@ up_pump_stop (struct upstream *up)
 {
   struct up_pump *p = &up->pump;
 
+  pthread_mutex_lock (&p->lock);
   __atomic_store_n (&p->stop, true, __ATOMIC_RELEASE);
+  pthread_mutex_unlock (&p->lock);
   if (p->running) {
     kick (p);
     pthread_join (p->thread, NULL);

@@ -87,7 +87,8 @@ up_checkin (struct upstream *up, struct uconn *c, bool failed)
   if (!failed && c->gen == up->gen && up->state == UP_UP) {
     c->next_free = up->free;
     up->free = c;
-    pthread_cond_signal (&up->free_cond);
+    /* All of them: the pump may wait there too, for the others. */
+    pthread_cond_broadcast (&up->free_cond);
   }
   else
     pthread_cond_broadcast (&up->free_cond);
@@ -107,7 +108,8 @@ up_checkout (struct upstream *up)
     if (up->pump_holds)
       up_pump_kick (up);        /* it gives its connection back */
     pthread_cond_wait (&up->free_cond, &up->lock);
-    __atomic_sub_fetch (&up->conn_waiters, 1, __ATOMIC_RELAXED);
+    if (__atomic_sub_fetch (&up->conn_waiters, 1, __ATOMIC_RELAXED) == 0)
+      pthread_cond_broadcast (&up->free_cond);      /* the pump's turn */
   }
   up->free = c->next_free;
   up->out++;

@@ -85,7 +85,7 @@ struct up_pump {
   struct stream *s;             /* the pump thread's */
   struct stream *live;          /* under lock: s, while submitters may
                                    send on its connection */
-  bool stop;                    /* atomic */
+  bool stop;                    /* set under lock; read atomically */
   pthread_t thread;
   bool running;
 };

@@ -251,6 +251,7 @@ pull (struct wire *w, char *why, size_t len)
       s = recv (c->fd, (char *) r->buf + w->cur_got, r->count - w->cur_got,
                 MSG_DONTWAIT);
       if (s > 0) {
+        w->last = df_now_mono_ns ();    /* a big payload is progress */
         w->cur_got += s;
         if (w->cur_got == r->count)
           answered (w, w->cur);
@@ -266,6 +267,7 @@ pull (struct wire *w, char *why, size_t len)
       size_t room = UP_RBUF - c->rlen;
       s = recv (c->fd, c->rbuf + c->rlen, room, MSG_DONTWAIT);
       if (s > 0) {
+        w->last = df_now_mono_ns ();
         c->rlen += s;
         if ((size_t) s < room) {  /* the socket is empty: poll next */
           if (parse (w, why, len) == -1)
