@@ -14,7 +14,11 @@
  * reads a request, then runs it against the device and writes the
  * reply while the next one reads, so a slow request does not hold up
  * the others (replies go out in completion order, as NBD allows) and a
- * request wakes no other thread.
+ * request wakes no other thread.  A device that reads asynchronously
+ * (DF_BDEV_ASYNC), on a socket: the reader hands it each batch of reads
+ * and reads on; their replies go out from the device's thread without
+ * blocking, and what the socket does not take, a writer thread of the
+ * connection sends.
  *
  * The library does not print: protocol errors and failed requests are
  * handed to export->log if set.  Writes use MSG_NOSIGNAL, so a client

@@ -5,7 +5,10 @@
  * on it itself (libnbd's aio calls and its own poll, with the I/O
  * timeout), and checks it back in: no other thread touches a checked
  * out connection, so requests take no lock but the upstream's, twice,
- * and wake no other thread.
+ * and wake no other thread.  Asynchronous reads are the exception
+ * (pump.c): the pump thread keeps a connection checked out, the threads
+ * that submit reads send them on it under the pump's lock, and the pump
+ * reads the replies.
  */
 #ifndef DISKFARM_UPSTREAM_INT_H
 #define DISKFARM_UPSTREAM_INT_H

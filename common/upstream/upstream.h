@@ -5,8 +5,9 @@
  * hook gives, else list order) that serves the export, with several
  * connections when the export allows multi-conn, and checks what it
  * serves: the export description's tail "vdisk=NAME version=N hash=HEX"
- * (nbdkit-diskfarm-plugin(1)).  Requests go round-robin over the
- * connections.
+ * (nbdkit-diskfarm-plugin(1)).  Each request takes a free connection
+ * of the round; asynchronous reads (pread_async, DF_BDEV_ASYNC) are
+ * streamed over the one a pump thread keeps (pump.c).
  *
  * Failover: a connection is dead when libnbd says so (reset, end of
  * file), when a request has had no reply for io_timeout seconds, or when
