@@ -16,7 +16,6 @@
 #define ASYNC_JOBS 512              /* asynchronous reads at most ... */
 #define ASYNC_BYTES (64 * 1024 * 1024)  /* ... and their bytes */
 
-
 void
 nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in, int out)
 {
@@ -122,8 +121,8 @@ job_run (struct job *j)
     df_error_clear ();
   }
   nbd_send_reply (c, r, error,
-              r->type == NBD_CMD_READ ? j->data : NULL,
-              r->type == NBD_CMD_READ ? r->count : 0);
+                  r->type == NBD_CMD_READ ? j->data : NULL,
+                  r->type == NBD_CMD_READ ? r->count : 0);
   free (j);
 }
 
@@ -236,9 +235,7 @@ run_reads (struct conn *c, struct job **jobs, size_t n)
       }
   df_error_clear ();
   for (i = 0; i < n; i++) {
-    nbd_put32 (h[i], NBD_SIMPLE_REPLY_MAGIC);
-    nbd_put32 (h[i] + 4, jobs[i]->error);
-    nbd_put64 (h[i] + 8, jobs[i]->req.cookie);
+    nbd_simple_reply_encode (h[i], jobs[i]->error, jobs[i]->req.cookie);
     iov[niov++] = (struct iovec) { h[i], sizeof h[i] };
     if (jobs[i]->error == 0)
       iov[niov++] = (struct iovec) { jobs[i]->data, jobs[i]->req.count };

@@ -138,6 +138,16 @@ struct nbd_request {
 int nbd_request_decode (const uint8_t buf[NBD_REQUEST_SIZE],
                         struct nbd_request *r);
 
+/* Encodes a simple reply's header. */
+static inline void
+nbd_simple_reply_encode (uint8_t h[NBD_SIMPLE_REPLY_SIZE], uint32_t error,
+                         uint64_t cookie)
+{
+  nbd_put32 (h, NBD_SIMPLE_REPLY_MAGIC);
+  nbd_put32 (h + 4, error);
+  nbd_put64 (h + 8, cookie);
+}
+
 /* True if a request of this type carries count bytes of payload. */
 static inline bool
 nbd_request_has_payload (const struct nbd_request *r)

@@ -167,9 +167,7 @@ nbd_send_reply (struct conn *c, const struct nbd_request *r, uint32_t error,
   uint8_t h[NBD_SIMPLE_REPLY_SIZE];
   size_t sent = 0;
 
-  nbd_put32 (h, NBD_SIMPLE_REPLY_MAGIC);
-  nbd_put32 (h + 4, error);
-  nbd_put64 (h + 8, r->cookie);
+  nbd_simple_reply_encode (h, error, r->cookie);
   if (error)
     len = 0;
   if (!c->queued_replies) {
@@ -236,9 +234,7 @@ nbd_reads_done (struct df_bdev_aio *aio, struct df_bdev_aread **a, size_t n)
     j->out = (struct outrec) {
       .job = j, .data = j->data, .len = error ? 0 : j->req.count,
     };
-    nbd_put32 (j->out.h, NBD_SIMPLE_REPLY_MAGIC);
-    nbd_put32 (j->out.h + 4, error);
-    nbd_put64 (j->out.h + 8, j->req.cookie);
+    nbd_simple_reply_encode (j->out.h, error, j->req.cookie);
     if (last)
       last->next = &j->out;
     else

@@ -61,7 +61,6 @@ struct stream {
   size_t ndone;
   uint16_t freed[SLOTS];        /* their slots, to give back */
   size_t nfreed;
-  uint64_t got;                 /* bytes received */
 };
 
 static void
@@ -192,9 +191,8 @@ up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
 
   for (i = 0; i < n; i++) {
     if (a[i]->count > CHUNK || a[i]->count == 0) {
-      a[i]->error = a[i]->count && up->bdev.ops->pread (b, a[i]->buf,
-                                                         a[i]->count,
-                                                         a[i]->offset) == -1
+      a[i]->error = a[i]->count &&
+        df_bdev_pread (b, a[i]->buf, a[i]->count, a[i]->offset) == -1
         ? errno : 0;
       df_error_clear ();
       df_bdev_aio_complete (&a[i], 1);
@@ -375,7 +373,6 @@ pull (struct stream *s, char *why, size_t len)
       n = recv (c->fd, (char *) a->buf + s->cur_got, a->count - s->cur_got,
                 MSG_DONTWAIT);
       if (n > 0) {
-        s->got += n;
         touch (s);
         s->cur_got += n;
         if (s->cur_got == a->count)
@@ -393,7 +390,6 @@ pull (struct stream *s, char *why, size_t len)
       room = UP_RBUF - c->rlen;
       n = recv (c->fd, c->rbuf + c->rlen, room, MSG_DONTWAIT);
       if (n > 0) {
-        s->got += n;
         touch (s);
         c->rlen += n;
         if ((size_t) n < room)  /* the socket is empty: wait next */
@@ -554,12 +550,10 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
           /* Replies may wait unread (this thread was held up): the
            * server is silent only if none came.
            */
-          uint64_t got = s->got;
           if (pull (s, why, len) == -1)
             goto lost;
-          if (s->got != got) {
-            touch (s);
-            tell (s);
+          if (__atomic_load_n (&s->last, __ATOMIC_RELAXED) != last) {
+            tell (s);           /* bytes came: pull touched last */
             continue;
           }
           snprintf (why, len, "no reply for %u s", up->p.io_timeout);
