@@ -57,6 +57,23 @@ export DISKFARM_TEST_TAG
 
 # Cleanup handlers run at exit in reverse order, whatever happened.
 # Then the test fails if a process it started is still running.
+# Loop devices: loop_setup ARGS... sets one up (losetup -f --show ARGS)
+# and prints it; loop_release DEV detaches it once.  A test's cleanup
+# may call loop_release again: a device number already detached may be
+# another test's device by then, and detaching it (lazily, if mounted)
+# would take that test's device away.
+loop_setup () {
+  local dev
+  dev=$(losetup -f --show "$@") || return 1
+  echo "$dev" >>"$TESTDIR/loop-devices"
+  echo "$dev"
+}
+loop_release () {
+  grep -qx "$1" "$TESTDIR/loop-devices" 2>/dev/null || return 0
+  sed -i "\|^$1\$|d" "$TESTDIR/loop-devices"
+  losetup -d "$1"
+}
+
 _cleanup_fns=()
 cleanup_fn () {
   _cleanup_fns+=("$*")

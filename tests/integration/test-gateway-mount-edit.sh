@@ -32,15 +32,15 @@ start_nbdkit
   fail "a maintenance version is listed under img/"
 
 # ---- ext4 read-write through a loop device ----
-loop=$(losetup -f --show "$M/edit/base")
-cleanup_fn "losetup -d $loop 2>/dev/null"
+loop=$(loop_setup "$M/edit/base")
+cleanup_fn "loop_release $loop 2>/dev/null"
 mkdir "$TESTDIR/ext4"
 mount "$loop" "$TESTDIR/ext4"
 cleanup_fn "umount '$TESTDIR/ext4' 2>/dev/null"
 echo "version 2 marker" > "$TESTDIR/ext4/marker"
 mkdir "$TESTDIR/ext4/newdir"
 umount "$TESTDIR/ext4"
-losetup -d "$loop"
+loop_release "$loop"
 
 # ---- writes are durable on fsync, across a kill -9 ----
 head -c 1M /dev/urandom > "$TESTDIR/patch"
@@ -142,12 +142,13 @@ wait_for 5 "edit/data to go" test ! -e "$M/edit/data"
 cmp "$M/img/data/2" "$TESTDIR/ref.raw" || fail "promoted version differs"
 df vdisk export data@2 "$TESTDIR/data2.raw" >/dev/null
 cmp "$M/img/data/production" "$TESTDIR/data2.raw" || fail "differs from export"
-loop=$(losetup -r -f --show "$M/img/base/2")
+loop=$(loop_setup -r "$M/img/base/2")
+cleanup_fn "loop_release $loop 2>/dev/null"
 mount -o ro "$loop" "$TESTDIR/ext4"
 [ "$(cat "$TESTDIR/ext4/marker")" = "version 2 marker" ] || fail "ext4 edit lost"
 [ -d "$TESTDIR/ext4/newdir" ] || fail "ext4 directory lost"
 umount "$TESTDIR/ext4"
-losetup -d "$loop"
+loop_release "$loop"
 
 # ---- versions that go away disappear; an open file keeps reading ----
 df version merge data >/dev/null                 # 3: 2 as a base

@@ -78,14 +78,14 @@ blocks=$(stat -c %b "$TESTDIR/sparse-copy.raw")
 [ "$blocks" -le $((7 << 11)) ] || fail "cp --sparse wrote holes: $blocks blocks"
 
 # ---- an ext4 vDisk through a loop device ----
-loop=$(losetup -r -f --show "$M/img/base/production")
-cleanup_fn "losetup -d $loop 2>/dev/null"
+loop=$(loop_setup -r "$M/img/base/production")
+cleanup_fn "loop_release $loop 2>/dev/null"
 mkdir "$TESTDIR/ext4"
 mount -o ro "$loop" "$TESTDIR/ext4"
 cleanup_fn "umount '$TESTDIR/ext4' 2>/dev/null"
 [ "$(cat "$TESTDIR/ext4/marker")" = "golden marker" ] || fail "marker"
 umount "$TESTDIR/ext4"
-losetup -d "$loop"
+loop_release "$loop"
 
 # ---- read-only files ----
 expect_fail "Read-only file system" dd if=/dev/zero of="$M/img/data/1" \
