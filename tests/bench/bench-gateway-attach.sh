@@ -5,13 +5,16 @@
 #      the plugin's nbdkit, through the attach's NBD socket with no read
 #      cache (cold: every read goes to the server), through it with
 #      a warm read cache (the disk read once before), and with a read
-#      cache empty at the start of the run (what a miss costs);
-#      Then the same direct and cold runs with the client and the server
-#      on a core each (fio and the attach on CPU 0, the servers on CPU 1):
-#      the attach is a client-side program, and in a farm nbdkit runs on
-#      another machine.  Unpinned, on a 2-core machine, every microsecond
-#      the attach spends is taken from fio's and nbdkit's share of the
-#      same two cores (docs/performance.md).
+#      cache empty at the start of the run (what a miss costs).  The
+#      servers listen on unix sockets for these, which puts them on the
+#      client's host; then direct and cold again with the servers over
+#      TCP (127.0.0.1), as a farm's clients reach them.  Then direct and
+#      cold, both ways, with the client and the server on a core each
+#      (fio and the attach on CPU 0, the servers on CPU 1): the attach
+#      is a client-side program, and in a farm nbdkit runs on another
+#      machine.  Unpinned, on a 2-core machine, every microsecond the
+#      attach spends is taken from fio's and nbdkit's share of the same
+#      two cores (docs/performance.md).
 #   2. the failover pause: the serving nbdkit SIGKILLed under fio
 #      (servers on unix sockets), and its network cut with --io-timeout 2
 #      (servers in network namespaces), as the attach logs it.
@@ -42,6 +45,9 @@ add_servers srv2
 start_server srv1 session-linger=0
 start_server srv2 session-linger=0
 SERVERS=unix:$TESTDIR/srv1.sock,unix:$TESTDIR/srv2.sock
+start_tcp_server tcp1 srv1 session-linger=0
+start_tcp_server tcp2 srv2 session-linger=0
+TCP_SERVERS=127.0.0.1:${TCP_PORT[tcp1]},127.0.0.1:${TCP_PORT[tcp2]}
 
 declare -A vals
 TICK=$(getconf CLK_TCK)
@@ -119,7 +125,10 @@ if [ -n "${BENCH_BASELINE_GATEWAY:-}" ]; then
     --servers "$SERVERS" --nbd-socket "$TESTDIR/base.sock" \
     --overlay "$TESTDIR/base.layer"
 fi
-SRV=("${SERVER_PID[srv1]}" "${SERVER_PID[srv2]}")
+start_attach tcold dev/pc1@tcold --servers "$TCP_SERVERS" \
+  --nbd-socket "$TESTDIR/tcold.sock" --overlay "$TESTDIR/tcold.layer"
+SRV=("${SERVER_PID[srv1]}" "${SERVER_PID[srv2]}" "${SERVER_PID[tcp1]}"
+     "${SERVER_PID[tcp2]}")
 # Rounds alternate the three, so that the machine's drift hits each.
 for round in $(seq "$ROUNDS"); do
   measure direct "nbd+unix:///dev/pc1@direct?socket=$TESTDIR/srv1.sock"
@@ -127,6 +136,9 @@ for round in $(seq "$ROUNDS"); do
   [ -z "${BENCH_BASELINE_GATEWAY:-}" ] ||
     measure base "nbd+unix:///?socket=$TESTDIR/base.sock" "${ATTACH_PID[base]}"
   measure warm "nbd+unix:///?socket=$TESTDIR/warm.sock" "${ATTACH_PID[warm]}"
+  measure tcp_direct "nbd://127.0.0.1:${TCP_PORT[tcp1]}/dev/pc1@direct"
+  measure tcp_cold "nbd+unix:///?socket=$TESTDIR/tcold.sock" \
+    "${ATTACH_PID[tcold]}"
   # A read cache empty at the start: the misses' cost (lookup, fill).
   start_attach empty$round dev/pc1@empty$round --servers "$SERVERS" \
     --nbd-socket "$TESTDIR/empty.sock" --overlay "$TESTDIR/empty$round.layer" \
@@ -144,18 +156,27 @@ pin () {        # pin CPUS PID...: every thread of the processes
 }
 if [ "$(nproc)" -ge 2 ]; then
   pin 1 "${SRV[@]}"
-  pin 0 "${ATTACH_PID[cold]}"
+  pin 0 "${ATTACH_PID[cold]}" "${ATTACH_PID[tcold]}"
   for round in $(seq "$ROUNDS"); do
     PIN_CLIENT=0 measure split_direct \
       "nbd+unix:///dev/pc1@direct?socket=$TESTDIR/srv1.sock"
     PIN_CLIENT=0 measure split_cold "nbd+unix:///?socket=$TESTDIR/cold.sock" \
       "${ATTACH_PID[cold]}"
+    PIN_CLIENT=0 measure split_tcp_direct \
+      "nbd://127.0.0.1:${TCP_PORT[tcp1]}/dev/pc1@direct"
+    PIN_CLIENT=0 measure split_tcp_cold \
+      "nbd+unix:///?socket=$TESTDIR/tcold.sock" "${ATTACH_PID[tcold]}"
   done
-  pin "0-$(($(nproc) - 1))" "${SRV[@]}" "${ATTACH_PID[cold]}"
+  pin "0-$(($(nproc) - 1))" "${SRV[@]}" "${ATTACH_PID[cold]}" \
+    "${ATTACH_PID[tcold]}"
 fi
 [ -z "${BENCH_BASELINE_GATEWAY:-}" ] || stop_attach base
 stop_attach cold
+stop_attach tcold
 stop_attach warm
+kill_server tcp1 TERM
+kill_server tcp2 TERM
+SRV=("${SERVER_PID[srv1]}" "${SERVER_PID[srv2]}")
 
 # ---- 2. failover pauses ----
 pause_of () {   # pause_of NAME: the last pause the attach logged (s)
@@ -219,15 +240,22 @@ row "4K randread qd32: through the attach, warm read cache" warm \
   "$(pratio warm direct)" ">=1.5 (vs direct)"
 row "4K randread qd32: the attach, read cache empty at start" empty \
   "$(pratio empty direct)" "(vs direct)"
+row "servers over TCP: nbdkit directly" tcp_direct
+row "servers over TCP: through the attach, cold" tcp_cold \
+  "$(pratio tcp_cold tcp_direct)" ">=0.8 (vs direct)"
 if [ -n "${vals[split_cold]:-}" ]; then
   row "client and server on a core each: nbdkit directly" split_direct
   row "client and server on a core each: the attach, cold" split_cold \
     "$(pratio split_cold split_direct)" "(vs direct)"
+  row "a core each, servers over TCP: nbdkit directly" split_tcp_direct
+  row "a core each, servers over TCP: the attach, cold" split_tcp_cold \
+    "$(pratio split_tcp_cold split_tcp_direct)" "(vs direct)"
 fi
 printf '(us/req: CPU time per request of fio, the attach and the servers together;\n'
 printf ' each:'
-for k in direct cold ${BENCH_BASELINE_GATEWAY:+base} warm empty \
-         ${vals[split_cold]:+split_direct split_cold}; do
+for k in direct cold ${BENCH_BASELINE_GATEWAY:+base} warm empty tcp_direct \
+         tcp_cold ${vals[split_cold]:+split_direct split_cold split_tcp_direct \
+                   split_tcp_cold}; do
   printf ' %s %s+%s+%s' "$k" "$(median ${k}_fio)" "$(median ${k}_att)" \
     "$(median ${k}_srv)"
 done

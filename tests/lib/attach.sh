@@ -4,6 +4,7 @@
 #   make_vdisk_farm disk 256M
 #   add_servers srv2               # more servers on the farm's store
 #   start_server srv1              # nbdkit on $TESTDIR/srv1.sock
+#   start_tcp_server t1 srv1       # nbdkit on 127.0.0.1:${TCP_PORT[t1]}
 #   start_attach a dev/pc1@s1 --servers unix:$TESTDIR/srv1.sock \
 #     --nbd-socket "$TESTDIR/a.sock" --file "$TESTDIR/a.img"
 #   ...
@@ -12,7 +13,7 @@
 # Servers log to $TESTDIR/NAME.log, attaches to $TESTDIR/NAME.attach.log.
 
 GATEWAY="$DISKFARM_BUILD/gateway/diskfarm-gateway"
-declare -A SERVER_PID ATTACH_PID
+declare -A SERVER_PID ATTACH_PID TCP_PORT
 
 # A killed attach leaves its FUSE file mounted (dead): unmount what is
 # left under $TESTDIR, last of all.
@@ -84,6 +85,24 @@ start_server () {
   cleanup_fn "kill -9 ${SERVER_PID[$name]} 2>/dev/null; wait ${SERVER_PID[$name]} 2>/dev/null"
   wait_for 20 "nbdkit $name" test -S "$sock"
   NBD_SOCK=$sock
+}
+
+# start_tcp_server KEY NAME [NBDKIT-PLUGIN-ARGS...]: the plugin as server
+# NAME on 127.0.0.1, port $TCP_PORT (also TCP_PORT[KEY]): how a farm's
+# clients reach it.  Its PID is SERVER_PID[KEY] (kill_server KEY); it
+# publishes its sessions in $TESTDIR/stats-KEY.
+start_tcp_server () {
+  local key=$1 name=$2 port
+  shift 2
+  port=$(free_tcp_port)
+  env $(sanitizer_preload "$PLUGIN") \
+    nbdkit -f -i 127.0.0.1 -p "$port" "$PLUGIN" farm="$TESTDIR/farm" \
+    server="$name" stats-dir="$TESTDIR/stats-$key" "$@" \
+    2>>"$TESTDIR/$key.log" &
+  SERVER_PID[$key]=$!
+  cleanup_fn "kill -9 ${SERVER_PID[$key]} 2>/dev/null; wait ${SERVER_PID[$key]} 2>/dev/null"
+  wait_for 20 "nbdkit $key" nbdinfo --list "nbd://127.0.0.1:$port"
+  TCP_PORT[$key]=$port
 }
 
 # kill_server NAME [SIGNAL]: stops it (SIGKILL by default) and waits.
