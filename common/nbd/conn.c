@@ -13,8 +13,6 @@
 #define CACHE_CHUNK (1024 * 1024)   /* NBD_CMD_CACHE reads this at a time */
 #define BATCH 32                    /* reads read ahead and run together */
 #define BATCH_BYTES (8 * 1024 * 1024)   /* ... and their bytes at most */
-#define ASYNC_JOBS 512              /* asynchronous reads at most ... */
-#define ASYNC_BYTES (64 * 1024 * 1024)  /* ... and their bytes */
 
 void
 nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in, int out)
@@ -30,6 +28,16 @@ nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in, int out)
   c->aio.done = nbd_reads_done;
 }
 
+static void
+free_jobs (struct job *j)
+{
+  while (j) {
+    struct job *next = j->spare_next;
+    free (j);
+    j = next;
+  }
+}
+
 void
 nbd_conn_destroy (struct conn *c)
 {
@@ -38,6 +46,32 @@ nbd_conn_destroy (struct conn *c)
   pthread_cond_destroy (&c->async_cond);
   pthread_cond_destroy (&c->out_cond);
   free (c->rbuf);
+  free_jobs (c->spare);
+  free_jobs (c->returned);
+}
+
+/* A job with room for a payload of room bytes (read_lock held). */
+static struct job *
+new_job (struct conn *c, size_t room)
+{
+  struct job *j;
+
+  if (room > JOB_SMALL) {
+    j = malloc (sizeof *j + room);
+    if (j)
+      j->small = false;
+    return j;
+  }
+  if (c->spare == NULL)
+    c->spare = __atomic_exchange_n (&c->returned, NULL, __ATOMIC_ACQUIRE);
+  if ((j = c->spare) != NULL) {
+    c->spare = j->spare_next;
+    return j;
+  }
+  j = malloc (sizeof *j + JOB_SMALL);
+  if (j)
+    j->small = true;
+  return j;
 }
 
 static const char *
@@ -172,7 +206,7 @@ read_job (struct conn *c)
     return NULL;
   room = check == 0 && (r.type == NBD_CMD_READ || r.type == NBD_CMD_WRITE)
     ? r.count : 0;
-  j = malloc (sizeof *j + room);
+  j = new_job (c, room);
   if (j == NULL) {
     nbd_conn_log (c, "out of memory for a request of %" PRIu32 " bytes",
                   r.count);
@@ -248,6 +282,17 @@ run_reads (struct conn *c, struct job **jobs, size_t n)
     free (jobs[i]);
 }
 
+/* Would k more reads of bytes in all pass the bounds? */
+static bool
+over_bounds (struct conn *c, size_t k, uint64_t bytes)
+{
+  unsigned jobs = __atomic_load_n (&c->async_jobs, __ATOMIC_RELAXED);
+
+  return jobs > 0 &&
+    (jobs + k > ASYNC_JOBS ||
+     __atomic_load_n (&c->async_bytes, __ATOMIC_RELAXED) + bytes > ASYNC_BYTES);
+}
+
 /* Hands reads to a device that runs them asynchronously (read_lock
  * held): the reader goes on reading while they run.  Within
  * ASYNC_JOBS / ASYNC_BYTES: past them it waits for replies first.
@@ -275,13 +320,18 @@ submit_reads (struct conn *c, struct job **jobs, size_t n)
     }
   if (k == 0)
     return;
-  pthread_mutex_lock (&c->send_lock);
-  while (c->async_jobs > 0 && (c->async_jobs + k > ASYNC_JOBS ||
-                               c->async_bytes + bytes > ASYNC_BYTES))
-    pthread_cond_wait (&c->async_cond, &c->send_lock);
-  c->async_jobs += k;
-  c->async_bytes += bytes;
-  pthread_mutex_unlock (&c->send_lock);
+  /* Only the reader role adds: the counts it sees can only go down
+   * before it adds.  Within the bounds (the usual case) it takes no
+   * lock; past them it waits under send_lock, where they go down.
+   */
+  if (over_bounds (c, k, bytes)) {
+    pthread_mutex_lock (&c->send_lock);
+    while (over_bounds (c, k, bytes))
+      pthread_cond_wait (&c->async_cond, &c->send_lock);
+    pthread_mutex_unlock (&c->send_lock);
+  }
+  __atomic_add_fetch (&c->async_jobs, k, __ATOMIC_RELAXED);
+  __atomic_add_fetch (&c->async_bytes, bytes, __ATOMIC_RELAXED);
   df_bdev_pread_async (c->e->bdev, a, k);
 }
 

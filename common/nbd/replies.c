@@ -54,14 +54,24 @@ rec_iov (const struct outrec *o, struct iovec *iov)
 
 /* Record o is sent or dropped (send_lock held): counted now, freed by
  * free_recs after the lock (its job may be the last thing that keeps
- * the connection).
+ * the connection), or its small job given back now.
  */
 static void
 rec_done (struct conn *c, struct outrec *o, struct outrec **gone)
 {
   if (o->job) {
-    c->async_jobs--;
-    c->async_bytes -= o->job->req.count;
+    __atomic_sub_fetch (&c->async_jobs, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch (&c->async_bytes, o->job->req.count,
+                        __ATOMIC_RELAXED);
+    if (o->job->small) {        /* back to the reader */
+      struct job *j = o->job;
+      j->spare_next = __atomic_load_n (&c->returned, __ATOMIC_RELAXED);
+      while (!__atomic_compare_exchange_n (&c->returned, &j->spare_next, j,
+                                           true, __ATOMIC_RELEASE,
+                                           __ATOMIC_RELAXED))
+        ;
+      return;
+    }
   }
   o->next = *gone;
   *gone = o;
@@ -312,7 +322,7 @@ void
 nbd_conn_drain (struct conn *c)
 {
   pthread_mutex_lock (&c->send_lock);
-  while (c->async_jobs > 0)
+  while (__atomic_load_n (&c->async_jobs, __ATOMIC_RELAXED) > 0)
     pthread_cond_wait (&c->async_cond, &c->send_lock);
   c->writer_stop = true;
   pthread_cond_signal (&c->out_cond);

@@ -14,6 +14,12 @@
 
 struct conn;
 
+/* A connection's reads out with an asynchronous device at most, and
+ * their bytes (conn.c): past them its reader waits for replies.
+ */
+#define ASYNC_JOBS 512
+#define ASYNC_BYTES (64 * 1024 * 1024)
+
 /* A reply waiting in a connection's queue (conn.c: the writer). */
 struct outrec {
   struct outrec *next;
@@ -27,12 +33,21 @@ struct outrec {
 };
 
 /* A request read off a connection. */
+/* Jobs with a payload up to this size are allocated this size, and an
+ * asynchronous read's job goes back to its connection once its reply is
+ * out, for the reader to reuse: the device's thread would otherwise
+ * free, into the reader's malloc arena, what the reader allocates.
+ */
+#define JOB_SMALL 4096
+
 struct job {
   struct conn *conn;
   struct nbd_request req;
   uint32_t error;               /* NBD error decided before running */
   struct df_bdev_aread aread;   /* a read run asynchronously */
   struct outrec out;            /* and its reply, when it has to wait */
+  bool small;                   /* room for JOB_SMALL bytes: reused */
+  struct job *spare_next;       /* in a list of jobs to reuse */
   char data[];                  /* read or write payload */
 };
 
@@ -45,7 +60,11 @@ struct conn {
   pthread_mutex_t send_lock;    /* a reply goes out whole */
   bool send_failed;             /* under send_lock */
   /* Reads the device runs asynchronously (DF_BDEV_ASYNC): their
-   * replies go out from aio.done.  Under send_lock:
+   * replies go out from aio.done.  The counts are atomic: the reader
+   * role adds to them without a lock (the device's thread holds
+   * send_lock while it sends replies, which the reader must not wait
+   * for); they go down under send_lock, and async_cond is broadcast
+   * under it after.
    */
   struct df_bdev_aio aio;
   unsigned async_jobs;          /* reads submitted, not replied to */
@@ -69,6 +88,9 @@ struct conn {
   pthread_mutex_t read_lock;
   bool eof;                     /* under read_lock: the client left */
   uint8_t *rbuf;                /* under read_lock: bytes read ahead */
+  struct job *spare;            /* under read_lock: small jobs to reuse */
+  struct job *returned;         /* atomic: small jobs given back (pushed
+                                   under send_lock, taken all at once) */
   size_t rpos, rlen;
   unsigned nthreads;            /* threads serving the connection */
   pthread_t thread;             /* the first of them */

@@ -16,6 +16,7 @@
 #include "bdev/bdev.h"
 #include "nbd/proto.h"
 #include "nbd/server.h"
+#include "nbd/server-int.h"         /* ASYNC_JOBS */
 
 #define SIZE (4 * 1024 * 1024)
 
@@ -683,6 +684,78 @@ test_async_reads (void **state)
   free (off);
 }
 
+/* A client with more reads out than a connection may hand the device
+ * (ASYNC_JOBS): the server reads no more while that many are out, and
+ * reads on once replies went; every reply has its read's data (the
+ * jobs of replies gone out are reused).
+ */
+static void
+test_async_bound (void **state)
+{
+  enum { N = ASYNC_JOBS + 200 };
+  uint8_t *data, *bufs = malloc ((size_t) N * 4096);
+  struct adev *d = adev_new (&data);
+  struct df_nbd_export e = {
+    .bdev = &d->bdev, .name = "a", .log = log_message,
+  };
+  struct fixture f = { .srv = df_nbd_server_new (&e, 4) };
+  struct aread_check *ac = calloc (N, sizeof *ac);
+  uint64_t *off = calloc (N, sizeof *off), seed = 9, t0;
+  atomic_uint ok = 0, failed = 0;
+  struct nbd_handle *h;
+  unsigned i;
+
+  (void) state;
+  assert_non_null (bufs);
+  assert_non_null (ac);
+  assert_non_null (off);
+  assert_non_null (f.srv);
+  d->bad = SIZE;
+  d->gate_closed = true;
+  adev_start (d);
+  h = client (&f, "", false);
+  for (i = 0; i < N; i++) {
+    off[i] = test_rand (&seed) % (SIZE / 4096) * 4096;
+    ac[i] = (struct aread_check) { &ok, &failed, 0 };
+    if (nbd_aio_pread (h, bufs + (size_t) i * 4096, 4096, off[i],
+                       (nbd_completion_callback) {
+                         .callback = aread_done, .user_data = &ac[i] },
+                       0) == -1)
+      fail_msg ("aio_pread: %s", nbd_get_error ());
+  }
+  /* The reader stops before a batch that would pass the bound. */
+  for (i = 0; i < 100 && adev_submitted (d) < ASYNC_JOBS / 2; i++)
+    if (nbd_poll (h, 100) == -1)
+      fail_msg ("poll: %s", nbd_get_error ());
+  adev_wait (d, false, ASYNC_JOBS / 2);
+  /* What must not happen: more handed over while none went back. */
+  t0 = df_now_mono_ns ();
+  while (df_now_mono_ns () - t0 < 300000000) {
+    if (nbd_poll (h, 50) == -1)
+      fail_msg ("poll: %s", nbd_get_error ());
+    if (adev_submitted (d) > ASYNC_JOBS)
+      fail_msg ("%u reads out at once, over %u", adev_submitted (d),
+                ASYNC_JOBS);
+  }
+  adev_open_gate (d);
+  while (nbd_aio_in_flight (h) > 0)
+    assert_int_not_equal (nbd_poll (h, -1), -1);
+  assert_int_equal (failed, 0);
+  assert_int_equal (ok, N);
+  for (i = 0; i < N; i++)
+    if (memcmp (bufs + (size_t) i * 4096, data + off[i], 4096) != 0)
+      fail_msg ("read %u at %" PRIu64 " has wrong data", i, off[i]);
+  nbd_shutdown (h, 0);
+  nbd_close (h);
+  df_nbd_server_free (f.srv);
+  assert_int_equal (adev_submitted (d), N);
+  df_bdev_close (&d->bdev);
+  free (data);
+  free (bufs);
+  free (ac);
+  free (off);
+}
+
 /* Has `flag` been set within `ms`?  For what must not happen: the
  * wait passes when it does not.
  */
@@ -913,6 +986,7 @@ main (void)
     cmocka_unit_test (test_protocol_errors),
     cmocka_unit_test (test_unix_socket),
     cmocka_unit_test (test_async_reads),
+    cmocka_unit_test (test_async_bound),
     cmocka_unit_test (test_async_disconnect),
     cmocka_unit_test (test_async_half_close),
   };

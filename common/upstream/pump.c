@@ -47,6 +47,7 @@ struct stream {
   struct uconn *c;
   /* Under the pump's lock (slot entries: stored atomically too): */
   struct df_bdev_aread *slot[SLOTS];    /* in flight, by cookie */
+  uint64_t sent[SLOTS];         /* monotonic ns: when each was queued out */
   uint16_t free[SLOTS];         /* free slots, a stack */
   unsigned nfree;
   uint64_t serial;              /* the cookies' upper bits */
@@ -122,16 +123,17 @@ enqueue (struct up_pump *p, struct df_bdev_aread *first,
 }
 
 /* Gives read a a slot and puts its request in out (lock held; a free
- * slot and room are there).
+ * slot and room are there); now: the time.
  */
 static void
-assign (struct stream *s, struct df_bdev_aread *a)
+assign (struct stream *s, struct df_bdev_aread *a, uint64_t now)
 {
   uint16_t k = s->free[--s->nfree];
   uint8_t *h = s->out + s->outlen;
 
-  if (s->nfree == SLOTS - 1)
-    touch (s);                  /* the first in flight */
+  if (s->nfree == SLOTS - 1)    /* the first in flight */
+    __atomic_store_n (&s->last, now, __ATOMIC_RELAXED);
+  s->sent[k] = now;
   a->cookie = (s->serial++ << 16) | k;
   __atomic_store_n (&s->slot[k], a, __ATOMIC_RELEASE);
   nbd_put32 (h, NBD_REQUEST_MAGIC);
@@ -179,6 +181,21 @@ push (struct stream *s, char *why, size_t len)
   return 0;
 }
 
+/* When the connection's requests started waiting (up_round_lost takes
+ * the oldest for the pause): when the first went out, or never while
+ * nothing is in flight (lock held, or the connection the pump's alone).
+ */
+static void
+mark_busy (struct uconn *c, bool waiting)
+{
+  uint64_t since = __atomic_load_n (&c->busy_since, __ATOMIC_RELAXED);
+
+  if (waiting && since == UINT64_MAX)
+    __atomic_store_n (&c->busy_since, df_now_mono_ns (), __ATOMIC_RELAXED);
+  else if (!waiting && since != UINT64_MAX)
+    __atomic_store_n (&c->busy_since, UINT64_MAX, __ATOMIC_RELAXED);
+}
+
 void
 up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
 {
@@ -214,13 +231,17 @@ up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
   if (s && p->head == NULL && s->nfree >= k) {
     /* Straight out on the pump's connection. */
     bool idle = in_flight (s) == 0;
+    uint64_t now = df_now_mono_ns ();
     compact (s);
     for (i = 0; i < k; i++)
-      assign (s, a[i]);
-    /* The pump watches a request that did not go out whole, and the
-     * time from the first one in flight on (--io-timeout).
+      assign (s, a[i], now);
+    if (idle)
+      mark_busy (s->c, true);
+    /* The pump watches a request that did not go out whole.  It need
+     * not wake for the first one in flight: while idle it waits at most
+     * --io-timeout, which ends before this one's would.
      */
-    if (push (s, NULL, 0) == -1 || s->outpos < s->outlen || idle)
+    if (push (s, NULL, 0) == -1 || s->outpos < s->outlen)
       wake = true;
   }
   else {
@@ -277,14 +298,16 @@ static void
 take (struct up_pump *p, struct stream *s)
 {
   struct df_bdev_aread *a;
+  uint64_t now;
 
   p->kicked = false;
   if (p->head == NULL || s->nfree == 0)
     return;
   compact (s);
+  now = df_now_mono_ns ();
   while (s->nfree > 0 && (a = p->head) != NULL) {
     p->head = a->next;
-    assign (s, a);
+    assign (s, a, now);
   }
   if (p->head == NULL)
     p->tail = NULL;
@@ -433,6 +456,7 @@ static void
 end_stream (struct up_pump *p, struct stream *s)
 {
   struct df_bdev_aread *first = NULL, *last = NULL;
+  uint64_t oldest = UINT64_MAX;
   unsigned k;
 
   p->live = NULL;
@@ -440,6 +464,8 @@ end_stream (struct up_pump *p, struct stream *s)
   for (k = 0; k < SLOTS; k++)
     if (s->slot[k]) {
       struct df_bdev_aread *a = s->slot[k];
+      if (s->sent[k] < oldest)
+        oldest = s->sent[k];
       __atomic_store_n (&s->slot[k], NULL, __ATOMIC_RELAXED);
       s->free[s->nfree++] = k;
       a->next = first;
@@ -448,6 +474,8 @@ end_stream (struct up_pump *p, struct stream *s)
         last = a;
     }
   s->outpos = s->outlen = 0;
+  /* For the pause (up_round_lost): since the oldest read unanswered. */
+  __atomic_store_n (&s->c->busy_since, oldest, __ATOMIC_RELAXED);
   if (first)
     enqueue (p, first, last, true);     /* the pump looks at the queue */
 }
@@ -478,16 +506,6 @@ stopping (struct upstream *up)
   return __atomic_load_n (&up->pump.stop, __ATOMIC_ACQUIRE);
 }
 
-/* When the connection's requests started waiting (up_round_lost takes
- * the oldest for the pause): now, or never while nothing is in flight.
- */
-static void
-mark_busy (struct uconn *c, bool waiting)
-{
-  __atomic_store_n (&c->busy_since, waiting ? df_now_mono_ns () : UINT64_MAX,
-                    __ATOMIC_RELAXED);
-}
-
 /* Streams over c, waiting on it while idle, until another thread wants
  * a connection or the pump stops (0; nothing in flight), or the
  * connection is lost (-1, why; the reads in flight are queued again).
@@ -501,7 +519,7 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
   struct up_pump *p = &up->pump;
   struct uconn *c = s->c;
   struct epoll_event ev = { .events = EPOLLIN, .data.fd = c->fd };
-  bool out_watched = false, idle = false;
+  bool out_watched = false, skipped = false;
 
   if (epoll_ctl (p->epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
     snprintf (why, len, "epoll: %s", strerror (errno));
@@ -518,7 +536,23 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
       snprintf (why, len, "the device is being closed");
       goto lost;
     }
-    pthread_mutex_lock (&p->lock);
+    /* A submitter that holds the lock is sending its reads: rather than
+     * sleep until it is done, this turn only reads replies (one turn:
+     * the next waits for the lock).
+     */
+    if (yield || skipped)
+      pthread_mutex_lock (&p->lock);
+    else if (pthread_mutex_trylock (&p->lock) != 0) {
+      skipped = true;
+      pending = out_watched;
+      if (limit) {              /* no verdict without the count */
+        uint64_t now = df_now_mono_ns ();
+        uint64_t last = __atomic_load_n (&s->last, __ATOMIC_RELAXED);
+        timeout = now - last >= limit ? 0 : (last + limit - now) / 1000000 + 1;
+      }
+      goto wait;
+    }
+    skipped = false;
     release (s);
     if (yield)
       p->live = NULL;
@@ -528,6 +562,7 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
     }
     rv = push (s, why, len);
     flying = in_flight (s);
+    mark_busy (c, flying > 0);
     pending = s->outpos < s->outlen;
     pthread_mutex_unlock (&p->lock);
     if (rv == -1)
@@ -535,16 +570,15 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
     if (flying == 0) {
       if (yield)
         break;
-      if (!idle)
-        mark_busy (c, false);
-      idle = true;
+      /* Reads sent meanwhile do not wake this thread: it finds them
+       * in flight when their time is up, at the latest.
+       */
+      if (limit)
+        timeout = limit / 1000000;
     }
     else {
       uint64_t now = df_now_mono_ns ();
       uint64_t last = __atomic_load_n (&s->last, __ATOMIC_RELAXED);
-      if (idle)
-        mark_busy (c, true);
-      idle = false;
       if (limit) {
         if (now - last >= limit) {
           /* Replies may wait unread (this thread was held up): the
@@ -562,6 +596,7 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
         timeout = (last + limit - now) / 1000000 + 1;
       }
     }
+  wait:
     if (out_watched != pending) {
       out_watched = pending;
       ev.events = EPOLLIN | (pending ? EPOLLOUT : 0);

@@ -1318,6 +1318,61 @@ test_async_idle_loss (void **state)
   free ((void *) expect);
 }
 
+/* The server in use hangs while the pump idles on its connection: the
+ * reads sent then (by the submitting thread, without waking the pump)
+ * go to the other server after io_timeout, and the pause counts from
+ * them, not from the reads before the idle time.
+ */
+static void
+test_async_idle_hang (void **state)
+{
+  struct df_bdev *disk = df_mem_bdev_new (SIZE), *up;
+  const uint8_t *expect = fill_disk (disk);
+  struct srv a = { 0 }, b = { 0 };
+  struct df_upstream_stats st;
+  struct submitter s;
+  uint64_t t0, waited;
+  char name[80];
+
+  (void) state;
+  srv_start (&a, "iha.sock", disk, DESC1, false);
+  srv_start (&b, "ihb.sock", disk, DESC1, false);
+  up = open_up (&a, &b, 1, 0, 1 << 20);
+  df_upstream_allow_failover (up, true);
+  failovers_logged = 0;
+  sub_init (&s, up, expect, 0, 79);
+  sub_here (&s, 24);
+  sub_wait_here (&s);
+  /* Idle for longer than io_timeout: a pump that only looked at the
+   * time of reads in flight when it woke would call the server silent
+   * at once, or (not woken) never.
+   */
+  t0 = df_now_mono_ns ();
+  while (df_now_mono_ns () - t0 < 1500000000)
+    usleep (100000);
+  a.ctl->hang = true;
+  t0 = df_now_mono_ns ();
+  sub_here (&s, 24);
+  sub_wait_here (&s);
+  waited = df_now_mono_ns () - t0;
+  sub_check (&s);
+  wait_failovers (1);
+  assert_string_equal (df_upstream_server (up, name, sizeof name), b.spec);
+  if (waited < 900000000 || waited > 5000000000)
+    fail_msg ("the reads waited %.3f s for a failover (io_timeout 1 s)",
+              waited / 1e9);
+  df_upstream_stats (up, &st);
+  if (st.last_pause_ns < 900000000 || st.last_pause_ns > waited)
+    fail_msg ("pause of %.3f s for reads that waited %.3f s",
+              st.last_pause_ns / 1e9, waited / 1e9);
+  ctl_release (a.ctl);
+  df_bdev_close (up);
+  srv_free (&a);
+  srv_free (&b);
+  df_bdev_close (disk);
+  free ((void *) expect);
+}
+
 /* Reads of any size at once, told to one aio. */
 struct abatch {
   struct df_bdev_aio aio;
@@ -1709,6 +1764,7 @@ main (void)
     cmocka_unit_test (test_async_close),
     cmocka_unit_test (test_async_one_connection),
     cmocka_unit_test (test_async_idle_loss),
+    cmocka_unit_test (test_async_idle_hang),
     cmocka_unit_test (test_async_sizes),
     cmocka_unit_test (test_async_cut_payload),
     cmocka_unit_test (test_async_replay),
