@@ -11,7 +11,6 @@
 #include "nbd/server-int.h"
 
 #define CACHE_CHUNK (1024 * 1024)   /* NBD_CMD_CACHE reads this at a time */
-#define BATCH 32                    /* reads read ahead and run together */
 #define BATCH_BYTES (8 * 1024 * 1024)   /* ... and their bytes at most */
 
 void
@@ -50,13 +49,15 @@ nbd_conn_destroy (struct conn *c)
   free_jobs (c->returned);
 }
 
-/* A job with room for a payload of room bytes (read_lock held). */
+/* A job for a request of type with room for a payload of room bytes
+ * (read_lock held): a small read's from those to reuse.
+ */
 static struct job *
-new_job (struct conn *c, size_t room)
+new_job (struct conn *c, uint16_t type, size_t room)
 {
   struct job *j;
 
-  if (room > JOB_SMALL) {
+  if (type != NBD_CMD_READ || room > JOB_SMALL) {
     j = malloc (sizeof *j + room);
     if (j)
       j->small = false;
@@ -206,7 +207,7 @@ read_job (struct conn *c)
     return NULL;
   room = check == 0 && (r.type == NBD_CMD_READ || r.type == NBD_CMD_WRITE)
     ? r.count : 0;
-  j = new_job (c, room);
+  j = new_job (c, r.type, room);
   if (j == NULL) {
     nbd_conn_log (c, "out of memory for a request of %" PRIu32 " bytes",
                   r.count);

@@ -14,6 +14,8 @@
 
 struct conn;
 
+#define BATCH 32                /* reads read ahead and run together */
+
 /* A connection's reads out with an asynchronous device at most, and
  * their bytes (conn.c): past them its reader waits for replies.
  */

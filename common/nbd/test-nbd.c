@@ -16,7 +16,7 @@
 #include "bdev/bdev.h"
 #include "nbd/proto.h"
 #include "nbd/server.h"
-#include "nbd/server-int.h"         /* ASYNC_JOBS */
+#include "nbd/server-int.h"         /* ASYNC_JOBS, BATCH */
 
 #define SIZE (4 * 1024 * 1024)
 
@@ -723,11 +723,13 @@ test_async_bound (void **state)
                        0) == -1)
       fail_msg ("aio_pread: %s", nbd_get_error ());
   }
-  /* The reader stops before a batch that would pass the bound. */
-  for (i = 0; i < 100 && adev_submitted (d) < ASYNC_JOBS / 2; i++)
+  /* The reader stops before a batch that would pass the bound: it
+   * has handed over more than the bound less a batch.
+   */
+  for (i = 0; i < 100 && adev_submitted (d) <= ASYNC_JOBS - BATCH; i++)
     if (nbd_poll (h, 100) == -1)
       fail_msg ("poll: %s", nbd_get_error ());
-  adev_wait (d, false, ASYNC_JOBS / 2);
+  adev_wait (d, false, ASYNC_JOBS - BATCH + 1);
   /* What must not happen: more handed over while none went back. */
   t0 = df_now_mono_ns ();
   while (df_now_mono_ns () - t0 < 300000000) {

@@ -181,21 +181,6 @@ push (struct stream *s, char *why, size_t len)
   return 0;
 }
 
-/* When the connection's requests started waiting (up_round_lost takes
- * the oldest for the pause): when the first went out, or never while
- * nothing is in flight (lock held, or the connection the pump's alone).
- */
-static void
-mark_busy (struct uconn *c, bool waiting)
-{
-  uint64_t since = __atomic_load_n (&c->busy_since, __ATOMIC_RELAXED);
-
-  if (waiting && since == UINT64_MAX)
-    __atomic_store_n (&c->busy_since, df_now_mono_ns (), __ATOMIC_RELAXED);
-  else if (!waiting && since != UINT64_MAX)
-    __atomic_store_n (&c->busy_since, UINT64_MAX, __ATOMIC_RELAXED);
-}
-
 void
 up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
 {
@@ -230,13 +215,10 @@ up_pread_async (struct df_bdev *b, struct df_bdev_aread **a, size_t n)
   s = p->live;
   if (s && p->head == NULL && s->nfree >= k) {
     /* Straight out on the pump's connection. */
-    bool idle = in_flight (s) == 0;
     uint64_t now = df_now_mono_ns ();
     compact (s);
     for (i = 0; i < k; i++)
       assign (s, a[i], now);
-    if (idle)
-      mark_busy (s->c, true);
     /* The pump watches a request that did not go out whole.  It need
      * not wake for the first one in flight: while idle it waits at most
      * --io-timeout, which ends before this one's would.
@@ -448,6 +430,19 @@ tell (struct stream *s)
   }
 }
 
+/* When the oldest read in flight went out (lock held), or UINT64_MAX. */
+static uint64_t
+oldest_sent (const struct stream *s)
+{
+  uint64_t oldest = UINT64_MAX;
+  unsigned k;
+
+  for (k = 0; k < SLOTS; k++)
+    if (s->slot[k] && s->sent[k] < oldest)
+      oldest = s->sent[k];
+  return oldest;
+}
+
 /* The pump lets the connection go (lock held): submitters queue from
  * now on; after a loss, the reads in flight go back to the front of the
  * queue, to be sent again.
@@ -456,16 +451,15 @@ static void
 end_stream (struct up_pump *p, struct stream *s)
 {
   struct df_bdev_aread *first = NULL, *last = NULL;
-  uint64_t oldest = UINT64_MAX;
   unsigned k;
 
+  /* For the pause (up_round_lost): since the oldest read unanswered. */
+  __atomic_store_n (&s->c->busy_since, oldest_sent (s), __ATOMIC_RELAXED);
   p->live = NULL;
   release (s);
   for (k = 0; k < SLOTS; k++)
     if (s->slot[k]) {
       struct df_bdev_aread *a = s->slot[k];
-      if (s->sent[k] < oldest)
-        oldest = s->sent[k];
       __atomic_store_n (&s->slot[k], NULL, __ATOMIC_RELAXED);
       s->free[s->nfree++] = k;
       a->next = first;
@@ -474,8 +468,6 @@ end_stream (struct up_pump *p, struct stream *s)
         last = a;
     }
   s->outpos = s->outlen = 0;
-  /* For the pause (up_round_lost): since the oldest read unanswered. */
-  __atomic_store_n (&s->c->busy_since, oldest, __ATOMIC_RELAXED);
   if (first)
     enqueue (p, first, last, true);     /* the pump looks at the queue */
 }
@@ -496,6 +488,8 @@ start_stream (struct up_pump *p, struct stream *s, struct uconn *c)
   s->cur = NULL;
   s->ndone = s->nfreed = 0;
   touch (s);
+  /* Its reads' times are in sent[]: end_stream tells the pause. */
+  __atomic_store_n (&c->busy_since, UINT64_MAX, __ATOMIC_RELAXED);
   p->live = s;
   pthread_mutex_unlock (&p->lock);
 }
@@ -545,11 +539,7 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
     else if (pthread_mutex_trylock (&p->lock) != 0) {
       skipped = true;
       pending = out_watched;
-      if (limit) {              /* no verdict without the count */
-        uint64_t now = df_now_mono_ns ();
-        uint64_t last = __atomic_load_n (&s->last, __ATOMIC_RELAXED);
-        timeout = now - last >= limit ? 0 : (last + limit - now) / 1000000 + 1;
-      }
+      timeout = 0;              /* what came, and back for the lock */
       goto wait;
     }
     skipped = false;
@@ -562,7 +552,6 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
     }
     rv = push (s, why, len);
     flying = in_flight (s);
-    mark_busy (c, flying > 0);
     pending = s->outpos < s->outlen;
     pthread_mutex_unlock (&p->lock);
     if (rv == -1)
@@ -581,6 +570,7 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
       uint64_t last = __atomic_load_n (&s->last, __ATOMIC_RELAXED);
       if (limit) {
         if (now - last >= limit) {
+          uint64_t since;
           /* Replies may wait unread (this thread was held up): the
            * server is silent only if none came.
            */
@@ -590,8 +580,17 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
             tell (s);           /* bytes came: pull touched last */
             continue;
           }
-          snprintf (why, len, "no reply for %u s", up->p.io_timeout);
-          goto lost;
+          /* ... and none of the reads in flight went out later. */
+          pthread_mutex_lock (&p->lock);
+          since = oldest_sent (s);
+          pthread_mutex_unlock (&p->lock);
+          if (since == UINT64_MAX || since < last)
+            since = since == UINT64_MAX ? now : last;
+          if (now - since >= limit) {
+            snprintf (why, len, "no reply for %u s", up->p.io_timeout);
+            goto lost;
+          }
+          last = since;
         }
         timeout = (last + limit - now) / 1000000 + 1;
       }
@@ -626,7 +625,6 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
     tell (s);
   }
   epoll_ctl (p->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-  mark_busy (c, false);
   pthread_mutex_lock (&p->lock);
   end_stream (p, s);
   pthread_mutex_unlock (&p->lock);
@@ -685,8 +683,13 @@ pump_main (void *arg)
     rv = stream (up, p->s, why, sizeof why);
     pthread_mutex_lock (&up->lock);
     up->pump_holds = false;
-    if (rv == -1)
+    if (rv == -1) {
+      uint64_t since = __atomic_load_n (&c->busy_since, __ATOMIC_RELAXED);
+      if (up->state == UP_DOWN && c->gen == up->gen &&
+          since < up->stall_since)
+        up->stall_since = since;        /* lost by another connection */
       up_round_lost (up, c, why);
+    }
     up_checkin (up, c, rv == -1);
     pthread_mutex_unlock (&up->lock);
   }
