@@ -9,7 +9,8 @@
  * which sends it blocking; every reply sent meanwhile joins the queue.
  * A client that stops reading then holds up its own replies only, and
  * the reads they belong to stay counted (async_jobs) until sent, which
- * keeps the reader's bound.
+ * keeps the reader's bound.  Other replies queue up to OQ_RECS /
+ * OQ_BYTES; past them the thread that replies waits for the client.
  */
 #include <config.h>
 
@@ -72,6 +73,10 @@ rec_done (struct conn *c, struct outrec *o, struct outrec **gone)
         ;
       return;
     }
+  }
+  if (o->counted) {
+    c->oq_recs--;
+    c->oq_bytes -= o->len;
   }
   o->next = *gone;
   *gone = o;
@@ -213,11 +218,22 @@ nbd_send_reply (struct conn *c, const struct nbd_request *r, uint32_t error,
     shutdown (c->in, SHUT_RDWR);        /* the reader sees the end */
   }
   else {
-    *o = (struct outrec) { .len = len, .data = o + 1, .sent = sent };
+    *o = (struct outrec) {
+      .len = len, .data = o + 1, .sent = sent, .counted = true,
+    };
     memcpy (o->h, h, sizeof h);
     if (len)
       memcpy (o + 1, data, len);
+    c->oq_recs++;
+    c->oq_bytes += len;
     send_or_queue (c, o, o, &gone);
+    /* A client that reads no replies: wait for it, as a blocking send
+     * would, rather than queue without end (the writer broadcasts as
+     * it sends, and when the client is gone).
+     */
+    while (!c->send_failed &&
+           (c->oq_recs > OQ_RECS || c->oq_bytes > OQ_BYTES))
+      pthread_cond_wait (&c->async_cond, &c->send_lock);
   }
   pthread_mutex_unlock (&c->send_lock);
   free_recs (gone);

@@ -22,6 +22,13 @@ struct conn;
 #define ASYNC_JOBS 512
 #define ASYNC_BYTES (64 * 1024 * 1024)
 
+/* Other replies a connection's queue holds at most, and their data: past
+ * them the thread that replies waits for the client, as a blocking send
+ * would (replies.c).
+ */
+#define OQ_RECS 1024
+#define OQ_BYTES (64 * 1024 * 1024)
+
 /* A reply waiting in a connection's queue (conn.c: the writer). */
 struct outrec {
   struct outrec *next;
@@ -32,9 +39,9 @@ struct outrec {
   uint8_t h[NBD_SIMPLE_REPLY_SIZE];
   const void *data;
   uint32_t len;                 /* of data */
+  bool counted;                 /* in the connection's oq_recs/oq_bytes */
 };
 
-/* A request read off a connection. */
 /* Jobs with a payload up to this size are allocated this size, and an
  * asynchronous read's job goes back to its connection once its reply is
  * out, for the reader to reuse: the device's thread would otherwise
@@ -42,6 +49,7 @@ struct outrec {
  */
 #define JOB_SMALL 4096
 
+/* A request read off a connection. */
 struct job {
   struct conn *conn;
   struct nbd_request req;
@@ -79,6 +87,8 @@ struct conn {
    */
   bool queued_replies;          /* the queue is in use (writer running) */
   struct outrec *oq_head, *oq_tail;
+  unsigned oq_recs;             /* its records of their own (counted) */
+  uint64_t oq_bytes;            /* and their data */
   pthread_cond_t out_cond;      /* the queue has work; stop */
   bool writer_stop;
   pthread_t writer;

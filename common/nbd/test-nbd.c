@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -978,6 +979,72 @@ test_async_half_close (void **state)
   free (data);
 }
 
+/* A client that sends flushes and reads no replies: the server queues
+ * a bounded number of replies (OQ_RECS), then stops reading requests
+ * until the client reads; then every reply comes, in order.
+ */
+static void
+test_reply_queue_bound (void **state)
+{
+  enum { MAX = 200000 };
+  uint8_t *data, req[NBD_REQUEST_SIZE], h[NBD_SIMPLE_REPLY_SIZE];
+  struct adev *d = adev_new (&data);
+  struct df_nbd_export e = {
+    .bdev = &d->bdev, .name = "a", .log = log_message,
+  };
+  struct serial s = {
+    .e = &e, .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+  };
+  unsigned sent = 0, i;
+  pthread_t t;
+  int sv[2];
+
+  (void) state;
+  adev_start (d);
+  assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  s.fd = sv[1];
+  assert_int_equal (pthread_create (&t, NULL, serial_main, &s), 0);
+  raw_handshake (sv[0]);
+  nbd_put32 (req, NBD_REQUEST_MAGIC);
+  nbd_put16 (req + 4, 0);
+  nbd_put16 (req + 6, NBD_CMD_FLUSH);
+  nbd_put64 (req + 16, 0);
+  nbd_put32 (req + 24, 0);
+  /* Until the server takes no more for 300 ms (or MAX: no bound). */
+  while (sent < MAX) {
+    struct pollfd p = { .fd = sv[0], .events = POLLOUT };
+    ssize_t r;
+
+    nbd_put64 (req + 8, sent);
+    r = send (sv[0], req, sizeof req, MSG_DONTWAIT);
+    if (r == sizeof req) {
+      sent++;
+      continue;
+    }
+    assert_int_equal (r, -1);   /* whole requests: 28 bytes or none */
+    assert_true (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (poll (&p, 1, 300) == 0)
+      break;
+  }
+  if (sent == MAX)
+    fail_msg ("the server took %u flushes with no reply read", sent);
+  assert_true (sent > OQ_RECS);
+  for (i = 0; i < sent; i++) {
+    get_all (sv[0], h, sizeof h);
+    assert_true (nbd_get32 (h) == NBD_SIMPLE_REPLY_MAGIC);
+    assert_int_equal (nbd_get32 (h + 4), 0);
+    if (nbd_get64 (h + 8) != i)
+      fail_msg ("reply %u has cookie %" PRIu64, i, nbd_get64 (h + 8));
+  }
+  shutdown (sv[0], SHUT_WR);
+  pthread_join (t, NULL);
+  close (sv[1]);
+  close (sv[0]);
+  df_bdev_close (&d->bdev);
+  free (data);
+}
+
 int
 main (void)
 {
@@ -991,6 +1058,7 @@ main (void)
     cmocka_unit_test (test_async_bound),
     cmocka_unit_test (test_async_disconnect),
     cmocka_unit_test (test_async_half_close),
+    cmocka_unit_test (test_reply_queue_bound),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);
