@@ -215,6 +215,7 @@ nbd_send_reply (struct conn *c, const struct nbd_request *r, uint32_t error,
   if (o == NULL) {
     nbd_conn_log (c, "out of memory for a reply: dropping the connection");
     c->send_failed = true;
+    pthread_cond_broadcast (&c->async_cond);    /* no more waiting */
     shutdown (c->in, SHUT_RDWR);        /* the reader sees the end */
   }
   else {
