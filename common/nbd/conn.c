@@ -11,7 +11,7 @@
 #include "nbd/server-int.h"
 
 #define CACHE_CHUNK (1024 * 1024)   /* NBD_CMD_CACHE reads this at a time */
-#define BATCH_BYTES (8 * 1024 * 1024)   /* ... and their bytes at most */
+#define BATCH_BYTES (8 * 1024 * 1024)   /* a batch's bytes at most */
 
 void
 nbd_conn_init (struct conn *c, const struct df_nbd_export *e, int in, int out)

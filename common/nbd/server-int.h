@@ -100,10 +100,10 @@ struct conn {
   pthread_mutex_t read_lock;
   bool eof;                     /* under read_lock: the client left */
   uint8_t *rbuf;                /* under read_lock: bytes read ahead */
+  size_t rpos, rlen;
   struct job *spare;            /* under read_lock: small jobs to reuse */
   struct job *returned;         /* atomic: small jobs given back (pushed
                                    under send_lock, taken all at once) */
-  size_t rpos, rlen;
   unsigned nthreads;            /* threads serving the connection */
   pthread_t thread;             /* the first of them */
   struct conn *next;            /* the server's list */

@@ -617,6 +617,66 @@ aread_done (void *user_data, int *error)
   return 1;
 }
 
+/* n random 4 KiB reads a client has out at once, each checked. */
+struct reads {
+  unsigned n, bad;              /* bad: those at or past the device's bad */
+  uint8_t *bufs;
+  uint64_t *off;
+  struct aread_check *ac;
+  atomic_uint ok, failed;
+};
+
+/* Sends r's reads on h; those at or past bad are to fail with EIO. */
+static void
+reads_send (struct reads *r, struct nbd_handle *h, unsigned n,
+            uint64_t seed, uint64_t bad)
+{
+  unsigned i;
+
+  r->n = n;
+  r->bad = 0;
+  r->bufs = malloc ((size_t) n * 4096);
+  r->off = calloc (n, sizeof *r->off);
+  r->ac = calloc (n, sizeof *r->ac);
+  assert_non_null (r->bufs);
+  assert_non_null (r->off);
+  assert_non_null (r->ac);
+  for (i = 0; i < n; i++) {
+    r->off[i] = test_rand (&seed) % (SIZE / 4096) * 4096;
+    r->ac[i] = (struct aread_check) {
+      &r->ok, &r->failed, r->off[i] >= bad ? EIO : 0,
+    };
+    r->bad += r->off[i] >= bad;
+    if (nbd_aio_pread (h, r->bufs + (size_t) i * 4096, 4096, r->off[i],
+                       (nbd_completion_callback) {
+                         .callback = aread_done, .user_data = &r->ac[i] },
+                       0) == -1)
+      fail_msg ("aio_pread: %s", nbd_get_error ());
+  }
+}
+
+/* Waits for r's replies: each as expected, with the data of disk
+ * (those under bad), and frees r.
+ */
+static void
+reads_check (struct reads *r, struct nbd_handle *h, const uint8_t *disk,
+             uint64_t bad)
+{
+  unsigned i;
+
+  while (nbd_aio_in_flight (h) > 0)
+    assert_int_not_equal (nbd_poll (h, -1), -1);
+  assert_int_equal (r->failed, 0);
+  assert_int_equal (r->ok, r->n);
+  for (i = 0; i < r->n; i++)
+    if (r->off[i] < bad && memcmp (r->bufs + (size_t) i * 4096,
+                                   disk + r->off[i], 4096) != 0)
+      fail_msg ("read %u at %" PRIu64 " has wrong data", i, r->off[i]);
+  free (r->bufs);
+  free (r->off);
+  free (r->ac);
+}
+
 /* Many reads in flight over one connection: the server hands them to
  * the device's pread_async and goes on reading while they run; the
  * device answers out of order; every reply has its read's data, and a
@@ -625,49 +685,27 @@ aread_done (void *user_data, int *error)
 static void
 test_async_reads (void **state)
 {
-  uint8_t *data, *bufs = malloc ((size_t) ASYNC_READS * 4096);
+  uint8_t *data, buf[4096];
   struct adev *d = adev_new (&data);
   struct df_nbd_export e = {
     .bdev = &d->bdev, .name = "a", .log = log_message,
   };
   struct fixture f = { .srv = df_nbd_server_new (&e, 4) };
-  struct aread_check *ac = calloc (ASYNC_READS, sizeof *ac);
-  uint64_t *off = calloc (ASYNC_READS, sizeof *off), seed = 5;
-  atomic_uint ok = 0, failed = 0;
+  struct reads r = { 0 };
   struct nbd_handle *h;
-  unsigned i, bad = 0;
 
   (void) state;
-  assert_non_null (bufs);
-  assert_non_null (ac);
-  assert_non_null (off);
   assert_non_null (f.srv);
   d->hold = ASYNC_HOLD;
   d->bad = SIZE - 65536;
   adev_start (d);
   h = client (&f, "", false);
-  for (i = 0; i < ASYNC_READS; i++) {
-    off[i] = test_rand (&seed) % (SIZE / 4096) * 4096;
-    ac[i] = (struct aread_check) { &ok, &failed, off[i] >= d->bad ? EIO : 0 };
-    bad += off[i] >= d->bad;
-    if (nbd_aio_pread (h, bufs + (size_t) i * 4096, 4096, off[i],
-                       (nbd_completion_callback) {
-                         .callback = aread_done, .user_data = &ac[i] },
-                       0) == -1)
-      fail_msg ("aio_pread: %s", nbd_get_error ());
-  }
-  while (nbd_aio_in_flight (h) > 0)
-    assert_int_not_equal (nbd_poll (h, -1), -1);
-  assert_int_equal (failed, 0);
-  assert_int_equal (ok, ASYNC_READS);
-  assert_true (bad > 0);
-  for (i = 0; i < ASYNC_READS; i++)
-    if (off[i] < d->bad && memcmp (bufs + (size_t) i * 4096, data + off[i],
-                                   4096) != 0)
-      fail_msg ("read %u at %" PRIu64 " has wrong data", i, off[i]);
+  reads_send (&r, h, ASYNC_READS, 5, d->bad);
+  assert_true (r.bad > 0);
+  reads_check (&r, h, data, d->bad);
   /* The connection carries on after the errors. */
-  assert_int_equal (nbd_pread (h, bufs, 4096, 8192, 0), 0);
-  assert_memory_equal (bufs, data + 8192, 4096);
+  assert_int_equal (nbd_pread (h, buf, 4096, 8192, 0), 0);
+  assert_memory_equal (buf, data + 8192, 4096);
   nbd_shutdown (h, 0);
   nbd_close (h);
   df_nbd_server_free (f.srv);
@@ -680,9 +718,6 @@ test_async_reads (void **state)
   pthread_mutex_unlock (&d->lock);
   df_bdev_close (&d->bdev);
   free (data);
-  free (bufs);
-  free (ac);
-  free (off);
 }
 
 /* A client with more reads out than a connection may hand the device
@@ -694,36 +729,24 @@ static void
 test_async_bound (void **state)
 {
   enum { N = ASYNC_JOBS + 200 };
-  uint8_t *data, *bufs = malloc ((size_t) N * 4096);
+  uint8_t *data;
   struct adev *d = adev_new (&data);
   struct df_nbd_export e = {
     .bdev = &d->bdev, .name = "a", .log = log_message,
   };
   struct fixture f = { .srv = df_nbd_server_new (&e, 4) };
-  struct aread_check *ac = calloc (N, sizeof *ac);
-  uint64_t *off = calloc (N, sizeof *off), seed = 9, t0;
-  atomic_uint ok = 0, failed = 0;
+  struct reads r = { 0 };
   struct nbd_handle *h;
+  uint64_t t0;
   unsigned i;
 
   (void) state;
-  assert_non_null (bufs);
-  assert_non_null (ac);
-  assert_non_null (off);
   assert_non_null (f.srv);
   d->bad = SIZE;
   d->gate_closed = true;
   adev_start (d);
   h = client (&f, "", false);
-  for (i = 0; i < N; i++) {
-    off[i] = test_rand (&seed) % (SIZE / 4096) * 4096;
-    ac[i] = (struct aread_check) { &ok, &failed, 0 };
-    if (nbd_aio_pread (h, bufs + (size_t) i * 4096, 4096, off[i],
-                       (nbd_completion_callback) {
-                         .callback = aread_done, .user_data = &ac[i] },
-                       0) == -1)
-      fail_msg ("aio_pread: %s", nbd_get_error ());
-  }
+  reads_send (&r, h, N, 9, d->bad);
   /* The reader stops before a batch that would pass the bound: it
    * has handed over more than the bound less a batch.
    */
@@ -741,22 +764,13 @@ test_async_bound (void **state)
                 ASYNC_JOBS);
   }
   adev_open_gate (d);
-  while (nbd_aio_in_flight (h) > 0)
-    assert_int_not_equal (nbd_poll (h, -1), -1);
-  assert_int_equal (failed, 0);
-  assert_int_equal (ok, N);
-  for (i = 0; i < N; i++)
-    if (memcmp (bufs + (size_t) i * 4096, data + off[i], 4096) != 0)
-      fail_msg ("read %u at %" PRIu64 " has wrong data", i, off[i]);
+  reads_check (&r, h, data, d->bad);
   nbd_shutdown (h, 0);
   nbd_close (h);
   df_nbd_server_free (f.srv);
   assert_int_equal (adev_submitted (d), N);
   df_bdev_close (&d->bdev);
   free (data);
-  free (bufs);
-  free (ac);
-  free (off);
 }
 
 /* Has `flag` been set within `ms`?  For what must not happen: the

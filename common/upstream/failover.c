@@ -19,8 +19,17 @@ up_round_lost (struct upstream *up, struct uconn *c, const char *why)
   uint64_t one = 1;
   unsigned i;
 
-  if (up->state != UP_UP || c->gen != up->gen)
+  if (c->gen != up->gen)
     return;
+  if (up->state != UP_UP) {
+    /* Another connection noticed first: this one's requests may have
+     * waited longer.
+     */
+    uint64_t since = __atomic_load_n (&c->busy_since, __ATOMIC_RELAXED);
+    if (up->state == UP_DOWN && c->busy && since < up->stall_since)
+      up->stall_since = since;
+    return;
+  }
   up->state = UP_DOWN;
   up->down_since = df_now_mono_ns ();
   /* The client waits since the oldest request still unanswered. */

@@ -580,12 +580,14 @@ stream (struct upstream *up, struct stream *s, char *why, size_t len)
             tell (s);           /* bytes came: pull touched last */
             continue;
           }
-          /* ... and none of the reads in flight went out later. */
+          /* ... and the oldest read in flight went out before it. */
           pthread_mutex_lock (&p->lock);
           since = oldest_sent (s);
           pthread_mutex_unlock (&p->lock);
-          if (since == UINT64_MAX || since < last)
-            since = since == UINT64_MAX ? now : last;
+          if (since == UINT64_MAX)        /* none left in flight */
+            since = now;
+          else if (since < last)
+            since = last;
           if (now - since >= limit) {
             snprintf (why, len, "no reply for %u s", up->p.io_timeout);
             goto lost;
@@ -683,13 +685,8 @@ pump_main (void *arg)
     rv = stream (up, p->s, why, sizeof why);
     pthread_mutex_lock (&up->lock);
     up->pump_holds = false;
-    if (rv == -1) {
-      uint64_t since = __atomic_load_n (&c->busy_since, __ATOMIC_RELAXED);
-      if (up->state == UP_DOWN && c->gen == up->gen &&
-          since < up->stall_since)
-        up->stall_since = since;        /* lost by another connection */
+    if (rv == -1)
       up_round_lost (up, c, why);
-    }
     up_checkin (up, c, rv == -1);
     pthread_mutex_unlock (&up->lock);
   }
