@@ -57,6 +57,22 @@ export DISKFARM_TEST_TAG
 
 # Cleanup handlers run at exit in reverse order, whatever happened.
 # Then the test fails if a process it started is still running.
+_cleanup_fns=()
+cleanup_fn () {
+  _cleanup_fns+=("$*")
+}
+_run_cleanup () {
+  local status=$? i
+  set +e
+  for ((i = ${#_cleanup_fns[@]} - 1; i >= 0; i--)); do
+    eval "${_cleanup_fns[$i]}"
+  done
+  [ -z "${_sanitizer_failed:-}" ] || [ $status -ne 0 ] || status=1
+  _check_left_processes || status=1
+  exit $status
+}
+trap _run_cleanup EXIT
+
 # Loop devices: loop_setup ARGS... sets one up (losetup -f --show ARGS)
 # and prints it; loop_release DEV detaches it once.  A test's cleanup
 # may call loop_release again: a device number already detached may be
@@ -73,22 +89,6 @@ loop_release () {
   sed -i "\|^$1\$|d" "$TESTDIR/loop-devices"
   losetup -d "$1"
 }
-
-_cleanup_fns=()
-cleanup_fn () {
-  _cleanup_fns+=("$*")
-}
-_run_cleanup () {
-  local status=$? i
-  set +e
-  for ((i = ${#_cleanup_fns[@]} - 1; i >= 0; i--)); do
-    eval "${_cleanup_fns[$i]}"
-  done
-  [ -z "${_sanitizer_failed:-}" ] || [ $status -ne 0 ] || status=1
-  _check_left_processes || status=1
-  exit $status
-}
-trap _run_cleanup EXIT
 
 # Pids of the running processes that carry this test's tag.  Bash
 # builtins only: a program run here would carry the tag itself.

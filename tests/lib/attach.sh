@@ -78,31 +78,36 @@ start_server () {
   local name=$1 sock=$TESTDIR/$1.sock
   shift
   rm -f "$sock"
-  env $(sanitizer_preload "$PLUGIN") \
-    nbdkit -f -U "$sock" "$PLUGIN" farm="$TESTDIR/farm" server="$name" \
-    stats-dir="$TESTDIR/stats-$name" "$@" 2>>"$TESTDIR/$name.log" &
-  SERVER_PID[$name]=$!
-  cleanup_fn "kill -9 ${SERVER_PID[$name]} 2>/dev/null; wait ${SERVER_PID[$name]} 2>/dev/null"
+  _run_plugin "$name" "$name" "-U $sock" "$@"
   wait_for 20 "nbdkit $name" test -S "$sock"
   NBD_SOCK=$sock
 }
 
 # start_tcp_server KEY NAME [NBDKIT-PLUGIN-ARGS...]: the plugin as server
-# NAME on 127.0.0.1, port $TCP_PORT (also TCP_PORT[KEY]): how a farm's
-# clients reach it.  Its PID is SERVER_PID[KEY] (kill_server KEY); it
-# publishes its sessions in $TESTDIR/stats-KEY.
+# NAME on 127.0.0.1, on a free port TCP_PORT[KEY]: how a farm's clients
+# reach it.  Its PID is SERVER_PID[KEY] (kill_server KEY); it publishes
+# its sessions in $TESTDIR/stats-KEY.
 start_tcp_server () {
   local key=$1 name=$2 port
   shift 2
   port=$(free_tcp_port)
-  env $(sanitizer_preload "$PLUGIN") \
-    nbdkit -f -i 127.0.0.1 -p "$port" "$PLUGIN" farm="$TESTDIR/farm" \
-    server="$name" stats-dir="$TESTDIR/stats-$key" "$@" \
-    2>>"$TESTDIR/$key.log" &
-  SERVER_PID[$key]=$!
-  cleanup_fn "kill -9 ${SERVER_PID[$key]} 2>/dev/null; wait ${SERVER_PID[$key]} 2>/dev/null"
+  _run_plugin "$key" "$name" "-i 127.0.0.1 -p $port" "$@"
   wait_for 20 "nbdkit $key" nbdinfo --list "nbd://127.0.0.1:$port"
   TCP_PORT[$key]=$port
+}
+
+# _run_plugin KEY NAME LISTEN [NBDKIT-PLUGIN-ARGS...]: nbdkit with the
+# plugin as server NAME in the background, listening as the words of
+# LISTEN say; SERVER_PID[KEY], log $TESTDIR/KEY.log, sessions published
+# in $TESTDIR/stats-KEY.
+_run_plugin () {
+  local key=$1 name=$2 listen=$3
+  shift 3
+  env $(sanitizer_preload "$PLUGIN") \
+    nbdkit -f $listen "$PLUGIN" farm="$TESTDIR/farm" server="$name" \
+    stats-dir="$TESTDIR/stats-$key" "$@" 2>>"$TESTDIR/$key.log" &
+  SERVER_PID[$key]=$!
+  cleanup_fn "kill -9 ${SERVER_PID[$key]} 2>/dev/null; wait ${SERVER_PID[$key]} 2>/dev/null"
 }
 
 # kill_server NAME [SIGNAL]: stops it (SIGKILL by default) and waits.
